@@ -1,0 +1,145 @@
+"""Running one task: its directory, its process group, its limits, and what it used."""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from .cache import Cache
+from .constants import Result
+
+STDOUT_NAME = ".workqueue-stdout"
+STDOUT_LIMIT = 1 << 30
+
+
+class Sandbox:
+    """A task's private directory ``t.<task_id>`` and the shell that runs its command in it."""
+
+    def __init__(self, workspace: str, task: Dict[str, Any]) -> None:
+        self.task = task
+        self.task_id: int = task["task_id"]
+        self.attempt: int = task["attempt"]
+        self.dir = os.path.join(workspace, f"t.{self.task_id}")
+        if os.path.exists(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.process: Optional[subprocess.Popen] = None
+        self.pidfd = -1
+        self.start_time = 0.0
+        self.killed_for: Optional[Tuple[Result, Dict[str, float]]] = None
+        self._linked: List[str] = []
+
+    def stage(self, cache: Cache) -> Optional[str]:
+        """Link every input from the cache into the sandbox; return the name of one that is absent."""
+        for digest, name, mode, keep in self.task["inputs"]:
+            if not cache.has(digest):
+                return name
+            target = os.path.join(self.dir, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            cache.use(digest, keep)
+            self._linked.append(digest)
+            try:
+                os.link(cache.path(digest), target)
+            except OSError:
+                shutil.copyfile(cache.path(digest), target)
+            os.chmod(target, mode & 0o777 | 0o400)
+        return None
+
+    def start(self, base_env: Dict[str, str]) -> int:
+        """Start ``/bin/sh -c command`` in its own session; return a pidfd that turns readable at exit."""
+        env = dict(base_env)
+        for name, value in self.task["env"].items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        for name, value in self.task["resources"].items():
+            env[name.upper()] = str(int(value)) if float(value).is_integer() else str(value)
+        env["WORK_QUEUE_SANDBOX"] = self.dir
+        env["WORKQUEUE_SANDBOX"] = self.dir
+        with open(os.path.join(self.dir, STDOUT_NAME), "wb") as out:
+            self.process = subprocess.Popen(
+                ["/bin/sh", "-c", self.task["command"]], cwd=self.dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        self.start_time = time.time()
+        self.pidfd = os.pidfd_open(self.process.pid)
+        return self.pidfd
+
+    def kill(self, reason: Optional[Tuple[Result, Dict[str, float]]] = None) -> None:
+        """Kill the task's whole process group."""
+        if reason is not None and self.killed_for is None:
+            self.killed_for = reason
+        if self.process is not None and self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def reap(self) -> Tuple[int, Dict[str, float]]:
+        """Collect the exit status and what the task used (blocks only if it has not exited)."""
+        _, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        os.close(self.pidfd)
+        self.pidfd = -1
+        end = time.time()
+        self._kill_leftovers()
+        measured = {
+            "wall_time": end - self.start_time,
+            "cpu_time": usage.ru_utime + usage.ru_stime,
+            "memory": usage.ru_maxrss / 1024.0,  # MB
+            "start": self.start_time,
+            "end": end,
+        }
+        measured["cores"] = measured["cpu_time"] / measured["wall_time"] if measured["wall_time"] > 0 else 0.0
+        return self.process.returncode, measured
+
+    def _kill_leftovers(self) -> None:
+        """Background processes the command left behind die with it."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stdout(self) -> bytes:
+        try:
+            with open(os.path.join(self.dir, STDOUT_NAME), "rb") as f:
+                return f.read(STDOUT_LIMIT)
+        except FileNotFoundError:
+            return b""
+
+    def outputs(self) -> Tuple[List[Tuple[str, str]], List[str]]:
+        """Declared outputs as (name, path) that exist inside the sandbox, and the names missing.
+
+        A name that resolves outside the sandbox (through a symlink) counts as missing: it is never
+        read, let alone sent.
+        """
+        present, missing = [], []
+        root = os.path.realpath(self.dir)
+        for name in self.task["outputs"]:
+            path = os.path.join(self.dir, name)
+            real = os.path.realpath(path)
+            if (real == root or real.startswith(root + os.sep)) and os.path.isfile(real):
+                present.append((name, real))
+            else:
+                missing.append(name)
+        return present, missing
+
+    def disk_used(self) -> int:
+        total = 0
+        for parent, _, files in os.walk(self.dir):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(parent, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def cleanup(self, cache: Cache) -> None:
+        for digest in self._linked:
+            cache.release(digest)
+        self._linked.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
