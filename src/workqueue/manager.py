@@ -85,9 +85,6 @@ class Manager:
         self._advertiser = None
         if name:
             self._start_advertising(name)
-        if password is None:
-            log.warning("workqueue manager on port %d has no password: any host that can reach the port "
-                        "can join as a worker", self.port)
         weakref.finalize(self, _shutdown, self._thread, self._loop, self._wake, self._wake_lock, self._ctx)
 
     # -- tasks ----------------------------------------------------------------------------------
@@ -168,6 +165,13 @@ class Manager:
 
     def tune(self, name: str, value: float) -> None:
         self._send("tune", name, value)
+
+    def set_password(self, password: Optional[Union[str, bytes]]) -> None:
+        """Require workers to prove they know this password (None: anyone may join)."""
+        self._send("configure", "password", password.encode() if isinstance(password, str) else password)
+
+    def set_transactions_log(self, path: Optional[str]) -> None:
+        self._send("configure", "transactions_log", path)
 
     @property
     def stats(self) -> Dict[str, Any]:

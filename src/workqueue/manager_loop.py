@@ -88,6 +88,8 @@ class ManagerLoop:
         self.tasks: Dict[int, TaskRecord] = {}
         self.receiving: Dict[Tuple[bytes, int], Tuple[Optional[Incoming], int, str]] = {}
         self._warned_shapes: Set[Tuple] = set()
+        self._warned_open = False
+        self.category_max: Dict[str, Dict[str, float]] = {}
         self.digests = DigestMemo()
         self.xfer_ids = 0
         self.counters = {
@@ -194,6 +196,9 @@ class ManagerLoop:
             getattr(self, "_cmd_" + command[0])(*command[1:])
 
     def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
+        category_max = self.category_max.get(spec["category"])
+        if category_max and all(v is None for v in spec["resources"].values()):
+            spec["resources"].update({k: v for k, v in category_max.items() if k in spec["resources"]})
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time)
         self.scheduler.submit(task_id, spec["resources"], spec["priority"])
         self.counters["tasks_submitted"] += 1
@@ -236,6 +241,16 @@ class ManagerLoop:
         else:
             log.info("tune(%r) has no effect in workqueue", name)
 
+    def _cmd_category_max(self, category: str, resources: Dict[str, float]) -> None:
+        """Tasks of this category that declare nothing get these resources instead of a whole worker."""
+        self.category_max[category] = {k: v for k, v in resources.items() if v is not None and v >= 0}
+
+    def _cmd_configure(self, key: str, value: Any) -> None:
+        setattr(self.settings, key, value)
+        if key == "transactions_log":
+            self.transactions.close()
+            self.transactions = TransactionsLog(value)
+
     def _cmd_status(self, what: str, reply: "queue.SimpleQueue[Any]") -> None:
         reply.put(self.status(what))
 
@@ -274,6 +289,9 @@ class ManagerLoop:
             self._reject(identity, "authentication failed: wrong password")
 
     def _welcome(self, conn: WorkerConn) -> None:
+        if self.settings.password is None and not self._warned_open:
+            self._warned_open = True
+            log.warning("this manager has no password: any host that can reach its port can join as a worker")
         conn.ready = True
         self.scheduler.add_worker(conn.identity, conn.resources)
         self.counters["workers_joined"] += 1
