@@ -311,6 +311,11 @@ class ManagerLoop:
         pass
 
     def _on_bye(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        if not conn.ready:
+            self.workers.pop(identity, None)
+            self.counters["workers_rejected"] += 1
+            log.warning("worker %s (%s) refused to join: %s", conn.worker_id, conn.hostname, message["reason"])
+            return
         self._remove_worker(conn, message["reason"] or "worker left")
 
     def _on_ack(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:

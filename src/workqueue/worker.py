@@ -282,7 +282,13 @@ class Worker:
             if not session.welcomed and message.type not in ("welcome", "challenge", "reject", "reset"):
                 log.warning("dropped %r received before the welcome", message.type)
                 continue
-            outcome = handler(session, message)
+            try:
+                outcome = handler(session, message)
+            except WorkerRejected as rejection:
+                session.send(protocol.encode("bye", reason=str(rejection)))
+                session.flush()
+                session.socket.setsockopt(zmq.LINGER, 1000)  # let the bye reach the master's log
+                raise
             if outcome:
                 return outcome
         return None
