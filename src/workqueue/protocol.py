@@ -70,6 +70,7 @@ SCHEMA: Dict[str, Tuple[Dict[str, Tuple[Any, Any]], int]] = {
         "kind": (str, "command"),
         "env": (dict, {}),
         "resources": (dict, {}),
+        "declared": (dict, {}),
         "inputs": (list, []),
         "outputs": (list, []),
         "limits": (dict, {}),

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+import psutil
+
 from .cache import Cache
 from .constants import Result
 
 STDOUT_NAME = ".workqueue-stdout"
 STDOUT_LIMIT = 1 << 30
+MB = 1 << 20
+SAMPLE_INTERVAL = 0.5  # seconds between measurements of a task's process tree
 
 
 class Sandbox:
@@ -32,6 +35,9 @@ class Sandbox:
         self.start_time = 0.0
         self.killed_for: Optional[Tuple[Result, Dict[str, float]]] = None
         self._linked: List[str] = []
+        self.peak_memory = 0.0
+        self.peak_disk = 0.0
+        self.next_sample = 0.0
 
     def stage(self, cache: Cache) -> Optional[str]:
         """Link every input from the cache into the sandbox; return the name of one that is absent."""
@@ -66,6 +72,7 @@ class Sandbox:
                 ["/bin/sh", "-c", self.task["command"]], cwd=self.dir, env=env, stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
         self.start_time = time.time()
+        self.next_sample = self.start_time + SAMPLE_INTERVAL / 5  # short tasks are never sampled
         self.pidfd = os.pidfd_open(self.process.pid)
         return self.pidfd
 
@@ -95,7 +102,39 @@ class Sandbox:
             "end": end,
         }
         measured["cores"] = measured["cpu_time"] / measured["wall_time"] if measured["wall_time"] > 0 else 0.0
+        measured["memory"] = max(measured["memory"], self.peak_memory)
+        measured["disk"] = max(self.peak_disk, self.disk_used() / MB)
         return self.process.returncode, measured
+
+    def sample(self, now: float, declared: Dict[str, float]) -> Optional[Dict[str, float]]:
+        """Measure the process tree's memory and the sandbox's disk; return the limits exceeded."""
+        if now < self.next_sample or self.process is None:
+            return None
+        self.next_sample = now + SAMPLE_INTERVAL
+        memory = self._tree_rss() / MB
+        self.peak_memory = max(self.peak_memory, memory)
+        exceeded = {}
+        if declared.get("memory") and memory > declared["memory"]:
+            exceeded["memory"] = declared["memory"]
+        if declared.get("disk"):
+            self.peak_disk = max(self.peak_disk, self.disk_used() / MB)
+            if self.peak_disk > declared["disk"]:
+                exceeded["disk"] = declared["disk"]
+        return exceeded or None
+
+    def _tree_rss(self) -> int:
+        try:
+            root = psutil.Process(self.process.pid)
+            family = [root] + root.children(recursive=True)
+        except psutil.Error:
+            return 0
+        total = 0
+        for process in family:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
 
     def _kill_leftovers(self) -> None:
         """Background processes the command left behind die with it."""

@@ -23,7 +23,7 @@ import zmq
 from . import auth, protocol
 from .cache import Cache
 from .constants import PROTOCOL_VERSION, Result
-from .sandbox import Sandbox
+from .sandbox import SAMPLE_INTERVAL, Sandbox
 from .transfer import FileSource, Incoming, Outbox, TransferError
 
 log = logging.getLogger("workqueue.worker")
@@ -259,6 +259,8 @@ class Worker:
 
     def _poll_timeout_ms(self, session: _Session) -> int:
         wait = min(session.keepalive, 1.0)
+        if self.running:
+            wait = min(wait, SAMPLE_INTERVAL)
         if session.outbox.pending:
             wait = 0.05
         return int(wait * 1000)
@@ -424,8 +426,13 @@ class Worker:
         self.tasks_done += 1
 
     def _enforce_limits(self, session: _Session) -> None:
+        """Kill, with its whole process tree, a task that outgrows what it declared or outlives its time."""
         now = time.time()
         for sandbox in list(self.running.values()):
+            exceeded = sandbox.sample(now, sandbox.task["declared"])
+            if exceeded:
+                log.info("task %d exceeded %s: killed", sandbox.task_id, exceeded)
+                sandbox.kill((Result.RESOURCE_EXHAUSTION, exceeded))
             limits = sandbox.task["limits"]
             wall = limits.get("wall_time")
             if wall and now - sandbox.start_time > wall:
