@@ -45,10 +45,19 @@ class Manager:
         keepalive_interval: float = 5.0,
         keepalive_timeout: float = 30.0,
         transactions_log: Optional[str] = None,
+        curve_key: Optional[str] = None,
+        curve_allowed: Optional[str] = None,
     ) -> None:
+        """``curve_key``: this master's ``.key_secret`` file (created if absent) turns on encryption;
+        ``curve_allowed``: a folder of the public ``.key`` files of the workers allowed in."""
         self._ctx = zmq.Context()
         self._ctx.setsockopt(zmq.LINGER, 0)
+        self._zap = None
         router = self._ctx.socket(zmq.ROUTER)
+        if curve_key:
+            from . import curve
+            self._zap = curve.authenticator(self._ctx, curve_allowed)
+            curve.serve(router, curve_key)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.SNDHWM, 0)
         router.setsockopt(zmq.RCVHWM, 0)
@@ -56,6 +65,8 @@ class Manager:
             self.port = _bind(router, host, port)
         except Exception:
             router.close(0)
+            if self._zap is not None:
+                self._zap.stop()
             self._ctx.term()
             raise
         wake_address = f"inproc://workqueue-wake-{id(self)}"
@@ -192,6 +203,8 @@ class Manager:
         self._closed = True
         if self._advertiser is not None:
             self._advertiser.close()
+        if self._zap is not None:
+            self._zap.stop()
         _shutdown(self._thread, self._loop, self._wake, self._wake_lock, self._ctx)
 
     def __enter__(self) -> "Manager":

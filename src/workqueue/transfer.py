@@ -79,6 +79,7 @@ class _Stream:
         self.source = source
         self.started = False
         self.seq = 0
+        self.unsent: Optional[Tuple[Frames, int, bool]] = None  # a chunk a full socket refused
 
 
 class Outbox:
@@ -105,7 +106,8 @@ class Outbox:
         return bool(self._items)
 
     def pump(self, send: Callable[[Frames], None]) -> None:
-        """Send what the window allows, in order."""
+        """Send what the window allows, in order. If ``send`` raises (a full or unconnected socket),
+        nothing is lost: the item that failed is sent first next time."""
         items = self._items
         while items:
             item = items[0]
@@ -122,16 +124,25 @@ class Outbox:
             send(stream.header)
             stream.started = True
         while self._unacked < self.window:
-            chunk, last = stream.source.next_chunk()
-            digest = stream.source.hexdigest() if last else ""
-            send(protocol.encode("chunk", [chunk], xfer=stream.xfer, seq=stream.seq, last=last, digest=digest))
-            self.bytes_sent += len(chunk)
+            if stream.unsent is None:
+                stream.unsent = self._next_chunk_message(stream)
+            frames, size, last = stream.unsent
+            send(frames)
+            stream.unsent = None
+            self.bytes_sent += size
             stream.seq += 1
             self._unacked += 1
             if last:
                 stream.source.close()
                 return True
         return False
+
+    @staticmethod
+    def _next_chunk_message(stream: _Stream) -> Tuple[Frames, int, bool]:
+        chunk, last = stream.source.next_chunk()
+        digest = stream.source.hexdigest() if last else ""
+        frames = protocol.encode("chunk", [chunk], xfer=stream.xfer, seq=stream.seq, last=last, digest=digest)
+        return frames, len(chunk), last
 
     def close(self) -> None:
         for item in self._items:

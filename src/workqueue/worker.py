@@ -58,6 +58,8 @@ class Options:
     min_backoff: float = 1.0
     max_backoff: float = 60.0
     keep_cache: bool = False
+    curve_key: Optional[str] = None
+    curve_server_key: Optional[str] = None
 
 
 def detect_resources(workdir: str, options: Options) -> Dict[str, float]:
@@ -93,6 +95,12 @@ class _Session:
         self.socket = worker.ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 0)
+        self.monitor: Optional[zmq.Socket] = None
+        if worker.options.curve_server_key:
+            from . import curve
+            curve.connect_as_client(self.socket, worker.options.curve_key or _default_curve_key(worker),
+                                    worker.options.curve_server_key)
+            self.monitor = self.socket.get_monitor_socket(curve.HANDSHAKE_FAILURES)
         self.socket.connect(address)
         self.outbox = Outbox()
         self.incoming: Dict[int, Tuple[Incoming, str, int]] = {}
@@ -109,17 +117,28 @@ class _Session:
         self.outbox.message(frames)
 
     def flush(self) -> None:
-        self.outbox.pump(self._send_now)
+        """Send what can go now; with no connected master yet, it stays queued."""
+        try:
+            self.outbox.pump(self._send_now)
+        except zmq.Again:
+            pass
 
     def _send_now(self, frames: List[Any]) -> None:
-        self.socket.send_multipart(frames, copy=False)
+        self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
         self.last_sent = time.monotonic()
 
     def close(self) -> None:
         self.outbox.close()
         for incoming, _, _ in self.incoming.values():
             incoming.abort()
+        if self.monitor is not None:
+            self.socket.disable_monitor()
+            self.monitor.close(0)
         self.socket.close(0)
+
+
+def _default_curve_key(worker: "Worker") -> str:
+    return os.path.join(worker.workspace, "worker.key_secret")
 
 
 class Worker:
@@ -221,6 +240,8 @@ class Worker:
     def _session_loop(self, session: _Session) -> str:
         poller = zmq.Poller()
         poller.register(session.socket, zmq.POLLIN)
+        if session.monitor is not None:
+            poller.register(session.monitor, zmq.POLLIN)
         watched: set = set()
         started = time.monotonic()
         while True:
@@ -234,6 +255,10 @@ class Worker:
                     outcome = self._receive(session)
                     if outcome:
                         return outcome
+                elif sock is session.monitor:
+                    session.monitor.recv_multipart()
+                    raise WorkerRejected("authentication failed: the manager refused this worker's CURVE key "
+                                         "(or --curve-server-key is not the manager's public key)")
                 else:
                     poller.unregister(sock)
                     watched.discard(sock)
@@ -241,7 +266,7 @@ class Worker:
                     if sandbox is not None:
                         self._task_exited(session, sandbox)
             now = time.monotonic()
-            if not session.welcomed and now - started > HELLO_TIMEOUT:
+            if not session.welcomed and now - started > min(HELLO_TIMEOUT, self.options.connect_timeout):
                 log.info("no answer from %s", session.address)
                 return "unreachable"
             if session.welcomed and now - session.last_heard > session.timeout:
@@ -251,7 +276,7 @@ class Worker:
             self._enforce_limits(session)
             if session.welcomed and now - session.last_sent > session.keepalive:
                 session.send(protocol.encode("heartbeat"))
-            if not self.running and now - self.last_activity > self.options.idle_timeout:
+            if session.welcomed and not self.running and now - self.last_activity > self.options.idle_timeout:
                 log.info("idle for %.0f s: exiting", self.options.idle_timeout)
                 session.send(protocol.encode("bye", reason="idle timeout"))
                 session.flush()
