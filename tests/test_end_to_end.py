@@ -268,3 +268,18 @@ def test_buffers_and_cached_inputs_are_sent_once(manager, worker, tmp_path):
     assert sorted(t.output.split("\n")[1] for t in done) == [f"note {i}" for i in range(4)]
     assert manager.stats["bytes_sent"] < 2 * (3 << 20)
     assert manager.stats["cache_hits"] >= 1
+
+
+def test_status_answers_over_the_port(manager, worker):
+    from workqueue.status import query
+    manager.submit(wq.Task("sleep 2", cores=1))
+    assert wait_for(lambda: manager.stats["tasks_running"] == 1, timeout=20)
+    summary = query("localhost", manager.port, "queue")
+    assert summary["workers_connected"] == 1 and summary["tasks_running"] == 1
+    (row,) = query("localhost", manager.port, "tasks")
+    assert row["state"] == "RUNNING" and row["command"] == "sleep 2"
+    (w,) = query("localhost", manager.port, "workers")
+    assert w["resources"]["cores"] == 2 and w["running"] == 1
+    drain(manager)
+    with pytest.raises(TimeoutError):
+        query("localhost", 1, "queue", timeout=0.5)
