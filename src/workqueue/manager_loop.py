@@ -74,6 +74,33 @@ class TaskRecord:
     warned_unfit: bool = False
 
 
+def _expand_directories(inputs: List[File]) -> List[File]:
+    """A directory input becomes one input per file below it (and one per empty directory)."""
+    expanded = []
+    for f in inputs:
+        if f.data is not None or not os.path.isdir(f.local):
+            expanded.append(f)
+            continue
+        for parent, dirs, files in os.walk(f.local):
+            rel = os.path.relpath(parent, f.local)
+            remote_parent = f.remote if rel == "." else os.path.join(f.remote, rel)
+            if not dirs and not files:
+                expanded.append(File(parent, remote_parent, cache=False))
+            for name in sorted(files):
+                expanded.append(File(os.path.join(parent, name), os.path.join(remote_parent, name), cache=f.cache))
+    return expanded
+
+
+def _local_output_path(outputs: List[File], name: str) -> Optional[str]:
+    """Where an arriving output goes: its declared path, or a path inside a declared directory."""
+    for f in outputs:
+        if f.remote == name:
+            return f.local
+        if name.startswith(f.remote + "/"):
+            return os.path.join(f.local, name[len(f.remote) + 1:])
+    return None
+
+
 class ManagerLoop:
     def __init__(self, router: zmq.Socket, wake: zmq.Socket, commands: "queue.SimpleQueue[tuple]",
                  finished: "queue.SimpleQueue[tuple]", settings: Settings) -> None:
@@ -331,9 +358,7 @@ class ManagerLoop:
     def _on_output(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
         key = (identity, message["xfer"])
         record = self._current(conn, message["task_id"], message["attempt"])
-        local = None
-        if record is not None:
-            local = next((f.local for f in record.spec["outputs"] if f.remote == message["name"]), None)
+        local = None if record is None else _local_output_path(record.spec["outputs"], message["name"])
         if local is None:
             self.receiving[key] = (None, message["task_id"], message["name"])  # stale: acked, discarded
             return
@@ -396,7 +421,7 @@ class ManagerLoop:
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec
-        inputs = [self._stage_input(record, conn, f) for f in spec["inputs"]]
+        inputs = [self._stage_input(record, conn, f) for f in _expand_directories(spec["inputs"])]
         record.attempts += 1
         record.worker = conn.identity
         record.allocation = assignment.allocation
@@ -418,6 +443,8 @@ class ManagerLoop:
 
     def _stage_input(self, record: TaskRecord, conn: WorkerConn, f: File) -> list:
         """Queue the bytes of one input for a worker unless it holds them already."""
+        if f.local is not None and f.data is None and os.path.isdir(f.local):
+            return ["", f.remote, 0o755, False]  # an empty directory: the worker makes it
         if f.data is not None:
             digest, size, mode = None, len(f.data), 0o644
             source = BytesSource(f.data)

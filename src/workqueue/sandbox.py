@@ -40,11 +40,14 @@ class Sandbox:
         self.next_sample = 0.0
 
     def stage(self, cache: Cache) -> Optional[str]:
-        """Link every input from the cache into the sandbox; return the name of one that is absent."""
+        """Link every input from the cache into the sandbox; return the digest of one that is absent."""
         for digest, name, mode, keep in self.task["inputs"]:
-            if not cache.has(digest):
-                return name
             target = os.path.join(self.dir, name)
+            if not digest:
+                os.makedirs(target, exist_ok=True)
+                continue
+            if not cache.has(digest):
+                return digest
             os.makedirs(os.path.dirname(target), exist_ok=True)
             cache.use(digest, keep)
             self._linked.append(digest)
@@ -156,21 +159,35 @@ class Sandbox:
             return b""
 
     def outputs(self) -> Tuple[List[Tuple[str, str]], List[str]]:
-        """Declared outputs as (name, path) that exist inside the sandbox, and the names missing.
+        """Declared outputs as (name, path) inside the sandbox, and the names missing.
 
-        A name that resolves outside the sandbox (through a symlink) counts as missing: it is never
-        read, let alone sent.
+        A directory output yields one entry per file below it. A name that resolves outside the
+        sandbox (through a symlink) counts as missing: it is never read, let alone sent.
         """
         present, missing = [], []
         root = os.path.realpath(self.dir)
         for name in self.task["outputs"]:
-            path = os.path.join(self.dir, name)
-            real = os.path.realpath(path)
-            if (real == root or real.startswith(root + os.sep)) and os.path.isfile(real):
+            real = os.path.realpath(os.path.join(self.dir, name))
+            if not (real == root or real.startswith(root + os.sep)):
+                missing.append(name)
+            elif os.path.isfile(real):
                 present.append((name, real))
+            elif os.path.isdir(real):
+                present.extend(self._files_below(name, real, root))
             else:
                 missing.append(name)
         return present, missing
+
+    @staticmethod
+    def _files_below(name: str, directory: str, root: str) -> List[Tuple[str, str]]:
+        found = []
+        for parent, _, files in os.walk(directory):
+            for file_name in sorted(files):
+                real = os.path.realpath(os.path.join(parent, file_name))
+                if real.startswith(root + os.sep) and os.path.isfile(real):
+                    rel = os.path.relpath(os.path.join(parent, file_name), directory)
+                    found.append((f"{name}/{rel}", real))
+        return found
 
     def disk_used(self) -> int:
         total = 0

@@ -5,6 +5,7 @@ poller at once, so there is no polling delay between a task ending and its resul
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -156,6 +157,7 @@ class Worker:
         self.last_activity = time.monotonic()
         self.session: Optional[_Session] = None
         self.tasks_done = 0
+        self.failed_inputs: Dict[str, Exception] = {}
 
     # -- life cycle -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -378,9 +380,12 @@ class Worker:
             log.warning("receiving %s failed: %s", digest, error)
             incoming.abort()
             session.incoming.pop(message["xfer"], None)
+            self.failed_inputs[digest] = error
+            session.send(protocol.encode("cache-update", removed=[digest]))
             return None
         if done:
             session.incoming.pop(message["xfer"])
+            self.failed_inputs.pop(digest, None)
             evicted = self.cache.admit(digest, incoming, mode)
             if evicted:
                 session.send(protocol.encode("cache-update", removed=evicted))
@@ -397,8 +402,7 @@ class Worker:
         sandbox = Sandbox(self.workspace, task)
         missing = sandbox.stage(self.cache)
         if missing is not None:
-            log.warning("task %d: input %r did not arrive intact", task["task_id"], missing)
-            self._report(session, sandbox, Result.FORSAKEN, -1, {}, f"input {missing} missing".encode())
+            self._report_missing_input(session, sandbox, missing)
             return None
         try:
             pidfd = sandbox.start(os.environ)
@@ -408,6 +412,18 @@ class Worker:
         self.running[sandbox.task_id] = sandbox
         self.by_pidfd[pidfd] = sandbox
         return None
+
+    def _report_missing_input(self, session: _Session, sandbox: Sandbox, digest: str) -> None:
+        """A full disk fails the task clearly; a damaged transfer sends it back to run again."""
+        name = next((n for d, n, _, _ in sandbox.task["inputs"] if d == digest), digest)
+        error = self.failed_inputs.get(digest)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            message = f"no space left on worker {self.worker_id} ({self.hostname}) to receive input {name!r}"
+            log.warning("task %d: %s", sandbox.task_id, message)
+            self._report(session, sandbox, Result.DISK_ALLOC_FULL, -1, {}, message.encode())
+        else:
+            log.warning("task %d: input %r did not arrive intact (%s)", sandbox.task_id, name, error)
+            self._report(session, sandbox, Result.FORSAKEN, -1, {}, f"input {name} did not arrive intact".encode())
 
     def _on_kill(self, session: _Session, message: protocol.Message) -> Optional[str]:
         sandbox = self.running.pop(message["task_id"], None)
