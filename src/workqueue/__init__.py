@@ -8,7 +8,9 @@
 from .constants import DEFAULT_PORT, PROTOCOL_VERSION, Result, TaskState
 from .files import File
 from .local import LocalWorkers, local_workers
+from .executor import Executor
 from .manager import Manager
+from .pytask import FunctionTaskFailed, PythonTask
 from .task import Task
 
 __version__ = "0.1.0"
@@ -17,5 +19,5 @@ WorkQueue = Manager
 
 __all__ = [
     "DEFAULT_PORT", "PROTOCOL_VERSION", "Result", "TaskState", "File", "LocalWorkers", "local_workers",
-    "Manager", "WorkQueue", "Task", "__version__",
+    "Manager", "WorkQueue", "Task", "PythonTask", "FunctionTaskFailed", "Executor", "__version__",
 ]

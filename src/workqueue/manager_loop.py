@@ -434,7 +434,7 @@ class ManagerLoop:
             limits["end_time"] = float(spec["end_time"])
         env = {k: v for k, v in spec["env"].items()}
         conn.outbox.message(protocol.encode(
-            "task", task_id=record.task_id, attempt=record.attempts, command=spec["command"],
+            "task", [spec.get("call_payload", b"")], task_id=record.task_id, attempt=record.attempts, command=spec["command"],
             kind=spec.get("kind", "command"), env=env, resources=assignment.allocation,
             declared={k: v for k, v in spec["resources"].items() if v is not None},
             inputs=inputs, outputs=[f.remote for f in spec["outputs"]], limits=limits,

@@ -49,7 +49,7 @@ SCHEMA: Dict[str, Tuple[Dict[str, Tuple[Any, Any]], int]] = {
         "limits_exceeded": (dict, {}),
         "missing": (list, []),
         "times": (dict, {}),
-    }, 1),
+    }, 1),  # payload: stdout, or a function task's pickled outcome
     "cache-update": ({"added": (list, []), "removed": (list, [])}, 0),
     "bye": ({"reason": (str, "")}, 0),
     # manager -> worker
@@ -75,7 +75,7 @@ SCHEMA: Dict[str, Tuple[Dict[str, Tuple[Any, Any]], int]] = {
         "outputs": (list, []),
         "limits": (dict, {}),
         "call": (dict, {}),
-    }, 0),
+    }, 1),  # payload: a function task's pickled call when small (empty otherwise)
     "kill": ({"task_id": (int, _REQUIRED)}, 0),
     "invalidate": ({"digest": (str, _REQUIRED)}, 0),
     "shutdown": ({"reason": (str, "")}, 0),
