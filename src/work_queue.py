@@ -189,7 +189,7 @@ class Task(_wq.Task):
 
     @property
     def cmd_execution_time(self) -> int:
-        return int(self.resources_measured.get("wall_time", 0) * _US)
+        return int(self._outcome.get("measured", {}).get("wall_time", 0) * _US)
 
     @property
     def total_cmd_execution_time(self) -> int:

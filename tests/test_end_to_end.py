@@ -181,23 +181,30 @@ def test_a_worker_serves_a_new_master_on_the_same_port():
 def test_sigterm_leaves_no_task_processes_behind(manager):
     worker = start_worker(manager.port, "--cores", "1")
     manager.submit(wq.Task("sleep 300 & sleep 301; echo never", cores=1))
-    assert wait_for(lambda: manager.stats["tasks_running"] == 1, timeout=20)
-    assert wait_for(lambda: _sleepers(), timeout=10)
+    assert wait_for(lambda: len(_sleepers_of(worker.pid)) == 2, timeout=20)
+    tree = _sleepers_of(worker.pid)
     assert stop(worker) == 0
-    assert wait_for(lambda: not _sleepers(), timeout=10), "task processes outlived their worker"
+    assert wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree),
+                    timeout=10), "task processes outlived their worker"
 
 
-def _sleepers():
-    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] in (["sleep", "300"], ["sleep", "301"])]
+def _sleepers_of(pid):
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [p for p in children if p.name() == "sleep"]
 
 
 def test_cancel_kills_the_running_task(manager, worker):
     t = wq.Task("sleep 300", cores=1)
     tid = manager.submit(t)
     assert wait_for(lambda: manager.stats["tasks_running"] == 1, timeout=20)
+    assert wait_for(lambda: len(_sleepers_of(worker.pid)) == 1, timeout=20)
+    (sleeper,) = _sleepers_of(worker.pid)
     assert manager.cancel(tid) is t
     assert manager.empty()
-    assert wait_for(lambda: not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]])
+    assert wait_for(lambda: not sleeper.is_running() or sleeper.status() == psutil.STATUS_ZOMBIE)
 
 
 def test_busy_port_raises_a_clear_error(manager):

@@ -294,6 +294,7 @@ class ManagerLoop:
             identity=identity, worker_id=message["worker_id"], hostname=message["hostname"],
             address=message["hostname"], resources=dict(message["resources"]),
             last_heard=time.monotonic(), nonce=message["nonce"], features=list(message["features"]),
+            last_sent=time.monotonic(),
         )
         conn.cached.update(message["cached"])
         self.workers[identity] = conn
