@@ -17,6 +17,23 @@ def manager():
     m.close()
 
 
+@pytest.fixture
+def worker(manager):
+    """A real worker process with two cores, connected to ``manager``."""
+    process = start_worker(manager.port, "--cores", "2")
+    yield process
+    stop(process)
+
+
+def dealer(port):
+    """A raw DEALER socket on the master's port: a stranger, a fake worker, or a status client."""
+    import zmq
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://localhost:{port}")
+    return sock
+
+
 def start_worker(port, *args, stderr=None):
     """A real worker process from this installation."""
     return subprocess.Popen([sys.executable, "-m", "workqueue.worker", "localhost", str(port), "-t", "60", *args],

@@ -14,14 +14,7 @@ import workqueue as wq
 from workqueue import protocol
 from workqueue.constants import Result
 
-from conftest import drain, start_worker, stop, wait_for
-
-
-@pytest.fixture
-def worker(manager):
-    process = start_worker(manager.port, "--cores", "2")
-    yield process
-    stop(process)
+from conftest import dealer, drain, start_worker, stop, wait_for
 
 
 def test_exit_status_output_and_outputs_come_back(manager, worker, tmp_path):
@@ -79,10 +72,7 @@ def test_an_output_symlinked_outside_the_sandbox_is_never_read(manager, worker, 
 
 
 def test_garbage_on_the_port_is_dropped_and_logged_while_real_work_continues(manager, worker, caplog):
-    ctx = zmq.Context.instance()
-    stranger = ctx.socket(zmq.DEALER)
-    stranger.setsockopt(zmq.LINGER, 0)
-    stranger.connect(f"tcp://localhost:{manager.port}")
+    stranger = dealer(manager.port)
     with caplog.at_level(logging.WARNING, logger="workqueue.manager"):
         for i in range(200):
             stranger.send_multipart([os.urandom(i % 50 + 1), b"\xc1" * (i % 3)])
@@ -215,10 +205,7 @@ def test_busy_port_raises_a_clear_error(manager):
 def test_version_mismatch_is_refused_clearly():
     m = wq.Manager(port=0)
     try:
-        ctx = zmq.Context.instance()
-        fake = ctx.socket(zmq.DEALER)
-        fake.setsockopt(zmq.LINGER, 0)
-        fake.connect(f"tcp://localhost:{m.port}")
+        fake = dealer(m.port)
         frames = protocol.encode("hello", version=999, worker_id="old", resources={"cores": 1})
         fake.send_multipart(frames)
         assert fake.poll(5000)

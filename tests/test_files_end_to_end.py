@@ -12,13 +12,6 @@ from workqueue.constants import Result
 from conftest import drain, start_worker, stop, wait_for
 
 
-@pytest.fixture
-def worker(manager):
-    process = start_worker(manager.port, "--cores", "2")
-    yield process
-    stop(process)
-
-
 def test_directories_travel_both_ways_recursively(manager, worker, tmp_path):
     src = tmp_path / "src"
     (src / "sub" / "deeper").mkdir(parents=True)

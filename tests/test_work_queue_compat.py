@@ -8,7 +8,7 @@ import work_queue
 import workqueue as wq
 from workqueue import protocol
 
-from conftest import drain, start_worker, stop, wait_for
+from conftest import dealer, drain, start_worker, stop, wait_for
 
 
 def test_both_names_are_one_module_with_a_version():
@@ -159,10 +159,7 @@ def test_hungry_throttles_submission():
 def test_results_for_tasks_a_worker_was_never_given_are_ignored():
     m = wq.Manager(port=0)
     try:
-        ctx = zmq.Context.instance()
-        fake = ctx.socket(zmq.DEALER)
-        fake.setsockopt(zmq.LINGER, 0)
-        fake.connect(f"tcp://localhost:{m.port}")
+        fake = dealer(m.port)
         fake.send_multipart(protocol.hello("fake", "fakehost", {"cores": 1, "memory": 1, "disk": 1, "gpus": 0}))
         assert fake.poll(5000) and protocol.decode(fake.recv_multipart()).type == "welcome"
         tid = m.submit(wq.Task("true", cores=1))
