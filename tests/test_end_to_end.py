@@ -277,3 +277,14 @@ def test_status_answers_over_the_port(manager, worker):
     drain(manager)
     with pytest.raises(TimeoutError):
         query("localhost", 1, "queue", timeout=0.5)
+
+
+def test_shutdown_workers_makes_idle_workers_exit(manager):
+    workers = [start_worker(manager.port, "--cores", "1") for _ in range(2)]
+    try:
+        assert wait_for(lambda: manager.stats["workers_connected"] == 2, timeout=20)
+        manager.shutdown_workers(0)
+        assert [w.wait(20) for w in workers] == [0, 0]
+    finally:
+        for w in workers:
+            stop(w)

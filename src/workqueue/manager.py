@@ -122,8 +122,7 @@ class Manager:
         while self._tasks:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                task_id, outcome = self._finished.get(timeout=remaining) if remaining != 0 else \
-                    self._finished.get_nowait()
+                task_id, outcome = self._finished.get(timeout=remaining)
             except queue.Empty:
                 return None
             task = self._tasks.pop(task_id, None)
@@ -139,10 +138,9 @@ class Manager:
     def hungry(self) -> bool:
         """True while submitting more tasks would keep the workers busy."""
         snapshot = self._loop.snapshot
-        unseen = self._submitted - snapshot["tasks_submitted"]
-        waiting = snapshot["tasks_waiting"] + unseen
-        return waiting < max(snapshot["hungry_minimum"], snapshot["free_cores"]) or (
-            unseen == 0 and snapshot["hungry"])
+        not_yet_seen_by_loop = self._submitted - snapshot["tasks_submitted"]
+        waiting = snapshot["tasks_waiting"] + not_yet_seen_by_loop
+        return waiting < max(snapshot["hungry_minimum"], snapshot["free_cores"])
 
     def cancel(self, task_id: int) -> Optional[Task]:
         """Remove a task (killing it if it runs) and return it, or None if it is not in the queue."""
@@ -212,9 +210,6 @@ class Manager:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        pass
 
     def _check_open(self) -> None:
         if self._closed:

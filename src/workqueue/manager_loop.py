@@ -259,7 +259,8 @@ class ManagerLoop:
         idle = [c for c in self.workers.values() if c.ready and not c.tasks]
         for conn in idle[:count or len(idle)]:
             self._send_to(conn, protocol.encode("shutdown", reason="asked by the manager"))
-            self._forget_worker(conn, "shut down by the manager")
+            self._pump(conn)
+            self._remove_worker(conn, "shut down by the manager")
 
     def _cmd_tune(self, name: str, value: float) -> None:
         key = name.replace("-", "_")
@@ -474,10 +475,13 @@ class ManagerLoop:
     def _pump_outboxes(self) -> None:
         for conn in list(self.workers.values()):
             if conn.outbox.pending:
-                try:
-                    conn.outbox.pump(lambda frames, c=conn: self._send_now(c, frames))
-                except zmq.ZMQError as error:
-                    self._remove_worker(conn, f"unreachable ({error})")
+                self._pump(conn)
+
+    def _pump(self, conn: WorkerConn) -> None:
+        try:
+            conn.outbox.pump(lambda frames: self._send_now(conn, frames))
+        except zmq.ZMQError as error:
+            self._remove_worker(conn, f"unreachable ({error})")
 
     def _send_to(self, conn: WorkerConn, frames: List[Any]) -> None:
         conn.outbox.message(frames)
@@ -574,16 +578,6 @@ class ManagerLoop:
         self.counters["workers_removed"] += 1
         log.info("worker %s removed: %s", conn.worker_id, reason)
         self.transactions.worker(conn.worker_id, "DISCONNECTION", reason)
-
-    def _forget_worker(self, conn: WorkerConn, reason: str) -> None:
-        self._pump_one(conn)
-        self._remove_worker(conn, reason)
-
-    def _pump_one(self, conn: WorkerConn) -> None:
-        try:
-            conn.outbox.pump(lambda frames: self._send_now(conn, frames))
-        except zmq.ZMQError:
-            pass
 
     def _maintain(self) -> None:
         now = time.monotonic()
