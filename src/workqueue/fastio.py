@@ -24,8 +24,6 @@ class FileReader:
     def __init__(self, path, chunk_size=CHUNK_SIZE):
         self._f = open(path, "rb")
         self.size = os.fstat(self._f.fileno()).st_size
-        self._map = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
-        self._view = memoryview(self._map) if self._map else None
         self._pos = 0
         self._chunk = chunk_size
         self._hash = xxhash.xxh3_128()
@@ -33,7 +31,8 @@ class FileReader:
     def next_chunk(self):
         if self._pos >= self.size:
             return None
-        chunk = self._view[self._pos:self._pos + self._chunk]
+        length = min(self._chunk, self.size - self._pos)
+        chunk = memoryview(mmap.mmap(self._f.fileno(), length, access=mmap.ACCESS_READ, offset=self._pos))
         self._hash.update(chunk)
         self._pos += len(chunk)
         return chunk
