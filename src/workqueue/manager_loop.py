@@ -530,8 +530,9 @@ class ManagerLoop:
         self.tasks.pop(record.task_id, None)
         self.scheduler.finish(record.task_id)
         self._abort_incoming(record)
-        succeeded = outcome["result"] == Result.SUCCESS
-        self.counters["tasks_done" if succeeded else "tasks_failed"] += 1
+        counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
+        self.counters[counter] += 1
+        self.snapshot = {**self.snapshot, counter: self.counters[counter]}  # seen before wait() returns
         self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
         self.finished.put((record.task_id, outcome))
 

@@ -278,7 +278,7 @@ class Worker:
             self._enforce_limits(session)
             if session.welcomed and now - session.last_sent > session.keepalive:
                 session.send(protocol.encode("heartbeat"))
-            if session.outbox.pending or session.incoming:
+            if session.outbox.streaming or session.incoming:
                 self.last_activity = now  # moving files is work: never idle out mid-transfer
             if session.welcomed and not self.running and now - self.last_activity > self.options.idle_timeout:
                 log.info("idle for %.0f s: exiting", self.options.idle_timeout)
