@@ -4,7 +4,7 @@ A machine without a C compiler still gets a working package: the build of the
 extension is allowed to fail, and ``workqueue.fastio`` then falls back to the
 pure-Python implementation of the same interface.
 """
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 
@@ -27,8 +27,9 @@ def extensions():
         from Cython.Build import cythonize
     except ImportError:
         return []
+    # Named explicitly: the module is ``workqueue._fastio`` whatever Cython infers from the tree.
     return cythonize(
-        ["src/workqueue/_fastio.pyx"],
+        [Extension("workqueue._fastio", ["src/workqueue/_fastio.pyx"])],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
         quiet=True,
     )
