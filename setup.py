@@ -4,6 +4,8 @@ A machine without a C compiler still gets a working package: the build of the
 extension is allowed to fail, and ``workqueue.fastio`` then falls back to the
 pure-Python implementation of the same interface.
 """
+import os
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -23,6 +25,8 @@ class OptionalBuildExt(build_ext):
 
 
 def extensions():
+    if not os.path.exists("src/workqueue/_fastio.pyx"):
+        return []
     try:
         from Cython.Build import cythonize
     except ImportError:

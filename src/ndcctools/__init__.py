@@ -1,0 +1,1 @@
+"""The ``ndcctools`` namespace of CCTools' Python packages, as far as workqueue provides it."""

@@ -1,0 +1,422 @@
+"""CCTools Work Queue names over ``workqueue``: existing code and the tutorial run unmodified.
+
+A thin skin: every method here maps a CCTools name or unit (microseconds, flags, int booleans) onto
+the native API and holds no queue logic of its own. ``ndcctools.work_queue`` is this same module.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import types
+from typing import Any, Dict, Optional
+
+import workqueue as _wq
+from workqueue.constants import Result as _Result, TaskState as _TaskState
+from workqueue.files import File as _File
+
+__version__ = _wq.__version__
+
+WORK_QUEUE_DEFAULT_PORT = _wq.DEFAULT_PORT
+WORK_QUEUE_RANDOM_PORT = 0
+WORK_QUEUE_WAITFORTASK = -1
+WORK_QUEUE_DEFAULT_KEEPALIVE_INTERVAL = 120
+WORK_QUEUE_DEFAULT_KEEPALIVE_TIMEOUT = 30
+
+WORK_QUEUE_INPUT = 0
+WORK_QUEUE_OUTPUT = 1
+WORK_QUEUE_NOCACHE = 0
+WORK_QUEUE_CACHE = 1
+WORK_QUEUE_SYMLINK = 2
+WORK_QUEUE_PREEXIST = 4
+WORK_QUEUE_THIRDGET = 8
+WORK_QUEUE_THIRDPUT = 8
+WORK_QUEUE_WATCH = 16
+WORK_QUEUE_FAILURE_ONLY = 32
+WORK_QUEUE_SUCCESS_ONLY = 64
+WORK_QUEUE_FILE, WORK_QUEUE_BUFFER, WORK_QUEUE_REMOTECMD = 1, 2, 3
+WORK_QUEUE_FILE_PIECE, WORK_QUEUE_DIRECTORY, WORK_QUEUE_URL = 4, 5, 6
+
+for _result in _Result:
+    globals()[f"WORK_QUEUE_RESULT_{_result.name}"] = int(_result)
+for _state in _TaskState:
+    globals()[f"WORK_QUEUE_TASK_{_state.name}"] = int(_state)
+
+WORK_QUEUE_SCHEDULE_UNSET, WORK_QUEUE_SCHEDULE_FCFS, WORK_QUEUE_SCHEDULE_FILES = 0, 1, 2
+WORK_QUEUE_SCHEDULE_TIME, WORK_QUEUE_SCHEDULE_RAND, WORK_QUEUE_SCHEDULE_WORST = 3, 4, 5
+WORK_QUEUE_TASK_ORDER_FIFO, WORK_QUEUE_TASK_ORDER_LIFO = 0, 1
+WORK_QUEUE_ALLOCATION_MODE_FIXED, WORK_QUEUE_ALLOCATION_MODE_MAX = 0, 1
+WORK_QUEUE_ALLOCATION_MODE_MIN_WASTE, WORK_QUEUE_ALLOCATION_MODE_MAX_THROUGHPUT = 2, 3
+WORK_QUEUE_CATEGORY_ALLOCATION_MODE_FIXED = WORK_QUEUE_ALLOCATION_MODE_FIXED
+WORK_QUEUE_CATEGORY_ALLOCATION_MODE_MAX = WORK_QUEUE_ALLOCATION_MODE_MAX
+WORK_QUEUE_CATEGORY_ALLOCATION_MODE_MIN_WASTE = WORK_QUEUE_ALLOCATION_MODE_MIN_WASTE
+WORK_QUEUE_CATEGORY_ALLOCATION_MODE_MAX_THROUGHPUT = WORK_QUEUE_ALLOCATION_MODE_MAX_THROUGHPUT
+WORK_QUEUE_MANAGER_MODE_STANDALONE, WORK_QUEUE_MANAGER_MODE_CATALOG = 0, 1
+WORK_QUEUE_MASTER_MODE_STANDALONE, WORK_QUEUE_MASTER_MODE_CATALOG = 0, 1
+
+_US = 1e6
+_log = logging.getLogger("work_queue")
+
+
+class _Summary(types.SimpleNamespace):
+    """An rmsummary-like record: attribute access, 0 for anything unmeasured (never None)."""
+
+    def __getattr__(self, name: str) -> float:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return 0
+
+
+class Task(_wq.Task):
+    """``Task(command)`` with CCTools' ``specify_*`` methods and result properties."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(command)
+
+    # -- spec -----------------------------------------------------------------------------------
+    def specify_command(self, command: str) -> None:
+        self._command = command
+
+    def specify_tag(self, tag: str) -> None:
+        self._tag = tag
+
+    def specify_category(self, name: str) -> None:
+        self._category = name
+
+    def specify_priority(self, priority: float) -> None:
+        self._priority = priority
+
+    def specify_max_retries(self, max_retries: int) -> None:
+        self._max_retries = max_retries
+
+    def specify_running_time_max(self, seconds: float) -> None:
+        self._max_run_time = seconds
+
+    def specify_running_time(self, useconds: float) -> None:
+        self._max_run_time = useconds / _US
+
+    def specify_running_time_min(self, seconds: float) -> None:
+        pass  # a scheduling hint for workers with --wall-time; workqueue workers have no wall time
+
+    def specify_end_time(self, useconds: float) -> None:
+        self._end_time = useconds / _US
+
+    def specify_environment_variable(self, name: str, value: Optional[str] = None) -> None:
+        self.set_env(name, value)
+
+    def specify_cores(self, cores: float) -> None:
+        self.set_resources(cores=cores)
+
+    def specify_memory(self, memory: int) -> None:
+        self.set_resources(memory=memory)
+
+    def specify_disk(self, disk: int) -> None:
+        self.set_resources(disk=disk)
+
+    def specify_gpus(self, gpus: int) -> None:
+        self.set_resources(gpus=gpus)
+
+    def specify_feature(self, name: str) -> None:
+        self._features = getattr(self, "_features", []) + [name]
+
+    def specify_algorithm(self, algorithm: int) -> None:
+        pass  # workqueue places tasks by resources and priority only
+
+    def specify_monitor_output(self, directory: str) -> None:
+        pass  # resources are always measured; see resources_measured
+
+    def specify_file(self, local_name: str, remote_name: Optional[str] = None, type: int = WORK_QUEUE_INPUT,
+                     flags: Optional[int] = None, cache: Optional[bool] = None,
+                     failure_only: Optional[bool] = None) -> None:
+        keep = bool(cache) if cache is not None else bool((flags or 0) & WORK_QUEUE_CACHE)
+        spec = _File(local_name, remote_name or "", cache=keep)
+        if type == WORK_QUEUE_OUTPUT:
+            self._outputs.append(spec)
+        else:
+            self._inputs.append(spec)
+
+    def specify_input_file(self, local_name: str, remote_name: Optional[str] = None,
+                           flags: Optional[int] = None, cache: Optional[bool] = None) -> None:
+        self.specify_file(local_name, remote_name, WORK_QUEUE_INPUT, flags, cache)
+
+    def specify_output_file(self, local_name: str, remote_name: Optional[str] = None,
+                            flags: Optional[int] = None, cache: Optional[bool] = None,
+                            failure_only: Optional[bool] = None) -> None:
+        self.specify_file(local_name, remote_name, WORK_QUEUE_OUTPUT, flags, cache, failure_only)
+
+    def specify_buffer(self, buffer: Any, remote_name: str, flags: Optional[int] = None,
+                       cache: Optional[bool] = None) -> None:
+        data = buffer.encode() if isinstance(buffer, str) else bytes(buffer)
+        keep = bool(cache) if cache is not None else bool((flags or 0) & WORK_QUEUE_CACHE)
+        self._inputs.append(_File(None, remote_name, cache=keep, data=data))
+
+    # -- outcome --------------------------------------------------------------------------------
+    @property
+    def taskid(self) -> Optional[int]:
+        return self.id
+
+    @property
+    def std_output(self) -> Optional[str]:
+        return self.output
+
+    @property
+    def result_str(self) -> Optional[str]:
+        return None if self.result is None else self.result.name
+
+    @property
+    def host(self) -> Optional[str]:
+        return self.hostname
+
+    @property
+    def total_submissions(self) -> int:
+        return self.attempts
+
+    @property
+    def submit_time(self) -> int:
+        return int(self.times.get("submit", 0) * _US)
+
+    @property
+    def finish_time(self) -> int:
+        return int(self.times.get("done", 0) * _US)
+
+    @property
+    def execute_cmd_start(self) -> int:
+        return int(self.times.get("start", 0) * _US)
+
+    @property
+    def execute_cmd_finish(self) -> int:
+        return int(self.times.get("end", 0) * _US)
+
+    @property
+    def cmd_execution_time(self) -> int:
+        return int(self._outcome.get("measured", {}).get("wall_time", 0) * _US)
+
+    @property
+    def total_cmd_execution_time(self) -> int:
+        return self.cmd_execution_time
+
+    @property
+    def total_bytes_sent(self) -> int:
+        return self.bytes_sent
+
+    @property
+    def total_bytes_received(self) -> int:
+        return self.bytes_received
+
+    @property
+    def total_bytes_transferred(self) -> int:
+        return self.bytes_sent + self.bytes_received
+
+    @property
+    def resources_requested(self) -> _Summary:
+        return _Summary(**{k: v for k, v in self.resources.items() if v is not None})
+
+    @property
+    def resources_allocated(self) -> _Summary:  # type: ignore[override]
+        return _Summary(**super().resources_allocated)
+
+    @property
+    def resources_measured(self) -> _Summary:  # type: ignore[override]
+        return _Summary(**super().resources_measured)
+
+    @property
+    def limits_exceeded(self) -> Optional[_Summary]:  # type: ignore[override]
+        exceeded = super().limits_exceeded
+        return _Summary(**exceeded) if exceeded else None
+
+
+class WorkQueue(_wq.Manager):
+    """``WorkQueue(port)`` with CCTools' ``specify_*`` configuration and queue calls."""
+
+    def __init__(self, port: Any = WORK_QUEUE_DEFAULT_PORT, name: Optional[str] = None, shutdown: bool = False,
+                 stats_log: Optional[str] = None, transactions_log: Optional[str] = None,
+                 debug_log: Optional[str] = None, ssl: Any = None, status_display_interval: Any = None) -> None:
+        if debug_log:
+            specify_debug_log(debug_log)
+        super().__init__(_port_from(port), name=name, transactions_log=transactions_log)
+        self._shutdown_on_close = shutdown
+        self._stats_log = None
+        self._stats_logged_at = 0.0
+        if stats_log:
+            self.specify_log(stats_log)
+
+    # -- configuration --------------------------------------------------------------------------
+    def specify_name(self, name: str) -> None:
+        self.name = name
+        self._start_advertising(name)
+
+    def specify_password(self, password: str) -> None:
+        self.set_password(password)
+
+    def specify_password_file(self, path: str) -> None:
+        from workqueue.auth import read_password_file
+        self.set_password(read_password_file(path))
+
+    def specify_transactions_log(self, path: str) -> None:
+        self.set_transactions_log(path)
+
+    def specify_log(self, path: str) -> None:
+        self._stats_log = open(path, "a", buffering=1)
+        self._stats_log.write("# timestamp " + " ".join(k for k, v in self.stats_dict().items()
+                                                         if isinstance(v, (int, float))) + "\n")
+
+    def specify_debug_log(self, path: str) -> None:
+        specify_debug_log(path)
+
+    def specify_keepalive_interval(self, seconds: float) -> None:
+        self.tune("keepalive-interval", seconds)
+
+    def specify_keepalive_timeout(self, seconds: float) -> None:
+        self.tune("keepalive-timeout", seconds)
+
+    def specify_manager_mode(self, mode: int) -> None:
+        pass
+
+    specify_master_mode = specify_manager_mode
+
+    def specify_catalog_server(self, host: str, port: int) -> None:
+        os.environ["CATALOG_HOST"], os.environ["CATALOG_PORT"] = host, str(port)
+
+    def specify_algorithm(self, algorithm: int) -> None:
+        pass
+
+    def specify_task_order(self, order: int) -> None:
+        pass
+
+    def specify_max_resources(self, resources: Dict[str, float]) -> None:
+        self.specify_category_max_resources("default", resources)
+
+    def specify_category_max_resources(self, category: str, resources: Dict[str, float]) -> None:
+        self._send("category_max", category, dict(resources))
+
+    def specify_category_min_resources(self, category: str, resources: Dict[str, float]) -> None:
+        pass
+
+    def specify_category_first_allocation_guess(self, category: str, resources: Dict[str, float]) -> None:
+        pass
+
+    def specify_category_mode(self, category: str, mode: int) -> None:
+        pass
+
+    def specify_category_autolabel_resource(self, category: str, resource: str, autolabel: bool) -> None:
+        pass
+
+    def enable_monitoring(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
+        pass  # workers always measure; limits of declared resources are enforced by the worker
+
+    def enable_monitoring_full(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
+        pass
+
+    def activate_fast_abort(self, multiplier: float) -> None:
+        pass
+
+    def activate_fast_abort_category(self, category: str, multiplier: float) -> None:
+        pass
+
+    def estimate_capacity(self) -> None:
+        pass
+
+    def application_info(self) -> Optional[Dict[str, Any]]:
+        return None
+
+    # -- queue ----------------------------------------------------------------------------------
+    def wait(self, timeout: float = WORK_QUEUE_WAITFORTASK) -> Optional[Task]:  # type: ignore[override]
+        task = super().wait(None if timeout is None or timeout < 0 else timeout)
+        self._write_stats_line()
+        return task
+
+    def empty(self) -> bool:
+        return super().empty()
+
+    def cancel_by_taskid(self, task_id: int) -> Optional[Task]:
+        return self.cancel(task_id)
+
+    def cancel_by_tasktag(self, tag: str) -> Optional[Task]:
+        return self.cancel_by_tag(tag)
+
+    def task_state(self, task_id: int) -> int:
+        for task in self.tasks():
+            if task.id == task_id:
+                return WORK_QUEUE_TASK_READY
+        return WORK_QUEUE_TASK_UNKNOWN
+
+    def stats_dict(self) -> Dict[str, Any]:
+        return super().stats
+
+    @property
+    def stats(self) -> types.SimpleNamespace:  # type: ignore[override]
+        return types.SimpleNamespace(**super().stats)
+
+    @property
+    def stats_hierarchy(self) -> types.SimpleNamespace:
+        return self.stats
+
+    def stats_category(self, category: str) -> types.SimpleNamespace:
+        return self.stats
+
+    def workers_summary(self) -> list:
+        sizes: Dict[tuple, Dict[str, float]] = {}
+        for worker in self.status("workers"):
+            r = worker["resources"]
+            key = (r["cores"], r["memory"], r["disk"], r["gpus"])
+            entry = sizes.setdefault(key, {"workers": 0, "cores": r["cores"], "memory": r["memory"],
+                                           "disk": r["disk"], "gpus": r["gpus"]})
+            entry["workers"] += 1
+        return list(sizes.values())
+
+    def block_host(self, host: str) -> None:
+        _log.warning("block_host(%r) is not supported by workqueue", host)
+
+    blacklist = block_host
+
+    def unblock_host(self, host: Optional[str] = None) -> None:
+        pass
+
+    blacklist_clear = unblock_host
+
+    def close(self) -> None:
+        if getattr(self, "_shutdown_on_close", False) and not self._closed:
+            self.shutdown_workers(0)
+            time.sleep(0.1)
+        if getattr(self, "_stats_log", None):
+            self._stats_log.close()
+            self._stats_log = None
+        super().close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _write_stats_line(self) -> None:
+        if self._stats_log is None or time.time() - self._stats_logged_at < 1:
+            return
+        self._stats_logged_at = time.time()
+        values = [str(v) for v in self.stats_dict().values() if isinstance(v, (int, float))]
+        self._stats_log.write(f"{int(self._stats_logged_at * _US)} " + " ".join(values) + "\n")
+
+
+def _port_from(port: Any) -> Any:
+    if isinstance(port, (tuple, list)):
+        return tuple(port)
+    env_port = os.environ.get("WORK_QUEUE_PORT")
+    if port == WORK_QUEUE_DEFAULT_PORT and env_port:
+        return int(env_port)
+    return int(port)
+
+
+def specify_debug_log(path: str) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger("workqueue")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+
+
+def set_debug_flag(*flags: str) -> None:
+    logging.getLogger("workqueue").setLevel(logging.DEBUG)
+
+
+def specify_port_range(low: int, high: int) -> None:
+    os.environ["WORK_QUEUE_LOW_PORT"], os.environ["WORK_QUEUE_HIGH_PORT"] = str(low), str(high)

@@ -1,0 +1,23 @@
+"""workqueue: a distributed task queue for Python, in the family of CCTools Work Queue, on ZeroMQ.
+
+>>> import workqueue as wq
+>>> with wq.Manager(port=0) as m, wq.local_workers(2, m):
+...     m.submit(wq.Task("echo hello"))
+...     print(m.wait(10).output)
+"""
+from .constants import DEFAULT_PORT, PROTOCOL_VERSION, Result, TaskState
+from .files import File
+from .local import LocalWorkers, local_workers
+from .executor import Executor
+from .manager import Manager
+from .pytask import FunctionTaskFailed, PythonTask
+from .task import Task
+
+__version__ = "0.1.0"
+
+WorkQueue = Manager
+
+__all__ = [
+    "DEFAULT_PORT", "PROTOCOL_VERSION", "Result", "TaskState", "File", "LocalWorkers", "local_workers",
+    "Manager", "WorkQueue", "Task", "PythonTask", "FunctionTaskFailed", "Executor", "__version__",
+]

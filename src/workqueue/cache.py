@@ -1,0 +1,101 @@
+"""The worker's content-addressed store: files named by their digest, bounded by a disk budget.
+
+Entries a task asked to cache are kept (least recently used evicted first, never one a running
+task uses) and survive a reconnect to the master; the rest leave as soon as their task is done.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .transfer import Incoming
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry:
+    size: int
+    keep: bool = False
+    pins: int = 0
+
+
+class Cache:
+    def __init__(self, root: str, budget_bytes: Optional[int] = None) -> None:
+        self.root = root
+        self.budget = budget_bytes
+        self._tmp = os.path.join(root, "tmp")
+        os.makedirs(self._tmp, exist_ok=True)
+        self._entries: "collections.OrderedDict[str, _Entry]" = collections.OrderedDict()
+        self.hits = 0
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self.root, digest)
+
+    def has(self, digest: str) -> bool:
+        return digest in self._entries
+
+    def kept(self) -> List[str]:
+        """Digests worth telling a master about: the ones tasks asked to cache."""
+        return [d for d, e in self._entries.items() if e.keep]
+
+    def receive(self, digest: str, size: int, xfer: int) -> Incoming:
+        """Where the bytes of an arriving file go until they are verified."""
+        return Incoming(os.path.join(self._tmp, f"{xfer}-{digest}"), expected_digest=digest, expected_size=size)
+
+    def admit(self, digest: str, incoming: Incoming, mode: int) -> List[str]:
+        """Move a verified file into the store; return digests evicted to stay in budget."""
+        incoming.finish(self.path(digest), mode & 0o777 | 0o400)
+        entry = self._entries.pop(digest, None) or _Entry(incoming.size)
+        self._entries[digest] = entry
+        return self._evict()
+
+    def use(self, digest: str, keep: bool) -> None:
+        """A task is about to link this file: pin it, and mark it kept if the task asked to cache."""
+        entry = self._entries[digest]
+        entry.pins += 1
+        entry.keep = entry.keep or keep
+        self._entries.move_to_end(digest)
+
+    def release(self, digest: str) -> None:
+        """The task that used this file is done; drop the file unless someone asked to keep it."""
+        entry = self._entries.get(digest)
+        if entry is None:
+            return
+        entry.pins -= 1
+        if entry.pins <= 0 and not entry.keep:
+            self.remove(digest)
+
+    def remove(self, digest: str) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is not None:
+            try:
+                os.unlink(self.path(digest))
+            except FileNotFoundError:
+                pass
+
+    def used_bytes(self) -> int:
+        return sum(e.size for e in self._entries.values())
+
+    def _evict(self) -> List[str]:
+        if self.budget is None:
+            return []
+        evicted = []
+        used = self.used_bytes()
+        for digest in list(self._entries):
+            if used <= self.budget:
+                break
+            entry = self._entries[digest]
+            if entry.pins == 0:
+                used -= entry.size
+                self.remove(digest)
+                evicted.append(digest)
+        return evicted
+
+    def wipe(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        self._entries.clear()

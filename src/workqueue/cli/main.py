@@ -1,0 +1,49 @@
+"""``workqueue``: the project's command group."""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from .run import run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-d", "--debug", is_flag=True, help="Log debug messages to stderr.")
+@click.version_option(package_name="workqueue")
+def main(debug: bool) -> None:
+    """workqueue: a distributed task queue for Python, in the family of CCTools Work Queue."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@main.command()
+def info() -> None:
+    """Show versions and which file-transfer backend is active."""
+    import zmq
+
+    from .. import __version__, fastio
+    from ..constants import PROTOCOL_VERSION
+    click.echo(f"workqueue {__version__} (protocol {PROTOCOL_VERSION})")
+    click.echo(f"python {sys.version.split()[0]}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}")
+    click.echo(f"fastio backend: {fastio.BACKEND}")
+
+
+@main.command("worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a worker (same as zmq-worker / work_queue_worker)."""
+    from .worker import main as worker_main
+    worker_main(ctx.args)
+
+
+main.add_command(run)
+
+# commands that live in their own rooms, added when present
+for _module, _name in (("status", "status"), ("factory", "factory"), ("catalog", "catalog")):
+    try:
+        main.add_command(getattr(importlib.import_module(f"{__package__}.{_module}"), _name))
+    except (ImportError, AttributeError):
+        pass

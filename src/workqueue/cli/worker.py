@@ -1,0 +1,76 @@
+"""``zmq-worker`` / ``work_queue_worker``: the worker's command line, in CCTools' style."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import List, Optional, Tuple
+
+import click
+
+from ..auth import read_password_file
+from ..worker import Options, Worker
+
+
+def _split_address(args: Tuple[str, ...], manager_name: Optional[str]) -> Tuple[Optional[str], Optional[int]]:
+    if manager_name:
+        if args:
+            raise click.UsageError("give either -M NAME or HOST PORT, not both")
+        return None, None
+    if len(args) == 1 and ":" in args[0]:
+        host, port = args[0].rsplit(":", 1)
+    elif len(args) == 2:
+        host, port = args
+    else:
+        raise click.UsageError("expected HOST PORT (or HOST:PORT, or -M NAME)")
+    try:
+        return host, int(port)
+    except ValueError:
+        raise click.UsageError(f"port {port!r} is not a number") from None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("address", nargs=-1)
+@click.option("-M", "-N", "--manager-name", "--master-name", "manager_name", help="Find the manager by project name (regular expression).")
+@click.option("-C", "--catalog", help="Catalog server HOST:PORT for -M.")
+@click.option("-t", "--timeout", type=float, default=900.0, show_default=True, help="Exit after this many idle seconds.")
+@click.option("--idle-timeout", type=float, help="Same as -t.")
+@click.option("--connect-timeout", type=float, help="Give up after this many seconds without a manager (default: -t).")
+@click.option("--cores", type=float, help="Cores to offer (default: all).")
+@click.option("--memory", type=int, help="Memory to offer, MB (default: all).")
+@click.option("--disk", type=int, help="Disk to offer, MB (default: free space); also bounds the cache.")
+@click.option("--gpus", type=int, help="GPUs to offer (default: detected).")
+@click.option("-s", "--workdir", type=click.Path(file_okay=False), help="Parent directory of the workspace.")
+@click.option("--single-shot", is_flag=True, help="Exit after the first manager goes away.")
+@click.option("-P", "--password", "password_file", type=click.Path(exists=True, dir_okay=False), help="Password file.")
+@click.option("--feature", multiple=True, help="A feature tasks can ask for (repeatable).")
+@click.option("-i", "--min-backoff", type=float, default=1.0, show_default=True, help="First reconnect delay, s.")
+@click.option("-b", "--max-backoff", type=float, default=60.0, show_default=True, help="Longest reconnect delay, s.")
+@click.option("--curve-server-key", type=click.Path(exists=True, dir_okay=False), help="The manager's public CURVE key file: encrypt the connection.")
+@click.option("--curve-key", type=click.Path(dir_okay=False), help="This worker's .key_secret file (created if absent).")
+@click.option("--keep-cache", is_flag=True, help="Leave the workspace and its cache behind on exit.")
+@click.option("-d", "--debug", multiple=True, help="Debug flags ('all' for everything).")
+@click.option("-o", "--debug-file", type=click.Path(dir_okay=False), help="Write the debug log here.")
+def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optional[str], timeout: float,
+         idle_timeout: Optional[float], connect_timeout: Optional[float], cores: Optional[float],
+         memory: Optional[int], disk: Optional[int], gpus: Optional[int], workdir: Optional[str],
+         single_shot: bool, password_file: Optional[str], feature: Tuple[str, ...], min_backoff: float,
+         max_backoff: float, curve_server_key: Optional[str], curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str]) -> None:
+    """Run tasks for the workqueue manager at HOST PORT."""
+    _configure_logging(debug, debug_file)
+    host, port = _split_address(address, manager_name)
+    options = Options(
+        host=host, port=port, manager_name=manager_name, catalog=catalog, cores=cores, memory=memory,
+        disk=disk, gpus=gpus, workdir=workdir, idle_timeout=idle_timeout or timeout,
+        connect_timeout=connect_timeout or idle_timeout or timeout, single_shot=single_shot,
+        password=read_password_file(password_file) if password_file else None, features=list(feature),
+        min_backoff=min_backoff, max_backoff=max_backoff, keep_cache=keep_cache,
+        curve_key=curve_key, curve_server_key=curve_server_key,
+    )
+    sys.exit(Worker(options).run())
+
+
+def _configure_logging(flags: Tuple[str, ...], debug_file: Optional[str]) -> None:
+    level = logging.DEBUG if flags else logging.WARNING
+    handler = logging.FileHandler(debug_file) if debug_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -1,0 +1,83 @@
+"""File specs for tasks: what travels, under which name, and whether the worker keeps it.
+
+Remote names are checked here, once, at submit: a name that is absolute or climbs out of the
+sandbox is refused before anything is sent.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple, Union
+
+from . import fastio
+
+
+@dataclass(frozen=True)
+class File:
+    """One input or output of a task.
+
+    ``local`` is the path on the master; ``remote`` the name inside the task's sandbox (default:
+    the basename of ``local``); ``cache`` keeps an input on the worker for later tasks.
+    ``data`` makes an input from memory instead of a local file (CCTools' ``specify_buffer``).
+    """
+
+    local: Optional[str]
+    remote: str = ""
+    cache: bool = False
+    data: Optional[bytes] = None
+
+    def __post_init__(self) -> None:
+        if not self.remote:
+            if self.local is None:
+                raise ValueError("a buffer input needs a remote name")
+            object.__setattr__(self, "remote", os.path.basename(self.local.rstrip("/")))
+        object.__setattr__(self, "remote", check_remote_name(self.remote))
+
+
+FileLike = Union[str, "os.PathLike[str]", File, Tuple[str, str]]
+
+
+def check_remote_name(name: str) -> str:
+    """Return ``name`` normalized, or raise ValueError if it would land outside the sandbox."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise ValueError(f"invalid remote file name {name!r}")
+    if name.startswith("/"):
+        raise ValueError(f"remote file name {name!r} is absolute: it must stay inside the task's sandbox")
+    normal = posixpath.normpath(name)
+    if normal == ".." or normal.startswith("../") or normal == ".":
+        raise ValueError(f"remote file name {name!r} escapes the task's sandbox")
+    return normal
+
+
+def as_file(spec: FileLike, cache: bool = False) -> File:
+    if isinstance(spec, File):
+        return spec
+    if isinstance(spec, tuple):
+        local, remote = spec
+        return File(os.fspath(local), remote, cache=cache)
+    return File(os.fspath(spec), cache=cache)
+
+
+class DigestMemo:
+    """Content digests of local files, computed once per file version.
+
+    A version is (path, size, mtime_ns, inode): a file rewritten in place gets a new digest, so a
+    worker never runs a task against a stale cached copy.
+    """
+
+    def __init__(self) -> None:
+        self._known: Dict[str, Tuple[Tuple[int, int, int], str]] = {}
+
+    def digest(self, path: str) -> Tuple[str, int, int]:
+        """Return (digest, size, mode) of ``path``; raises FileNotFoundError if it is gone."""
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(path)
+        version = (st.st_size, st.st_mtime_ns, st.st_ino)
+        known = self._known.get(path)
+        if known is None or known[0] != version:
+            known = (version, fastio.hash_file(path))
+            self._known[path] = known
+        return known[1], st.st_size, stat.S_IMODE(st.st_mode)

@@ -1,0 +1,640 @@
+"""The master's event loop: ROUTER socket <-> protocol <-> scheduler <-> files.
+
+Runs in one thread that owns every socket and all the queue's state. It feeds the pure scheduler
+with worker and task events, streams input files through each worker's outbox, writes output files
+under temporary names and renames them only when the task's result arrives.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+import zmq
+
+from . import auth, protocol
+from .constants import PROTOCOL_VERSION, Result
+from .files import DigestMemo, File
+from .scheduler import Assignment, Scheduler
+from .transactions import TransactionsLog
+from .transfer import BytesSource, FileSource, Incoming, Outbox, TransferError, partial_name
+
+log = logging.getLogger("workqueue.manager")
+
+BATCH = 256  # messages handled per poll wake-up before dispatching again
+
+# results a worker reports that are not the task's fault: the task runs again elsewhere
+TRANSIENT = {Result.FORSAKEN}
+
+
+@dataclass
+class Settings:
+    password: Optional[bytes] = None
+    keepalive_interval: float = 5.0
+    keepalive_timeout: float = 30.0
+    transactions_log: Optional[str] = None
+    hungry_minimum: int = 10
+
+
+@dataclass
+class WorkerConn:
+    identity: bytes
+    worker_id: str
+    hostname: str
+    address: str
+    resources: Dict[str, float]
+    last_heard: float
+    nonce: bytes = b""
+    manager_nonce: bytes = b""
+    ready: bool = False
+    cached: Set[str] = field(default_factory=set)
+    outbox: Outbox = field(default_factory=Outbox)
+    last_sent: float = 0.0
+    tasks: Set[int] = field(default_factory=set)
+    completed: int = 0
+    features: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskRecord:
+    task_id: int
+    spec: Dict[str, Any]
+    submit_time: float
+    attempts: int = 0
+    worker: Optional[bytes] = None
+    allocation: Dict[str, float] = field(default_factory=dict)
+    dispatch_time: float = 0.0
+    incoming: Dict[str, Tuple[Incoming, str, int]] = field(default_factory=dict)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    cache_hits: int = 0
+    warned_unfit: bool = False
+
+
+def _expand_directories(inputs: List[File]) -> List[File]:
+    """A directory input becomes one input per file below it (and one per empty directory)."""
+    expanded = []
+    for f in inputs:
+        if f.data is not None or not os.path.isdir(f.local):
+            expanded.append(f)
+            continue
+        for parent, dirs, files in os.walk(f.local):
+            rel = os.path.relpath(parent, f.local)
+            remote_parent = f.remote if rel == "." else os.path.join(f.remote, rel)
+            if not dirs and not files:
+                expanded.append(File(parent, remote_parent, cache=False))
+            for name in sorted(files):
+                expanded.append(File(os.path.join(parent, name), os.path.join(remote_parent, name), cache=f.cache))
+    return expanded
+
+
+def _local_output_path(outputs: List[File], name: str) -> Optional[str]:
+    """Where an arriving output goes: its declared path, or a path inside a declared directory."""
+    for f in outputs:
+        if f.remote == name:
+            return f.local
+        if name.startswith(f.remote + "/"):
+            return os.path.join(f.local, name[len(f.remote) + 1:])
+    return None
+
+
+class ManagerLoop:
+    def __init__(self, router: zmq.Socket, wake: zmq.Socket, commands: "queue.SimpleQueue[tuple]",
+                 finished: "queue.SimpleQueue[tuple]", settings: Settings) -> None:
+        self.router = router
+        self.wake = wake
+        self.commands = commands
+        self.finished = finished
+        self.settings = settings
+        self.stop_requested = False
+        self.scheduler = Scheduler()
+        self.workers: Dict[bytes, WorkerConn] = {}
+        self.tasks: Dict[int, TaskRecord] = {}
+        self.receiving: Dict[Tuple[bytes, int], Tuple[Optional[Incoming], int, str]] = {}
+        self._warned_shapes: Set[Tuple] = set()
+        self._warned_open = False
+        self.category_max: Dict[str, Dict[str, float]] = {}
+        self.digests = DigestMemo()
+        self.xfer_ids = 0
+        self.counters = {
+            "tasks_submitted": 0, "tasks_done": 0, "tasks_failed": 0, "tasks_requeued": 0,
+            "tasks_canceled": 0, "bytes_sent": 0, "bytes_received": 0, "cache_hits": 0,
+            "workers_joined": 0, "workers_removed": 0, "workers_lost": 0, "workers_rejected": 0,
+            "messages_dropped": 0,
+        }
+        self.requeue_reasons: Dict[str, int] = {}
+        self.transactions = TransactionsLog(settings.transactions_log)
+        self.snapshot: Dict[str, Any] = {}
+        self._publish()
+        self._next_maintenance = 0.0
+        self._dropped_logged = 0
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.wake, zmq.POLLIN)
+        try:
+            while not self.stop_requested:
+                events = dict(poller.poll(self._poll_timeout_ms()))
+                if self.wake in events:
+                    self._drain_wake()
+                self._run_commands()
+                if self.router in events:
+                    self._receive_batch()
+                self._maintain()
+                self._dispatch()
+                self._pump_outboxes()
+                self._publish()
+        except Exception:
+            log.exception("the manager loop failed")
+            raise
+        finally:
+            for conn in self.workers.values():
+                conn.outbox.close()
+            self._abort_all_incoming()
+            self.transactions.close()
+            self.router.close(0)
+            self.wake.close(0)
+
+    def _poll_timeout_ms(self) -> int:
+        if any(conn.outbox.pending for conn in self.workers.values()):
+            return 50
+        return int(min(1.0, self.settings.keepalive_interval) * 1000)
+
+    def _drain_wake(self) -> None:
+        while True:
+            try:
+                self.wake.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+    def _receive_batch(self) -> None:
+        for _ in range(BATCH):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._handle_frames(frames)
+
+    def _handle_frames(self, frames: List[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        try:
+            message = protocol.decode(frames[1:])
+        except protocol.ProtocolError as error:
+            self._drop(identity, str(error))
+            return
+        conn = self.workers.get(identity)
+        if conn is not None:
+            conn.last_heard = time.monotonic()
+        handler = getattr(self, "_on_" + message.type.replace("-", "_"), None)
+        if handler is None:
+            self._drop(identity, f"unexpected {message.type!r} from a worker")
+            return
+        if conn is None and message.type not in ("hello", "status"):
+            self._send(identity, protocol.encode("reset", reason="unknown worker: say hello"))
+            return
+        if conn is not None and not conn.ready and message.type not in ("auth", "hello", "bye"):
+            self._drop(identity, f"{message.type!r} before authentication")
+            return
+        try:
+            handler(identity, conn, message)
+        except (TransferError, OSError) as error:
+            log.warning("worker %s: %s", conn.worker_id if conn else identity.hex(), error)
+            if conn is not None:
+                self._remove_worker(conn, f"transfer failed: {error}")
+
+    def _drop(self, identity: bytes, reason: str) -> None:
+        self.counters["messages_dropped"] += 1
+        if self._dropped_logged < 100:
+            self._dropped_logged += 1
+            log.warning("dropped a message from %s: %s", identity.hex()[:16], reason)
+
+    # -- commands from the user's thread --------------------------------------------------------
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            getattr(self, "_cmd_" + command[0])(*command[1:])
+
+    def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
+        category_max = self.category_max.get(spec["category"])
+        if category_max and all(v is None for v in spec["resources"].values()):
+            spec["resources"].update({k: v for k, v in category_max.items() if k in spec["resources"]})
+        self.tasks[task_id] = TaskRecord(task_id, spec, submit_time)
+        self.scheduler.submit(task_id, spec["resources"], spec["priority"])
+        self.counters["tasks_submitted"] += 1
+        self.transactions.task(task_id, "WAITING", spec["category"])
+
+    def _cmd_cancel(self, task_id: int) -> None:
+        record = self.tasks.pop(task_id, None)
+        if record is None:
+            return
+        if record.worker is not None:
+            conn = self.workers.get(record.worker)
+            if conn is not None:
+                conn.tasks.discard(task_id)
+                self._send_to(conn, protocol.encode("kill", task_id=task_id))
+        self._abort_incoming(record)
+        self.scheduler.finish(task_id)
+        self.counters["tasks_canceled"] += 1
+        self.transactions.task(task_id, "CANCELED")
+
+    def _cmd_invalidate(self, local_path: str) -> None:
+        try:
+            digest, _, _ = self.digests.digest(local_path)
+        except OSError:
+            return
+        for conn in self.workers.values():
+            if digest in conn.cached:
+                conn.cached.discard(digest)
+                self._send_to(conn, protocol.encode("invalidate", digest=digest))
+
+    def _cmd_shutdown_workers(self, count: int) -> None:
+        idle = [c for c in self.workers.values() if c.ready and not c.tasks]
+        for conn in idle[:count or len(idle)]:
+            self._send_to(conn, protocol.encode("shutdown", reason="asked by the manager"))
+            self._pump(conn)
+            self._remove_worker(conn, "shut down by the manager")
+
+    def _cmd_tune(self, name: str, value: float) -> None:
+        key = name.replace("-", "_")
+        if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum"):
+            setattr(self.settings, key, type(getattr(self.settings, key))(value))
+        else:
+            log.info("tune(%r) has no effect in workqueue", name)
+
+    def _cmd_category_max(self, category: str, resources: Dict[str, float]) -> None:
+        """Tasks of this category that declare nothing get these resources instead of a whole worker."""
+        self.category_max[category] = {k: v for k, v in resources.items() if v is not None and v >= 0}
+
+    def _cmd_configure(self, key: str, value: Any) -> None:
+        setattr(self.settings, key, value)
+        if key == "transactions_log":
+            self.transactions.close()
+            self.transactions = TransactionsLog(value)
+
+    def _cmd_status(self, what: str, reply: "queue.SimpleQueue[Any]") -> None:
+        reply.put(self.status(what))
+
+    # -- worker messages ------------------------------------------------------------------------
+    def _on_hello(self, identity: bytes, conn: Optional[WorkerConn], message: protocol.Message) -> None:
+        if conn is not None:
+            self._remove_worker(conn, "said hello again")
+        if message["version"] != PROTOCOL_VERSION:
+            reason = (f"protocol version mismatch: the manager speaks {PROTOCOL_VERSION}, "
+                      f"the worker {message['version']}")
+            self._reject(identity, reason)
+            return
+        conn = WorkerConn(
+            identity=identity, worker_id=message["worker_id"], hostname=message["hostname"],
+            address=message["hostname"], resources=dict(message["resources"]),
+            last_heard=time.monotonic(), nonce=message["nonce"], features=list(message["features"]),
+            last_sent=time.monotonic(),
+        )
+        conn.cached.update(message["cached"])
+        self.workers[identity] = conn
+        if self.settings.password is None:
+            self._welcome(conn)
+            return
+        conn.manager_nonce = auth.new_nonce()
+        self._send_to(conn, protocol.encode(
+            "challenge", nonce=conn.manager_nonce,
+            proof=auth.manager_proof(self.settings.password, conn.manager_nonce, conn.nonce)))
+
+    def _on_auth(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        if conn.ready or self.settings.password is None:
+            return
+        expected = auth.worker_proof(self.settings.password, conn.nonce, conn.manager_nonce)
+        if auth.verify(expected, message["proof"]):
+            self._welcome(conn)
+        else:
+            del self.workers[identity]
+            self._reject(identity, "authentication failed: wrong password")
+
+    def _welcome(self, conn: WorkerConn) -> None:
+        if self.settings.password is None and not self._warned_open:
+            self._warned_open = True
+            log.warning("this manager has no password: any host that can reach its port can join as a worker")
+        conn.ready = True
+        self.scheduler.add_worker(conn.identity, conn.resources)
+        self.counters["workers_joined"] += 1
+        self._send_to(conn, protocol.encode(
+            "welcome", version=PROTOCOL_VERSION, keepalive=self.settings.keepalive_interval,
+            timeout=self.settings.keepalive_timeout))
+        log.info("worker %s (%s) joined with %s", conn.worker_id, conn.hostname, conn.resources)
+        self.transactions.worker(conn.worker_id, "CONNECTION", conn.hostname)
+        self._warn_unfit()
+
+    def _reject(self, identity: bytes, reason: str) -> None:
+        self.counters["workers_rejected"] += 1
+        log.warning("rejected worker %s: %s", identity.hex()[:16], reason)
+        self._send(identity, protocol.encode("reject", reason=reason))
+
+    def _on_heartbeat(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        pass
+
+    def _on_bye(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        if not conn.ready:
+            self.workers.pop(identity, None)
+            self.counters["workers_rejected"] += 1
+            log.warning("worker %s (%s) refused to join: %s", conn.worker_id, conn.hostname, message["reason"])
+            return
+        self._remove_worker(conn, message["reason"] or "worker left")
+
+    def _on_ack(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        conn.outbox.ack()
+
+    def _on_cache_update(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        conn.cached.update(message["added"])
+        conn.cached.difference_update(message["removed"])
+
+    def _on_status(self, identity: bytes, conn: Optional[WorkerConn], message: protocol.Message) -> None:
+        self._send(identity, protocol.encode("status-reply", data=self.status(message["what"])))
+
+    def _on_output(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        key = (identity, message["xfer"])
+        record = self._current(conn, message["task_id"], message["attempt"])
+        local = None if record is None else _local_output_path(record.spec["outputs"], message["name"])
+        if local is None:
+            self.receiving[key] = (None, message["task_id"], message["name"])  # stale: acked, discarded
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+        incoming = Incoming(partial_name(local, f"{message['task_id']}-{message['xfer']}"),
+                            expected_size=message["size"])
+        record.incoming[message["name"]] = (incoming, local, message["mode"])
+        self.receiving[key] = (incoming, message["task_id"], message["name"])
+
+    def _on_chunk(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        key = (identity, message["xfer"])
+        self._send(identity, protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
+        incoming, task_id, _ = self.receiving.get(key, (None, None, None))
+        if message["last"]:
+            self.receiving.pop(key, None)
+        if incoming is None or task_id not in self.tasks:
+            return
+        data = message.payload[0]
+        incoming.add(message["seq"], data.buffer, message["last"], message["digest"])
+        self.tasks[task_id].bytes_received += len(data)
+        self.counters["bytes_received"] += len(data)
+
+    def _on_result(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+        record = self._current(conn, message["task_id"], message["attempt"])
+        if record is None:
+            log.debug("ignored a stale result for task %d from %s", message["task_id"], conn.worker_id)
+            return
+        conn.tasks.discard(record.task_id)
+        conn.completed += 1
+        result = Result(message["result"]) if message["result"] in Result._value2member_map_ else Result.UNKNOWN
+        if result in TRANSIENT:
+            self._requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
+            return
+        missing = list(message["missing"])
+        missing += self._finish_outputs(record, missing)
+        if missing and result == Result.SUCCESS:
+            result = Result.OUTPUT_MISSING
+        stdout = message.payload[0]
+        outcome = self._outcome(record, conn, result, message["exit_code"])
+        outcome.update(stdout=stdout.bytes if hasattr(stdout, "bytes") else bytes(stdout),
+                       measured=message["measured"], limits_exceeded=message["limits_exceeded"],
+                       missing_outputs=missing)
+        outcome["times"].update({k: float(v) for k, v in message["times"].items()})
+        self._complete(record, outcome)
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        for assignment in self.scheduler.schedule():
+            record = self.tasks[assignment.task_id]
+            conn = self.workers[assignment.worker]
+            try:
+                self._send_task(record, conn, assignment)
+            except OSError as error:
+                self.scheduler.finish(record.task_id)
+                conn.tasks.discard(record.task_id)
+                outcome = self._outcome(record, conn, Result.INPUT_MISSING, -1)
+                outcome["stdout"] = f"input missing: {error}".encode()
+                log.warning("task %d: %s", record.task_id, error)
+                self._complete(record, outcome)
+
+    def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
+        spec = record.spec
+        inputs = [self._stage_input(record, conn, f) for f in _expand_directories(spec["inputs"])]
+        record.attempts += 1
+        record.worker = conn.identity
+        record.allocation = assignment.allocation
+        record.dispatch_time = time.time()
+        conn.tasks.add(record.task_id)
+        limits = {}
+        if spec["max_run_time"]:
+            limits["wall_time"] = float(spec["max_run_time"])
+        if spec["end_time"]:
+            limits["end_time"] = float(spec["end_time"])
+        env = {k: v for k, v in spec["env"].items()}
+        conn.outbox.message(protocol.encode(
+            "task", [spec.get("call_payload", b"")], task_id=record.task_id, attempt=record.attempts, command=spec["command"],
+            kind=spec.get("kind", "command"), env=env, resources=assignment.allocation,
+            declared={k: v for k, v in spec["resources"].items() if v is not None},
+            inputs=inputs, outputs=[f.remote for f in spec["outputs"]], limits=limits,
+            call=spec.get("call", {})))
+        self.transactions.task(record.task_id, "RUNNING", conn.worker_id)
+
+    def _stage_input(self, record: TaskRecord, conn: WorkerConn, f: File) -> list:
+        """Queue the bytes of one input for a worker unless it holds them already."""
+        if f.local is not None and f.data is None and os.path.isdir(f.local):
+            return ["", f.remote, 0o755, False]  # an empty directory: the worker makes it
+        if f.data is not None:
+            digest, size, mode = None, len(f.data), 0o644
+            source = BytesSource(f.data)
+            digest = source.hexdigest()
+        else:
+            digest, size, mode = self.digests.digest(f.local)
+            source = None
+        if f.cache and digest in conn.cached:
+            record.cache_hits += 1
+            self.counters["cache_hits"] += 1
+            return [digest, f.remote, mode, f.cache]
+        if source is None:
+            source = FileSource(f.local)
+            if source.size != size:
+                source.close()
+                raise OSError(f"input file {f.local!r} changed while being sent")
+        self.xfer_ids += 1
+        header = protocol.encode("put", xfer=self.xfer_ids, digest=digest, size=size, mode=mode)
+        conn.outbox.stream(self.xfer_ids, header, source)
+        record.bytes_sent += size
+        self.counters["bytes_sent"] += size
+        if f.cache:
+            conn.cached.add(digest)
+        return [digest, f.remote, mode, f.cache]
+
+    def _pump_outboxes(self) -> None:
+        for conn in list(self.workers.values()):
+            if conn.outbox.pending:
+                self._pump(conn)
+
+    def _pump(self, conn: WorkerConn) -> None:
+        try:
+            conn.outbox.pump(lambda frames: self._send_now(conn, frames))
+        except zmq.ZMQError as error:
+            self._remove_worker(conn, f"unreachable ({error})")
+
+    def _send_to(self, conn: WorkerConn, frames: List[Any]) -> None:
+        conn.outbox.message(frames)
+
+    def _send_now(self, conn: WorkerConn, frames: List[Any]) -> None:
+        self.router.send_multipart([conn.identity, *frames], copy=False)
+        conn.last_sent = time.monotonic()
+
+    def _send(self, identity: bytes, frames: List[Any]) -> None:
+        try:
+            self.router.send_multipart([identity, *frames])
+        except zmq.ZMQError:
+            pass
+
+    # -- completion -----------------------------------------------------------------------------
+    def _current(self, conn: WorkerConn, task_id: int, attempt: int) -> Optional[TaskRecord]:
+        record = self.tasks.get(task_id)
+        if record is None or record.worker != conn.identity or record.attempts != attempt:
+            return None
+        return record
+
+    def _finish_outputs(self, record: TaskRecord, missing: List[str]) -> List[str]:
+        """Rename received outputs into place; return the names whose transfer did not complete."""
+        failed = []
+        for name, (incoming, local, mode) in record.incoming.items():
+            if incoming.digest is None:
+                incoming.abort()
+                if name not in missing:
+                    failed.append(name)
+                continue
+            incoming.finish(local, mode & 0o777 | 0o600)
+        record.incoming.clear()
+        return failed
+
+    def _outcome(self, record: TaskRecord, conn: Optional[WorkerConn], result: Result, exit_code: int) -> Dict[str, Any]:
+        return {
+            "result": int(result), "exit_code": exit_code, "stdout": b"",
+            "hostname": conn.hostname if conn else None, "worker_id": conn.worker_id if conn else None,
+            "attempts": record.attempts, "allocated": dict(record.allocation),
+            "bytes_sent": record.bytes_sent, "bytes_received": record.bytes_received,
+            "cache_hits": record.cache_hits,
+            "times": {"submit": record.submit_time, "dispatch": record.dispatch_time, "done": time.time()},
+        }
+
+    def _complete(self, record: TaskRecord, outcome: Dict[str, Any]) -> None:
+        self.tasks.pop(record.task_id, None)
+        self.scheduler.finish(record.task_id)
+        self._abort_incoming(record)
+        succeeded = outcome["result"] == Result.SUCCESS
+        self.counters["tasks_done" if succeeded else "tasks_failed"] += 1
+        self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
+        self.finished.put((record.task_id, outcome))
+
+    def _requeue(self, record: TaskRecord, reason: str, kind: str) -> None:
+        """Run the task again, unless it has used up its retries."""
+        conn = self.workers.get(record.worker) if record.worker else None
+        if conn is not None:
+            conn.tasks.discard(record.task_id)
+        self._abort_incoming(record)
+        record.worker = None
+        max_retries = record.spec["max_retries"]
+        if max_retries and record.attempts >= max_retries:
+            outcome = self._outcome(record, conn, Result.MAX_RETRIES, -1)
+            outcome["stdout"] = f"gave up after {record.attempts} attempts; last: {reason}".encode()
+            self._complete(record, outcome)
+            return
+        self.counters["tasks_requeued"] += 1
+        self.requeue_reasons[kind] = self.requeue_reasons.get(kind, 0) + 1
+        log.info("task %d goes back in the queue: %s", record.task_id, reason)
+        self.transactions.task(record.task_id, "WAITING", f"requeued ({reason})")
+        self.scheduler.requeue(record.task_id)
+
+    def _abort_incoming(self, record: TaskRecord) -> None:
+        for incoming, _, _ in record.incoming.values():
+            incoming.abort()
+        record.incoming.clear()
+
+    def _abort_all_incoming(self) -> None:
+        for record in self.tasks.values():
+            self._abort_incoming(record)
+
+    # -- workers coming and going ---------------------------------------------------------------
+    def _remove_worker(self, conn: WorkerConn, reason: str) -> None:
+        """The worker is gone: its running tasks go back in the queue."""
+        if self.workers.pop(conn.identity, None) is None:
+            return
+        conn.outbox.close()
+        for task_id in self.scheduler.remove_worker(conn.identity):
+            record = self.tasks.get(task_id)
+            if record is not None:
+                self._requeue(record, f"worker {conn.worker_id} {reason}", "worker lost")
+        for key in [k for k in self.receiving if k[0] == conn.identity]:
+            self.receiving.pop(key)
+        self.counters["workers_removed"] += 1
+        log.info("worker %s removed: %s", conn.worker_id, reason)
+        self.transactions.worker(conn.worker_id, "DISCONNECTION", reason)
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + min(1.0, self.settings.keepalive_interval / 2)
+        for conn in list(self.workers.values()):
+            if now - conn.last_heard > self.settings.keepalive_timeout:
+                self.counters["workers_lost"] += 1
+                log.warning("worker %s (%s) silent for %.0f s: declared lost", conn.worker_id,
+                            conn.hostname, now - conn.last_heard)
+                self._remove_worker(conn, "lost (no heartbeat)")
+            elif conn.ready and now - conn.last_sent > self.settings.keepalive_interval:
+                self._send_to(conn, protocol.encode("heartbeat"))
+        self._warn_unfit()
+
+    def _warn_unfit(self) -> None:
+        for shape, count in self.scheduler.unfit_shapes():
+            if shape not in self._warned_shapes:
+                self._warned_shapes.add(shape)
+                total = max((c.resources for c in self.workers.values()), key=lambda r: r.get("cores", 0))
+                log.warning("%d task(s) need cores=%g memory=%g disk=%g gpus=%g, more than any connected "
+                            "worker has (largest: %s); they wait for a bigger worker", count, *shape, total)
+
+    # -- figures --------------------------------------------------------------------------------
+    def _publish(self) -> None:
+        total, free = self.scheduler.capacity()
+        busy = sum(1 for c in self.workers.values() if c.tasks)
+        unfit = sum(count for _, count in self.scheduler.unfit_shapes()) if self.workers else 0
+        snapshot = dict(self.counters)
+        snapshot.update(
+            workers_connected=len(self.workers), workers_busy=busy, workers_idle=len(self.workers) - busy,
+            tasks_waiting=self.scheduler.ready_count, tasks_running=self.scheduler.running_count,
+            tasks_unfit=unfit, total_cores=total["cores"], free_cores=free["cores"],
+            total_memory=total["memory"], total_disk=total["disk"], total_gpus=total["gpus"],
+            hungry=self.scheduler.hungry(self.settings.hungry_minimum),
+            hungry_minimum=self.settings.hungry_minimum, requeue_reasons=dict(self.requeue_reasons),
+        )
+        self.snapshot = snapshot
+
+    def status(self, what: str) -> Any:
+        if what == "workers":
+            return [{
+                "worker_id": c.worker_id, "hostname": c.hostname, "resources": c.resources,
+                "free": dict(self.scheduler.worker_books(c.identity).free) if c.ready else {},
+                "running": len(c.tasks), "completed": c.completed, "cached_files": len(c.cached),
+            } for c in self.workers.values()]
+        if what == "tasks":
+            rows = []
+            for record in self.tasks.values():
+                conn = self.workers.get(record.worker) if record.worker else None
+                rows.append({
+                    "task_id": record.task_id, "state": "RUNNING" if conn else "WAITING",
+                    "command": record.spec["command"], "tag": record.spec["tag"],
+                    "category": record.spec["category"], "priority": record.spec["priority"],
+                    "worker": conn.worker_id if conn else None, "attempts": record.attempts,
+                    "resources": {k: v for k, v in record.spec["resources"].items() if v is not None},
+                })
+            return rows
+        return dict(self.snapshot)

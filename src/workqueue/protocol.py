@@ -1,0 +1,170 @@
+"""The wire: message types, their fields, and their encoding. Pure: no sockets, no clock, no files.
+
+A message is a list of frames ``[header, *payload]``. The header is a msgpack map holding ``t`` (the
+type) and that type's fields; payload frames carry raw bytes (file chunks, stdout) and never pass
+through msgpack. ``decode`` accepts anything a stranger might send and either returns a valid
+``Message`` or raises ``ProtocolError``: the loops drop and log those, and keep serving.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence, Tuple
+
+import msgpack
+
+from .constants import PROTOCOL_VERSION
+
+MAX_HEADER_BYTES = 1 << 20
+
+_REQUIRED = object()
+
+# type -> ({field: (python type(s), default or _REQUIRED)}, number of payload frames)
+SCHEMA: Dict[str, Tuple[Dict[str, Tuple[Any, Any]], int]] = {
+    # worker -> manager
+    "hello": ({
+        "version": (int, _REQUIRED),
+        "worker_id": (str, _REQUIRED),
+        "hostname": (str, ""),
+        "resources": (dict, _REQUIRED),
+        "cached": (list, []),
+        "nonce": (bytes, b""),
+        "features": (list, []),
+        "coprocesses": (list, []),
+    }, 0),
+    "auth": ({"proof": (bytes, _REQUIRED)}, 0),
+    "output": ({
+        "xfer": (int, _REQUIRED),
+        "task_id": (int, _REQUIRED),
+        "attempt": (int, _REQUIRED),
+        "name": (str, _REQUIRED),
+        "size": (int, _REQUIRED),
+        "mode": (int, 0o644),
+    }, 0),
+    "result": ({
+        "task_id": (int, _REQUIRED),
+        "attempt": (int, _REQUIRED),
+        "result": (int, _REQUIRED),
+        "exit_code": (int, -1),
+        "measured": (dict, {}),
+        "limits_exceeded": (dict, {}),
+        "missing": (list, []),
+        "times": (dict, {}),
+    }, 1),  # payload: stdout, or a function task's pickled outcome
+    "cache-update": ({"added": (list, []), "removed": (list, [])}, 0),
+    "bye": ({"reason": (str, "")}, 0),
+    # manager -> worker
+    "welcome": ({"version": (int, _REQUIRED), "keepalive": (float, 5.0), "timeout": (float, 30.0)}, 0),
+    "reject": ({"reason": (str, _REQUIRED)}, 0),
+    "reset": ({"reason": (str, "")}, 0),
+    "challenge": ({"nonce": (bytes, _REQUIRED), "proof": (bytes, _REQUIRED)}, 0),
+    "put": ({
+        "xfer": (int, _REQUIRED),
+        "digest": (str, _REQUIRED),
+        "size": (int, _REQUIRED),
+        "mode": (int, 0o644),
+    }, 0),
+    "task": ({
+        "task_id": (int, _REQUIRED),
+        "attempt": (int, 1),
+        "command": (str, ""),
+        "kind": (str, "command"),
+        "env": (dict, {}),
+        "resources": (dict, {}),
+        "declared": (dict, {}),
+        "inputs": (list, []),
+        "outputs": (list, []),
+        "limits": (dict, {}),
+        "call": (dict, {}),
+    }, 1),  # payload: a function task's pickled call when small (empty otherwise)
+    "kill": ({"task_id": (int, _REQUIRED)}, 0),
+    "invalidate": ({"digest": (str, _REQUIRED)}, 0),
+    "shutdown": ({"reason": (str, "")}, 0),
+    # both ways
+    "heartbeat": ({}, 0),
+    "chunk": ({
+        "xfer": (int, _REQUIRED),
+        "seq": (int, _REQUIRED),
+        "last": (bool, False),
+        "digest": (str, ""),
+    }, 1),
+    "ack": ({"xfer": (int, _REQUIRED), "seq": (int, _REQUIRED)}, 0),
+    # status clients <-> manager
+    "status": ({"what": (str, "queue")}, 0),
+    "status-reply": ({"data": ((dict, list), _REQUIRED)}, 0),
+}
+
+
+class ProtocolError(ValueError):
+    """A message that is not one of ours: garbage, truncated, or with wrong fields."""
+
+
+@dataclass
+class Message:
+    type: str
+    fields: Dict[str, Any]
+    payload: List[Any] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+
+def encode(msg_type: str, payload: Sequence[Any] = (), **fields: Any) -> List[Any]:
+    """Frames for one message; ``payload`` items go out as their own frames, untouched."""
+    if msg_type not in SCHEMA:
+        raise ValueError(f"unknown message type {msg_type!r}")
+    fields["t"] = msg_type
+    return [msgpack.packb(fields, use_bin_type=True), *payload]
+
+
+def hello(worker_id: str, hostname: str, resources: Dict[str, float], **extra: Any) -> List[Any]:
+    return encode("hello", version=PROTOCOL_VERSION, worker_id=worker_id, hostname=hostname,
+                  resources=resources, **extra)
+
+
+def decode(frames: Sequence[Any]) -> Message:
+    """Parse and validate; raise ProtocolError for anything malformed."""
+    if not frames:
+        raise ProtocolError("empty message")
+    header = _as_bytes(frames[0])
+    if len(header) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"header of {len(header)} bytes exceeds {MAX_HEADER_BYTES}")
+    try:
+        fields = msgpack.unpackb(header, raw=False, strict_map_key=True)
+    except Exception as error:  # msgpack raises several unrelated types on garbage
+        raise ProtocolError(f"undecodable header: {error.__class__.__name__}") from None
+    if not isinstance(fields, dict):
+        raise ProtocolError("header is not a map")
+    msg_type = fields.pop("t", None)
+    if msg_type not in SCHEMA:
+        raise ProtocolError(f"unknown message type {msg_type!r}")
+    spec, payload_count = SCHEMA[msg_type]
+    payload = list(frames[1:])
+    if len(payload) != payload_count:
+        raise ProtocolError(f"{msg_type}: expected {payload_count} payload frames, got {len(payload)}")
+    return Message(msg_type, _check_fields(msg_type, spec, fields), payload)
+
+
+def _check_fields(msg_type: str, spec: Dict[str, Tuple[Any, Any]], fields: Dict[str, Any]) -> Dict[str, Any]:
+    checked = {}
+    for name, (kind, default) in spec.items():
+        if name not in fields:
+            if default is _REQUIRED:
+                raise ProtocolError(f"{msg_type}: missing field {name!r}")
+            checked[name] = default.copy() if isinstance(default, (dict, list)) else default
+            continue
+        value = fields[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProtocolError(f"{msg_type}: field {name!r} has type {type(value).__name__}")
+        checked[name] = value
+    return checked
+
+
+def _as_bytes(frame: Any) -> bytes:
+    if isinstance(frame, bytes):
+        return frame
+    buffer = getattr(frame, "bytes", None)  # zmq.Frame
+    if buffer is not None:
+        return buffer
+    return bytes(frame)

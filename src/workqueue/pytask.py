@@ -1,0 +1,64 @@
+"""Python functions as tasks: the call travels pickled (cloudpickle), the outcome comes back the same way.
+
+Small calls ride inside the task message; large ones go as a file through the transfer core.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+import cloudpickle
+
+from .constants import Result
+from .files import File
+from .task import Task
+
+INLINE_LIMIT = 1 << 20
+CALL_FILE = ".workqueue-call"
+
+
+class FunctionTaskFailed(Exception):
+    """The function produced no value: its worker or process failed (see ``task.result``)."""
+
+
+class PythonTask(Task):
+    """``PythonTask(func, *args, **kwargs)``: runs ``func(*args, **kwargs)`` on a worker.
+
+    After ``wait``, ``output`` is the return value, or the exception it raised (with the remote
+    traceback as text in its ``remote_traceback`` attribute), or a ``FunctionTaskFailed`` when no
+    value came back at all.
+    """
+
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(getattr(func, "__name__", "function"))
+        payload = cloudpickle.dumps((func, args, kwargs))
+        self._call: Dict[str, Any] = {}
+        self._call_payload = b""
+        if len(payload) > INLINE_LIMIT:
+            self._inputs.append(File(None, CALL_FILE, data=payload))
+            self._call["file"] = CALL_FILE
+        else:
+            self._call_payload = payload
+
+    def to_spec(self) -> Dict[str, Any]:
+        spec = super().to_spec()
+        spec.update(kind="function", call=dict(self._call), call_payload=self._call_payload)
+        return spec
+
+    @property
+    def output(self) -> Any:
+        raw = self._outcome.get("stdout")
+        if raw is None:
+            return None
+        if self._outcome.get("result") != Result.SUCCESS:
+            return FunctionTaskFailed(f"function task {self.id} failed: {self.result.name}: "
+                                      f"{raw.decode('utf-8', 'replace')}")
+        status, value, *traceback_text = cloudpickle.loads(raw)
+        if status == "ok":
+            return value
+        if traceback_text:
+            value.remote_traceback = traceback_text[0]
+        return value
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == Result.SUCCESS and not isinstance(self.output, BaseException)

@@ -1,0 +1,206 @@
+"""Running one task: its directory, its process group, its limits, and what it used."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import psutil
+
+from .cache import Cache
+from .constants import Result
+
+STDOUT_NAME = ".workqueue-stdout"
+STDOUT_LIMIT = 1 << 30
+MB = 1 << 20
+SAMPLE_INTERVAL = 0.5  # seconds between measurements of a task's process tree
+
+
+class Sandbox:
+    """A task's private directory ``t.<task_id>`` and the shell that runs its command in it."""
+
+    def __init__(self, workspace: str, task: Dict[str, Any]) -> None:
+        self.task = task
+        self.task_id: int = task["task_id"]
+        self.attempt: int = task["attempt"]
+        self.dir = os.path.join(workspace, f"t.{self.task_id}")
+        if os.path.exists(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.pid = 0
+        self.exit_code: Optional[int] = None
+        self.pidfd = -1
+        self.start_time = 0.0
+        self.killed_for: Optional[Tuple[Result, Dict[str, float]]] = None
+        self._linked: List[str] = []
+        self.peak_memory = 0.0
+        self.peak_disk = 0.0
+        self.next_sample = 0.0
+
+    def stage(self, cache: Cache) -> Optional[str]:
+        """Link every input from the cache into the sandbox; return the digest of one that is absent."""
+        for digest, name, mode, keep in self.task["inputs"]:
+            target = os.path.join(self.dir, name)
+            if not digest:
+                os.makedirs(target, exist_ok=True)
+                continue
+            if not cache.has(digest):
+                return digest
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            cache.use(digest, keep)
+            self._linked.append(digest)
+            try:
+                os.link(cache.path(digest), target)
+            except OSError:
+                shutil.copyfile(cache.path(digest), target)
+            os.chmod(target, mode & 0o777 | 0o400)
+        return None
+
+    def start(self, base_env: Dict[str, str]) -> int:
+        """Start ``/bin/sh -c command`` in its own session; return a pidfd that turns readable at exit."""
+        env = dict(base_env)
+        for name, value in self.task["env"].items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        for name, value in self.task["resources"].items():
+            env[name.upper()] = str(int(value)) if float(value).is_integer() else str(value)
+        env["WORK_QUEUE_SANDBOX"] = self.dir
+        env["WORKQUEUE_SANDBOX"] = self.dir
+        # posix_spawn (vfork + exec) costs a fraction of subprocess.Popen; it has no cwd argument
+        # before Python 3.13, so the single-threaded worker steps into the sandbox to spawn
+        os.chdir(self.dir)
+        self.pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", self.task["command"]], env, setsid=True,
+                                  file_actions=[
+                                      (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                      (os.POSIX_SPAWN_OPEN, 1, STDOUT_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                                      (os.POSIX_SPAWN_DUP2, 1, 2),
+                                  ])
+        self.start_time = time.time()
+        self.next_sample = self.start_time + SAMPLE_INTERVAL / 5  # short tasks are never sampled
+        self.pidfd = os.pidfd_open(self.pid)
+        return self.pidfd
+
+    def kill(self, reason: Optional[Tuple[Result, Dict[str, float]]] = None) -> None:
+        """Kill the task's whole process group."""
+        if reason is not None and self.killed_for is None:
+            self.killed_for = reason
+        if self.pid and self.exit_code is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def reap(self) -> Tuple[int, Dict[str, float]]:
+        """Collect the exit status and what the task used (blocks only if it has not exited)."""
+        _, status, usage = os.wait4(self.pid, 0)
+        self.exit_code = os.waitstatus_to_exitcode(status)
+        os.close(self.pidfd)
+        self.pidfd = -1
+        end = time.time()
+        self._kill_leftovers()
+        measured = {
+            "wall_time": end - self.start_time,
+            "cpu_time": usage.ru_utime + usage.ru_stime,
+            "memory": usage.ru_maxrss / 1024.0,  # MB
+            "start": self.start_time,
+            "end": end,
+        }
+        measured["cores"] = measured["cpu_time"] / measured["wall_time"] if measured["wall_time"] > 0 else 0.0
+        measured["memory"] = max(measured["memory"], self.peak_memory)
+        measured["disk"] = max(self.peak_disk, self.disk_used() / MB)
+        return self.exit_code, measured
+
+    def sample(self, now: float, declared: Dict[str, float]) -> Optional[Dict[str, float]]:
+        """Measure the process tree's memory and the sandbox's disk; return the limits exceeded."""
+        if now < self.next_sample or not self.pid:
+            return None
+        self.next_sample = now + SAMPLE_INTERVAL
+        memory = self._tree_rss() / MB
+        self.peak_memory = max(self.peak_memory, memory)
+        exceeded = {}
+        if declared.get("memory") and memory > declared["memory"]:
+            exceeded["memory"] = declared["memory"]
+        if declared.get("disk"):
+            self.peak_disk = max(self.peak_disk, self.disk_used() / MB)
+            if self.peak_disk > declared["disk"]:
+                exceeded["disk"] = declared["disk"]
+        return exceeded or None
+
+    def _tree_rss(self) -> int:
+        try:
+            root = psutil.Process(self.pid)
+            family = [root] + root.children(recursive=True)
+        except psutil.Error:
+            return 0
+        total = 0
+        for process in family:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _kill_leftovers(self) -> None:
+        """Background processes the command left behind die with it."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stdout(self) -> bytes:
+        try:
+            with open(os.path.join(self.dir, STDOUT_NAME), "rb") as f:
+                return f.read(STDOUT_LIMIT)
+        except FileNotFoundError:
+            return b""
+
+    def outputs(self) -> Tuple[List[Tuple[str, str]], List[str]]:
+        """Declared outputs as (name, path) inside the sandbox, and the names missing.
+
+        A directory output yields one entry per file below it. A name that resolves outside the
+        sandbox (through a symlink) counts as missing: it is never read, let alone sent.
+        """
+        present, missing = [], []
+        root = os.path.realpath(self.dir)
+        for name in self.task["outputs"]:
+            real = os.path.realpath(os.path.join(self.dir, name))
+            if not (real == root or real.startswith(root + os.sep)):
+                missing.append(name)
+            elif os.path.isfile(real):
+                present.append((name, real))
+            elif os.path.isdir(real):
+                present.extend(self._files_below(name, real, root))
+            else:
+                missing.append(name)
+        return present, missing
+
+    @staticmethod
+    def _files_below(name: str, directory: str, root: str) -> List[Tuple[str, str]]:
+        found = []
+        for parent, _, files in os.walk(directory):
+            for file_name in sorted(files):
+                real = os.path.realpath(os.path.join(parent, file_name))
+                if real.startswith(root + os.sep) and os.path.isfile(real):
+                    rel = os.path.relpath(os.path.join(parent, file_name), directory)
+                    found.append((f"{name}/{rel}", real))
+        return found
+
+    def disk_used(self) -> int:
+        total = 0
+        for parent, _, files in os.walk(self.dir):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(parent, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def cleanup(self, cache: Cache) -> None:
+        for digest in self._linked:
+            cache.release(digest)
+        self._linked.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)

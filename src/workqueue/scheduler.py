@@ -1,0 +1,254 @@
+"""Which task runs on which worker. Pure: no sockets, no clock, no files.
+
+Ready tasks wait in one heap per *shape* (their resource request), ordered by priority, then by
+arrival. A dispatch round looks at the head of each shape only, so its cost grows with the number of
+distinct shapes and workers, never with the number of waiting tasks. A task that fits no worker
+blocks nothing: the other shapes keep flowing.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Dict, Hashable, Iterator, List, Optional, Set, Tuple
+
+from .constants import RESOURCE_NAMES
+
+Resources = Dict[str, float]
+WorkerId = Hashable
+
+WHOLE = "whole"  # the shape of a task that declared nothing: it takes an entire worker
+
+
+def request_shape(declared: Dict[str, Optional[float]]) -> Tuple:
+    """The booking a task needs, from what it declared (CCTools' rules, simplified).
+
+    Nothing declared: the whole worker. Otherwise unset memory, disk and gpus count as 0, and unset
+    cores as 1 (0 for a task that asks for gpus), so declared tasks pack side by side.
+    """
+    if all(declared.get(name) is None for name in RESOURCE_NAMES):
+        return (WHOLE,)
+    gpus = declared.get("gpus") or 0
+    cores = declared.get("cores")
+    if cores is None:
+        cores = 0 if gpus else 1
+    return (float(cores), float(declared.get("memory") or 0), float(declared.get("disk") or 0), float(gpus))
+
+
+def shape_resources(shape: Tuple) -> Optional[Resources]:
+    if shape[0] == WHOLE:
+        return None
+    return dict(zip(RESOURCE_NAMES, shape))
+
+
+@dataclass
+class WorkerBooks:
+    total: Resources
+    free: Resources
+    running: Set[int] = field(default_factory=set)
+    draining: bool = False
+
+    def fits(self, shape: Tuple) -> bool:
+        if self.draining:
+            return False
+        if shape[0] == WHOLE:
+            return not self.running
+        return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+
+    def could_ever_fit(self, shape: Tuple) -> bool:
+        if shape[0] == WHOLE:
+            return True
+        return all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+
+
+@dataclass
+class Assignment:
+    task_id: int
+    worker: WorkerId
+    allocation: Resources
+
+
+@dataclass
+class _Entry:
+    shape: Tuple
+    priority: float
+    order: int
+    worker: Optional[WorkerId] = None
+    allocation: Optional[Resources] = None
+
+
+class Scheduler:
+    """Books every task on at most one worker and never over-commits a worker."""
+
+    def __init__(self) -> None:
+        self._workers: Dict[WorkerId, WorkerBooks] = {}
+        self._tasks: Dict[int, _Entry] = {}
+        self._ready: Dict[Tuple, List[Tuple[float, int, int]]] = {}
+        self._ready_count = 0
+        self._ready_declared_cores = 0.0
+        self._ready_whole = 0
+        self._arrivals = itertools.count()
+
+    # -- workers --------------------------------------------------------------------------------
+    def add_worker(self, worker: WorkerId, resources: Resources) -> None:
+        total = {name: float(resources.get(name, 0)) for name in RESOURCE_NAMES}
+        self._workers[worker] = WorkerBooks(total=total, free=dict(total))
+
+    def remove_worker(self, worker: WorkerId) -> List[int]:
+        """Forget a worker; its running tasks go back to the ready queues, keeping their place."""
+        books = self._workers.pop(worker, None)
+        if books is None:
+            return []
+        returned = sorted(books.running)
+        for task_id in returned:
+            entry = self._tasks[task_id]
+            entry.worker = entry.allocation = None
+            self._push_ready(task_id, entry)
+        return returned
+
+    def drain_worker(self, worker: WorkerId) -> None:
+        if worker in self._workers:
+            self._workers[worker].draining = True
+
+    def worker_books(self, worker: WorkerId) -> Optional[WorkerBooks]:
+        return self._workers.get(worker)
+
+    # -- tasks ----------------------------------------------------------------------------------
+    def submit(self, task_id: int, declared: Dict[str, Optional[float]], priority: float = 0) -> None:
+        if task_id in self._tasks:
+            raise ValueError(f"task {task_id} is already known to the scheduler")
+        entry = _Entry(request_shape(declared), priority, next(self._arrivals))
+        self._tasks[task_id] = entry
+        self._push_ready(task_id, entry)
+
+    def requeue(self, task_id: int) -> None:
+        """Put a running task back in line (its worker failed it for a reason not its own)."""
+        entry = self._tasks.get(task_id)
+        if entry is not None and entry.worker is not None:
+            self._release(task_id, entry)
+            self._push_ready(task_id, entry)
+
+    def finish(self, task_id: int) -> None:
+        """The task is done (or cancelled): free what it held and forget it."""
+        entry = self._tasks.pop(task_id, None)
+        if entry is None:
+            return
+        if entry.worker is not None:
+            self._release(task_id, entry)
+        else:
+            self._count_ready(entry.shape, -1)
+
+    def worker_of(self, task_id: int) -> Optional[WorkerId]:
+        entry = self._tasks.get(task_id)
+        return None if entry is None else entry.worker
+
+    def is_ready(self, task_id: int) -> bool:
+        entry = self._tasks.get(task_id)
+        return entry is not None and entry.worker is None
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def schedule(self) -> List[Assignment]:
+        """Book as many ready tasks as fit, best priority first, on the workers with room."""
+        assignments: List[Assignment] = []
+        if not self._ready_count:
+            return assignments
+        for worker, books in self._workers.items():
+            while self._ready_count:
+                shape = self._best_fitting_shape(books)
+                if shape is None:
+                    break
+                assignments.append(self._book(shape, worker, books))
+        return assignments
+
+    def unfit_shapes(self) -> List[Tuple[Tuple, int]]:
+        """Shapes with waiting tasks that no connected worker could ever hold, with their counts."""
+        if not self._workers:
+            return []
+        return [
+            (shape, len(heap)) for shape, heap in self._ready.items()
+            if heap and not any(b.could_ever_fit(shape) for b in self._workers.values())
+        ]
+
+    # -- figures --------------------------------------------------------------------------------
+    @property
+    def ready_count(self) -> int:
+        return self._ready_count
+
+    @property
+    def running_count(self) -> int:
+        return len(self._tasks) - self._ready_count
+
+    def capacity(self) -> Tuple[Resources, Resources]:
+        """(total, free) summed over the workers."""
+        total = {name: 0.0 for name in RESOURCE_NAMES}
+        free = dict(total)
+        for books in self._workers.values():
+            for name in RESOURCE_NAMES:
+                total[name] += books.total[name]
+                free[name] += books.free[name]
+        return total, free
+
+    def hungry(self, minimum: int = 10) -> bool:
+        """True while more tasks would keep the workers busy: few are waiting, or the waiting
+        ones would not fill the free cores."""
+        if self._ready_count < minimum:
+            return True
+        _, free = self.capacity()
+        widest = max((b.total["cores"] for b in self._workers.values()), default=1.0)
+        return self._ready_declared_cores + self._ready_whole * widest < free["cores"]
+
+    def workers(self) -> Iterator[Tuple[WorkerId, WorkerBooks]]:
+        return iter(self._workers.items())
+
+    # -- internals ------------------------------------------------------------------------------
+    def _push_ready(self, task_id: int, entry: _Entry) -> None:
+        heapq.heappush(self._ready.setdefault(entry.shape, []), (-entry.priority, entry.order, task_id))
+        self._count_ready(entry.shape, +1)
+
+    def _count_ready(self, shape: Tuple, sign: int) -> None:
+        self._ready_count += sign
+        if shape[0] == WHOLE:
+            self._ready_whole += sign
+        else:
+            self._ready_declared_cores += sign * shape[0]
+
+    def _head(self, shape: Tuple) -> Optional[Tuple[float, int, int]]:
+        """The best live entry of a shape's heap, dropping entries of finished or booked tasks."""
+        heap = self._ready[shape]
+        while heap:
+            _, order, task_id = heap[0]
+            entry = self._tasks.get(task_id)
+            if entry is not None and entry.worker is None and entry.order == order:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _best_fitting_shape(self, books: WorkerBooks) -> Optional[Tuple]:
+        best = None
+        for shape in list(self._ready):
+            head = self._head(shape)
+            if head is None:
+                del self._ready[shape]
+                continue
+            if books.fits(shape) and (best is None or head < best[0]):
+                best = (head, shape)
+        return None if best is None else best[1]
+
+    def _book(self, shape: Tuple, worker: WorkerId, books: WorkerBooks) -> Assignment:
+        _, _, task_id = heapq.heappop(self._ready[shape])
+        entry = self._tasks[task_id]
+        allocation = dict(books.total) if shape[0] == WHOLE else shape_resources(shape)
+        for name in RESOURCE_NAMES:
+            books.free[name] -= allocation[name]
+        books.running.add(task_id)
+        entry.worker, entry.allocation = worker, allocation
+        self._count_ready(shape, -1)
+        return Assignment(task_id, worker, dict(allocation))
+
+    def _release(self, task_id: int, entry: _Entry) -> None:
+        books = self._workers.get(entry.worker)
+        if books is not None:
+            books.running.discard(task_id)
+            for name in RESOURCE_NAMES:
+                books.free[name] += entry.allocation[name]
+        entry.worker = entry.allocation = None

@@ -1,0 +1,506 @@
+"""The worker: connect to a master, say hello, run what it sends, report back, reconnect.
+
+One thread and one poller: the DEALER socket and a pidfd per running task. A task's exit wakes the
+poller at once, so there is no polling delay between a task ending and its result leaving.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import psutil
+import zmq
+
+from . import auth, protocol
+from .cache import Cache
+from .constants import PROTOCOL_VERSION, Result
+from .sandbox import SAMPLE_INTERVAL, Sandbox
+from .transfer import FileSource, Incoming, Outbox, TransferError
+
+log = logging.getLogger("workqueue.worker")
+
+HELLO_TIMEOUT = 10.0
+
+
+class WorkerStopped(Exception):
+    """Raised by the SIGTERM/SIGINT handler to unwind the loop and clean up."""
+
+
+class WorkerRejected(Exception):
+    """The master refused us (wrong password, wrong version): retrying would not help."""
+
+
+@dataclass
+class Options:
+    host: Optional[str] = None
+    port: Optional[int] = None
+    manager_name: Optional[str] = None
+    catalog: Optional[str] = None
+    cores: Optional[float] = None
+    memory: Optional[int] = None
+    disk: Optional[int] = None
+    gpus: Optional[int] = None
+    workdir: Optional[str] = None
+    idle_timeout: float = 900.0
+    connect_timeout: float = 900.0
+    single_shot: bool = False
+    password: Optional[bytes] = None
+    features: List[str] = field(default_factory=list)
+    min_backoff: float = 1.0
+    max_backoff: float = 60.0
+    keep_cache: bool = False
+    curve_key: Optional[str] = None
+    curve_server_key: Optional[str] = None
+
+
+def detect_resources(workdir: str, options: Options) -> Dict[str, float]:
+    """What this machine offers, unless the options say otherwise (memory and disk in MB)."""
+    cores = options.cores or _env_number("CORES") or os.cpu_count() or 1
+    memory = options.memory or _env_number("MEMORY") or psutil.virtual_memory().total // (1 << 20)
+    disk = options.disk or _env_number("DISK") or shutil.disk_usage(workdir).free // (1 << 20)
+    gpus = options.gpus if options.gpus is not None else (_env_number("GPUS") or _count_gpus())
+    return {"cores": float(cores), "memory": float(memory), "disk": float(disk), "gpus": float(gpus)}
+
+
+def _env_number(name: str) -> Optional[float]:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _count_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    return len([d for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()]) if os.path.isdir("/dev") else 0
+
+
+class _Session:
+    """One connection to one master; ends when the master is lost, resets us, or we go idle."""
+
+    def __init__(self, worker: "Worker", address: str) -> None:
+        self.worker = worker
+        self.address = address
+        self.socket = worker.ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.SNDHWM, 0)
+        self.monitor: Optional[zmq.Socket] = None
+        if worker.options.curve_server_key:
+            from . import curve
+            curve.connect_as_client(self.socket, worker.options.curve_key or _default_curve_key(worker),
+                                    worker.options.curve_server_key)
+            self.monitor = self.socket.get_monitor_socket(curve.HANDSHAKE_FAILURES)
+        self.socket.connect(address)
+        self.outbox = Outbox()
+        self.incoming: Dict[int, Tuple[Incoming, str, int]] = {}
+        self.welcomed = False
+        self.challenged = False
+        self.nonce = auth.new_nonce()
+        self.keepalive = 5.0
+        self.timeout = 30.0
+        self.last_heard = time.monotonic()
+        self.last_sent = 0.0
+        self.xfers = 0
+
+    def send(self, frames: List[Any]) -> None:
+        self.outbox.message(frames)
+
+    def flush(self) -> None:
+        """Send what can go now; with no connected master yet, it stays queued."""
+        try:
+            self.outbox.pump(self._send_now)
+        except zmq.Again:
+            pass
+
+    def _send_now(self, frames: List[Any]) -> None:
+        self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        self.last_sent = time.monotonic()
+
+    def close(self) -> None:
+        self.outbox.close()
+        for incoming, _, _ in self.incoming.values():
+            incoming.abort()
+        if self.monitor is not None:
+            self.socket.disable_monitor()
+            self.monitor.close(0)
+        self.socket.close(0)
+
+
+def _default_curve_key(worker: "Worker") -> str:
+    return os.path.join(worker.workspace, "worker.key_secret")
+
+
+class Worker:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.worker_id = f"worker-{uuid.uuid4().hex[:12]}"
+        self.hostname = socket.gethostname()
+        parent = options.workdir or os.environ.get("_CONDOR_SCRATCH_DIR") or tempfile.gettempdir()
+        self.workspace = os.path.join(os.path.abspath(parent), f"worker-{os.getuid()}-{os.getpid()}")
+        self.resources: Dict[str, float] = {}
+        self.cache: Optional[Cache] = None
+        self.running: Dict[int, Sandbox] = {}
+        self.by_pidfd: Dict[int, Sandbox] = {}
+        self.ctx: Optional[zmq.Context] = None
+        self.last_activity = time.monotonic()
+        self.session: Optional[_Session] = None
+        self.tasks_done = 0
+        self.failed_inputs: Dict[str, Exception] = {}
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve masters until idle, shut down, or stopped; return the process exit code."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.ctx = zmq.Context()
+        try:
+            os.makedirs(self.workspace, exist_ok=True)
+            self.resources = detect_resources(self.workspace, self.options)
+            budget = int(self.resources["disk"]) << 20 if self.options.disk else None
+            self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
+            log.info("%s in %s with %s", self.worker_id, self.workspace, self.resources)
+            return self._serve()
+        except WorkerStopped:
+            log.info("stopped by a signal")
+            return 0
+        except WorkerRejected as rejection:
+            print(f"work_queue_worker: {rejection}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self._kill_all()
+            if self.session is not None:
+                self.session.close()
+            self.ctx.destroy(0)
+            if not self.options.keep_cache:
+                shutil.rmtree(self.workspace, ignore_errors=True)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        raise WorkerStopped(signum)
+
+    def _serve(self) -> int:
+        backoff = self.options.min_backoff
+        last_connected = time.monotonic()
+        while True:
+            address = self._resolve_address()
+            outcome = self._run_session(address) if address else "unreachable"
+            if outcome in ("idle", "shutdown"):
+                return 0
+            if outcome == "reset":
+                continue
+            if outcome == "served":
+                last_connected = time.monotonic()
+                backoff = self.options.min_backoff
+                if self.options.single_shot:
+                    return 0
+            if time.monotonic() - last_connected > self.options.connect_timeout:
+                log.error("no manager reachable for %.0f s: giving up", self.options.connect_timeout)
+                return 1
+            log.info("reconnecting in %.1f s", backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, self.options.max_backoff)
+
+    def _resolve_address(self) -> Optional[str]:
+        if self.options.manager_name:
+            from . import catalog
+            found = catalog.lookup(self.options.manager_name, self.options.catalog)
+            if not found:
+                log.info("no manager named %r found yet", self.options.manager_name)
+                return None
+            _, host, port = found[0]
+            return f"tcp://{host}:{port}"
+        return f"tcp://{self.options.host}:{self.options.port}"
+
+    # -- one session ----------------------------------------------------------------------------
+    def _run_session(self, address: str) -> str:
+        """Returns 'idle', 'shutdown', 'reset', 'served' (connected, then lost) or 'unreachable'."""
+        session = self.session = _Session(self, address)
+        try:
+            session.send(protocol.hello(
+                self.worker_id, self.hostname, self.resources, cached=self.cache.kept(),
+                nonce=session.nonce, features=self.options.features))
+            return self._session_loop(session)
+        finally:
+            self._kill_all()
+            session.close()
+            self.session = None
+
+    def _session_loop(self, session: _Session) -> str:
+        poller = zmq.Poller()
+        poller.register(session.socket, zmq.POLLIN)
+        if session.monitor is not None:
+            poller.register(session.monitor, zmq.POLLIN)
+        watched: set = set()
+        started = time.monotonic()
+        while True:
+            session.flush()
+            for fd in self.by_pidfd.keys() - watched:
+                poller.register(fd, zmq.POLLIN)
+                watched.add(fd)
+            events = poller.poll(self._poll_timeout_ms(session))
+            for sock, _ in events:
+                if sock is session.socket:
+                    outcome = self._receive(session)
+                    if outcome:
+                        return outcome
+                elif sock is session.monitor:
+                    session.monitor.recv_multipart()
+                    raise WorkerRejected("authentication failed: the manager refused this worker's CURVE key "
+                                         "(or --curve-server-key is not the manager's public key)")
+                else:
+                    poller.unregister(sock)
+                    watched.discard(sock)
+                    sandbox = self.by_pidfd.pop(sock, None)
+                    if sandbox is not None:
+                        self._task_exited(session, sandbox)
+            now = time.monotonic()
+            if not session.welcomed and now - started > min(HELLO_TIMEOUT, self.options.connect_timeout):
+                log.info("no answer from %s", session.address)
+                return "unreachable"
+            if session.welcomed and now - session.last_heard > session.timeout:
+                log.warning("the manager at %s is silent for %.0f s: reconnecting", session.address,
+                            now - session.last_heard)
+                return "served"
+            self._enforce_limits(session)
+            if session.welcomed and now - session.last_sent > session.keepalive:
+                session.send(protocol.encode("heartbeat"))
+            if session.outbox.pending or session.incoming:
+                self.last_activity = now  # moving files is work: never idle out mid-transfer
+            if session.welcomed and not self.running and now - self.last_activity > self.options.idle_timeout:
+                log.info("idle for %.0f s: exiting", self.options.idle_timeout)
+                session.send(protocol.encode("bye", reason="idle timeout"))
+                session.flush()
+                return "idle"
+
+    def _poll_timeout_ms(self, session: _Session) -> int:
+        wait = min(session.keepalive, 1.0)
+        if self.running:
+            wait = min(wait, SAMPLE_INTERVAL)
+        if session.outbox.pending:
+            wait = 0.05
+        return int(wait * 1000)
+
+    def _receive(self, session: _Session) -> Optional[str]:
+        for _ in range(256):
+            try:
+                frames = session.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return None
+            session.last_heard = time.monotonic()
+            try:
+                message = protocol.decode(frames)
+            except protocol.ProtocolError as error:
+                log.warning("dropped a message from the manager: %s", error)
+                continue
+            handler = getattr(self, "_on_" + message.type.replace("-", "_"), None)
+            if handler is None:
+                log.warning("dropped an unexpected %r from the manager", message.type)
+                continue
+            if not session.welcomed and message.type not in ("welcome", "challenge", "reject", "reset"):
+                log.warning("dropped %r received before the welcome", message.type)
+                continue
+            try:
+                outcome = handler(session, message)
+            except WorkerRejected as rejection:
+                session.send(protocol.encode("bye", reason=str(rejection)))
+                session.flush()
+                session.socket.setsockopt(zmq.LINGER, 1000)  # let the bye reach the master's log
+                raise
+            if outcome:
+                return outcome
+        return None
+
+    # -- handshake ------------------------------------------------------------------------------
+    def _on_challenge(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        password = self.options.password
+        if password is None:
+            raise WorkerRejected("authentication failed: this manager requires a password (use -P FILE)")
+        expected = auth.manager_proof(password, message["nonce"], session.nonce)
+        if not auth.verify(expected, message["proof"]):
+            raise WorkerRejected("authentication failed: the manager does not know our password")
+        session.challenged = True
+        session.send(protocol.encode("auth", proof=auth.worker_proof(password, session.nonce, message["nonce"])))
+        return None
+
+    def _on_welcome(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        if self.options.password is not None and not session.challenged:
+            raise WorkerRejected("authentication failed: the manager did not ask for the password")
+        session.welcomed = True
+        session.keepalive = message["keepalive"]
+        session.timeout = message["timeout"]
+        self.last_activity = time.monotonic()
+        log.info("connected to the manager at %s", session.address)
+        return None
+
+    def _on_reject(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        raise WorkerRejected(f"the manager refused this worker: {message['reason']}")
+
+    def _on_reset(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        log.info("the manager does not know us (%s): dropping our tasks, saying hello again", message["reason"])
+        return "reset"
+
+    def _on_shutdown(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        log.info("the manager asked us to exit: %s", message["reason"])
+        return "shutdown"
+
+    def _on_heartbeat(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        return None
+
+    def _on_ack(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        session.outbox.ack()
+        return None
+
+    # -- files ----------------------------------------------------------------------------------
+    def _on_put(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        incoming = self.cache.receive(message["digest"], message["size"], message["xfer"])
+        session.incoming[message["xfer"]] = (incoming, message["digest"], message["mode"])
+        return None
+
+    def _on_chunk(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        session.send(protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
+        entry = session.incoming.get(message["xfer"])
+        if entry is None:
+            return None
+        incoming, digest, mode = entry
+        try:
+            done = incoming.add(message["seq"], message.payload[0].buffer, message["last"], message["digest"])
+        except (TransferError, OSError) as error:
+            log.warning("receiving %s failed: %s", digest, error)
+            incoming.abort()
+            session.incoming.pop(message["xfer"], None)
+            self.failed_inputs[digest] = error
+            session.send(protocol.encode("cache-update", removed=[digest]))
+            return None
+        if done:
+            session.incoming.pop(message["xfer"])
+            self.failed_inputs.pop(digest, None)
+            evicted = self.cache.admit(digest, incoming, mode)
+            if evicted:
+                session.send(protocol.encode("cache-update", removed=evicted))
+        return None
+
+    def _on_invalidate(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        self.cache.remove(message["digest"])
+        return None
+
+    # -- tasks ----------------------------------------------------------------------------------
+    def _on_task(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        self.last_activity = time.monotonic()
+        task = message.fields
+        sandbox = Sandbox(self.workspace, task)
+        missing = sandbox.stage(self.cache)
+        if missing is not None:
+            self._report_missing_input(session, sandbox, missing)
+            return None
+        try:
+            pidfd = sandbox.start(os.environ)
+        except OSError as error:
+            self._report(session, sandbox, Result.UNKNOWN, -1, {}, f"could not start: {error}".encode())
+            return None
+        self.running[sandbox.task_id] = sandbox
+        self.by_pidfd[pidfd] = sandbox
+        return None
+
+    def _report_missing_input(self, session: _Session, sandbox: Sandbox, digest: str) -> None:
+        """A full disk fails the task clearly; a damaged transfer sends it back to run again."""
+        name = next((n for d, n, _, _ in sandbox.task["inputs"] if d == digest), digest)
+        error = self.failed_inputs.get(digest)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            message = f"no space left on worker {self.worker_id} ({self.hostname}) to receive input {name!r}"
+            log.warning("task %d: %s", sandbox.task_id, message)
+            self._report(session, sandbox, Result.DISK_ALLOC_FULL, -1, {}, message.encode())
+        else:
+            log.warning("task %d: input %r did not arrive intact (%s)", sandbox.task_id, name, error)
+            self._report(session, sandbox, Result.FORSAKEN, -1, {}, f"input {name} did not arrive intact".encode())
+
+    def _on_kill(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        sandbox = self.running.pop(message["task_id"], None)
+        if sandbox is not None:
+            self.by_pidfd.pop(sandbox.pidfd, None)
+            sandbox.kill()
+            sandbox.reap()
+            sandbox.cleanup(self.cache)
+        return None
+
+    def _task_exited(self, session: _Session, sandbox: Sandbox) -> None:
+        exit_code, measured = sandbox.reap()
+        self.running.pop(sandbox.task_id, None)
+        self.last_activity = time.monotonic()
+        result, limits = Result.SUCCESS, {}
+        if sandbox.killed_for is not None:
+            result, limits = sandbox.killed_for
+        elif exit_code < 0:
+            result = Result.SIGNAL
+        present, missing = sandbox.outputs()
+        for name, path in present:
+            self._send_output(session, sandbox, name, path)
+        self._report(session, sandbox, result, exit_code, measured, sandbox.stdout(), missing, limits)
+
+    def _send_output(self, session: _Session, sandbox: Sandbox, name: str, path: str) -> None:
+        source = FileSource(path)
+        session.xfers += 1
+        mode = os.stat(path).st_mode & 0o777
+        header = protocol.encode("output", xfer=session.xfers, task_id=sandbox.task_id,
+                                 attempt=sandbox.attempt, name=name, size=source.size, mode=mode)
+        session.outbox.stream(session.xfers, header, source)
+
+    def _report(self, session: _Session, sandbox: Sandbox, result: Result, exit_code: int,
+                measured: Dict[str, float], stdout: bytes, missing: List[str] = (),
+                limits: Optional[Dict[str, float]] = None) -> None:
+        session.send(protocol.encode(
+            "result", [stdout], task_id=sandbox.task_id, attempt=sandbox.attempt, result=int(result),
+            exit_code=exit_code, measured=measured, limits_exceeded=limits or {}, missing=list(missing),
+            times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)}))
+        sandbox.cleanup(self.cache)
+        self.tasks_done += 1
+
+    def _enforce_limits(self, session: _Session) -> None:
+        """Kill, with its whole process tree, a task that outgrows what it declared or outlives its time."""
+        now = time.time()
+        for sandbox in list(self.running.values()):
+            exceeded = sandbox.sample(now, sandbox.task["declared"])
+            if exceeded:
+                log.info("task %d exceeded %s: killed", sandbox.task_id, exceeded)
+                sandbox.kill((Result.RESOURCE_EXHAUSTION, exceeded))
+            limits = sandbox.task["limits"]
+            wall = limits.get("wall_time")
+            if wall and now - sandbox.start_time > wall:
+                sandbox.kill((Result.TASK_MAX_RUN_TIME, {"wall_time": wall}))
+            end = limits.get("end_time")
+            if end and now > end:
+                sandbox.kill((Result.TASK_TIMEOUT, {"end_time": end}))
+
+    def _kill_all(self) -> None:
+        for sandbox in list(self.running.values()):
+            sandbox.kill()
+            try:
+                sandbox.reap()
+            except ChildProcessError:
+                pass
+            if self.cache is not None:
+                sandbox.cleanup(self.cache)
+        self.running.clear()
+        self.by_pidfd.clear()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    from .cli.worker import main as cli_main
+    cli_main(argv)
+
+
+if __name__ == "__main__":
+    main()

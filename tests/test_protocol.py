@@ -1,0 +1,66 @@
+import msgpack
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from workqueue import protocol
+from workqueue.constants import PROTOCOL_VERSION
+
+
+def test_round_trip_keeps_fields_and_payload():
+    frames = protocol.encode("chunk", [b"data"], xfer=3, seq=0, last=True, digest="ab")
+    message = protocol.decode(frames)
+    assert message.type == "chunk"
+    assert message["xfer"] == 3 and message["last"] is True and message["digest"] == "ab"
+    assert message.payload == [b"data"]
+
+
+def test_defaults_fill_optional_fields():
+    message = protocol.decode(protocol.hello("w1", "host", {"cores": 2}))
+    assert message["version"] == PROTOCOL_VERSION
+    assert message["cached"] == [] and message["nonce"] == b""
+
+
+@pytest.mark.parametrize("frames, reason", [
+    ([], "empty"),
+    ([b"\xc1garbage"], "undecodable"),
+    ([msgpack.packb([1, 2])], "not a map"),
+    ([msgpack.packb({"t": "launch-missiles"})], "unknown message type"),
+    ([msgpack.packb({"t": "kill"})], "missing field 'task_id'"),
+    ([msgpack.packb({"t": "kill", "task_id": "7"})], "field 'task_id' has type str"),
+    ([msgpack.packb({"t": "kill", "task_id": True})], "field 'task_id' has type bool"),
+    ([msgpack.packb({"t": "chunk", "xfer": 1, "seq": 0})], "expected 1 payload frames"),
+    ([b"x" * (protocol.MAX_HEADER_BYTES + 1)], "exceeds"),
+])
+def test_malformed_messages_are_refused_with_a_reason(frames, reason):
+    with pytest.raises(protocol.ProtocolError, match=reason):
+        protocol.decode(frames)
+
+
+def test_unknown_type_cannot_be_encoded():
+    with pytest.raises(ValueError):
+        protocol.encode("nope")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.binary(max_size=64), min_size=0, max_size=4))
+def test_random_frames_never_raise_anything_but_protocol_error(frames):
+    try:
+        protocol.decode(frames)
+    except protocol.ProtocolError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**63, 2**63 - 1), st.text(), st.binary(), st.booleans(),
+                                                      st.none(), st.lists(st.integers(0, 9))), max_size=6),
+       st.sampled_from(sorted(protocol.SCHEMA)))
+def test_random_headers_of_real_types_are_validated(fields, msg_type):
+    fields["t"] = msg_type
+    frames = [msgpack.packb(fields, use_bin_type=True)] + [b""] * protocol.SCHEMA[msg_type][1]
+    try:
+        message = protocol.decode(frames)
+    except protocol.ProtocolError:
+        return
+    spec, _ = protocol.SCHEMA[msg_type]
+    for name, (kind, _) in spec.items():
+        assert isinstance(message[name], kind)

@@ -1,0 +1,103 @@
+"""Declared resources: packing on real workers, limits enforced, usage measured."""
+import sys
+
+import pytest
+
+import workqueue as wq
+from workqueue.constants import Result
+
+from conftest import drain, start_worker, stop
+
+PY = sys.executable
+
+
+@pytest.fixture
+def two_core_worker(manager):
+    process = start_worker(manager.port, "--cores", "2", "--memory", "4000", "--disk", "4000")
+    yield process
+    stop(process)
+
+
+def test_tasks_pack_by_cores_and_never_overcommit(manager, two_core_worker):
+    for _ in range(4):
+        manager.submit(wq.Task("sleep 1", cores=1))
+    done = drain(manager)
+    spans = sorted((t.resources_measured["start"], t.resources_measured["end"]) for t in done)
+    for i, (start, _) in enumerate(spans):
+        overlapping = sum(1 for s, e in spans if s <= start < e)
+        assert overlapping <= 2, "more one-core tasks ran at once than the worker has cores"
+    assert sum(1 for s, e in spans if s < spans[0][1]) == 2, "two one-core tasks should share the worker"
+
+
+def test_memory_over_the_declaration_is_killed_with_resource_exhaustion(manager, two_core_worker):
+    t = wq.Task(f"{PY} -c 'import time; x = bytearray(300 << 20); x[::4096] = b\"1\" * len(x[::4096]); time.sleep(30)'",
+                cores=1, memory=100)
+    manager.submit(t)
+    drain(manager, timeout=40)
+    assert t.result == Result.RESOURCE_EXHAUSTION
+    assert t.limits_exceeded == {"memory": 100}
+    assert t.resources_measured["memory"] > 100
+    assert t.resources_measured["wall_time"] < 20
+
+
+def test_disk_over_the_declaration_is_killed(manager, two_core_worker):
+    t = wq.Task("head -c 5000000 /dev/zero > big; sleep 30", cores=1, disk=2)
+    manager.submit(t)
+    drain(manager, timeout=40)
+    assert t.result == Result.RESOURCE_EXHAUSTION
+    assert t.limits_exceeded == {"disk": 2}
+
+
+def test_max_run_time_kills_the_whole_process_tree(manager, two_core_worker):
+    t = wq.Task("sleep 30 & sleep 31", cores=1, max_run_time=1)
+    manager.submit(t)
+    drain(manager, timeout=40)
+    assert t.result == Result.TASK_MAX_RUN_TIME
+    assert t.resources_measured["wall_time"] < 10
+
+
+def test_usage_is_measured(manager, two_core_worker):
+    t = wq.Task(f"{PY} -c 'x = bytearray(80 << 20); sum(range(3_000_000))'; head -c 3000000 /dev/zero > f",
+                cores=1)
+    manager.submit(t)
+    drain(manager)
+    measured = t.resources_measured
+    assert measured["memory"] >= 80
+    assert measured["cpu_time"] > 0
+    assert 2.5 < measured["disk"] < 10
+    assert t.resources_allocated["cores"] == 1
+
+
+def test_a_task_no_worker_can_hold_is_reported_then_runs_when_one_joins(manager, caplog):
+    small = start_worker(manager.port, "--cores", "1")
+    try:
+        big = wq.Task("echo big", cores=2)
+        manager.submit(big)
+        manager.submit(wq.Task("echo small", cores=1))
+        done = []
+        while not done:
+            t = manager.wait(1)
+            if t:
+                done.append(t)
+        assert done[0].output.strip() == "small"
+        assert manager.stats["tasks_unfit"] == 1
+        assert any("more than any connected worker" in r.message for r in caplog.records)
+        large = start_worker(manager.port, "--cores", "2")
+        try:
+            (t,) = drain(manager)
+            assert t is big and t.output.strip() == "big"
+        finally:
+            stop(large)
+    finally:
+        stop(small)
+
+
+def test_higher_priority_runs_first_then_arrival_order(manager):
+    for name, priority in (("low", 0), ("high-1", 10), ("mid", 5), ("high-2", 10)):
+        manager.submit(wq.Task(f"echo {name}", cores=1, priority=priority))
+    worker = start_worker(manager.port, "--cores", "1")  # joins after all four wait
+    try:
+        order = [t.output.strip() for t in drain(manager)]
+    finally:
+        stop(worker)
+    assert order == ["high-1", "high-2", "mid", "low"]

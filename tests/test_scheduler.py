@@ -1,0 +1,143 @@
+from hypothesis import given, settings, strategies as st
+
+from workqueue.constants import RESOURCE_NAMES
+from workqueue.scheduler import WHOLE, Scheduler, request_shape
+
+NOTHING = {"cores": None, "memory": None, "disk": None, "gpus": None}
+
+
+def declared(**kw):
+    return {**NOTHING, **kw}
+
+
+def test_a_task_that_declares_nothing_takes_the_whole_worker():
+    s = Scheduler()
+    s.add_worker("w", {"cores": 4, "memory": 1000, "disk": 1000, "gpus": 0})
+    s.submit(1, NOTHING)
+    s.submit(2, NOTHING)
+    (a,) = s.schedule()
+    assert a.task_id == 1 and a.allocation["cores"] == 4 and a.allocation["memory"] == 1000
+    assert s.schedule() == []
+    s.finish(1)
+    assert [a.task_id for a in s.schedule()] == [2]
+
+
+def test_declared_tasks_pack_until_the_worker_is_full():
+    s = Scheduler()
+    s.add_worker("w", {"cores": 4, "memory": 1000, "disk": 1000, "gpus": 0})
+    for i in range(6):
+        s.submit(i, declared(cores=1, memory=200))
+    booked = s.schedule()
+    assert len(booked) == 4  # cores run out before memory (4 x 200 <= 1000)
+    assert s.worker_books("w").free["cores"] == 0
+
+
+def test_memory_limits_packing_too():
+    s = Scheduler()
+    s.add_worker("w", {"cores": 8, "memory": 1000, "disk": 1000, "gpus": 0})
+    for i in range(6):
+        s.submit(i, declared(memory=400))
+    assert len(s.schedule()) == 2
+
+
+def test_priority_first_then_arrival_order():
+    s = Scheduler()
+    s.add_worker("w", {"cores": 1, "memory": 100, "disk": 100, "gpus": 0})
+    s.submit(1, declared(cores=1))
+    s.submit(2, declared(cores=1), priority=5)
+    s.submit(3, declared(cores=1), priority=5)
+    order = []
+    for _ in range(3):
+        (a,) = s.schedule()
+        order.append(a.task_id)
+        s.finish(a.task_id)
+    assert order == [2, 3, 1]
+
+
+def test_a_task_too_big_for_every_worker_blocks_nothing_and_is_reported():
+    s = Scheduler()
+    s.add_worker("w", {"cores": 2, "memory": 100, "disk": 100, "gpus": 0})
+    s.submit(1, declared(cores=16))
+    s.submit(2, declared(cores=1))
+    assert [a.task_id for a in s.schedule()] == [2]
+    assert s.unfit_shapes() == [((16.0, 0.0, 0.0, 0.0), 1)]
+    s.add_worker("big", {"cores": 32, "memory": 100, "disk": 100, "gpus": 0})
+    assert s.unfit_shapes() == []
+    assert [(a.task_id, a.worker) for a in s.schedule()] == [(1, "big")]
+
+
+def test_removing_a_worker_puts_its_tasks_back_in_place():
+    s = Scheduler()
+    s.add_worker("a", {"cores": 1, "memory": 0, "disk": 0, "gpus": 0})
+    s.submit(1, declared(cores=1))
+    s.submit(2, declared(cores=1))
+    assert [a.task_id for a in s.schedule()] == [1]
+    assert s.remove_worker("a") == [1]
+    s.add_worker("b", {"cores": 1, "memory": 0, "disk": 0, "gpus": 0})
+    assert [a.task_id for a in s.schedule()] == [1]  # still ahead of task 2
+
+
+def test_gpu_tasks_default_to_no_cores():
+    assert request_shape(declared(gpus=1)) == (0.0, 0.0, 0.0, 1.0)
+    assert request_shape(NOTHING) == (WHOLE,)
+
+
+def test_hungry_reflects_free_cores_not_just_a_count():
+    s = Scheduler()
+    s.add_worker("w", {"cores": 64, "memory": 0, "disk": 0, "gpus": 0})
+    for i in range(20):
+        s.submit(i, declared(cores=1))
+    assert s.hungry(minimum=10)  # 20 one-core tasks cannot fill 64 cores
+    for i in range(20, 100):
+        s.submit(i, declared(cores=1))
+    assert not s.hungry(minimum=10)
+
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("submit"), st.integers(0, 4), st.integers(0, 3000), st.integers(0, 2), st.integers(-2, 2)),
+    st.tuples(st.just("worker"), st.integers(1, 8), st.integers(0, 4000), st.integers(0, 2)),
+    st.tuples(st.just("remove"), st.integers(0, 5)),
+    st.tuples(st.just("finish"), st.integers(0, 60)),
+    st.tuples(st.just("cancel"), st.integers(0, 60)),
+    st.tuples(st.just("schedule"),),
+), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations)
+def test_books_stay_balanced_and_no_worker_is_ever_overcommitted(ops):
+    s = Scheduler()
+    next_task, next_worker, workers, running = 0, 0, [], {}
+    for op in ops:
+        if op[0] == "submit":
+            _, cores, memory, gpus, priority = op
+            s.submit(next_task, declared(cores=cores or None, memory=memory or None, gpus=gpus or None), priority)
+            next_task += 1
+        elif op[0] == "worker":
+            s.add_worker(next_worker, {"cores": op[1], "memory": op[2], "disk": 1000, "gpus": op[3]})
+            workers.append(next_worker)
+            next_worker += 1
+        elif op[0] == "remove" and workers:
+            w = workers.pop(op[1] % len(workers))
+            for tid in s.remove_worker(w):
+                running.pop(tid)
+        elif op[0] in ("finish", "cancel") and next_task:
+            tid = op[1] % next_task
+            s.finish(tid)
+            running.pop(tid, None)
+        elif op[0] == "schedule":
+            for a in s.schedule():
+                assert a.task_id not in running, "a task was booked twice"
+                running[a.task_id] = a.worker
+        for w, books in s.workers():
+            for name in RESOURCE_NAMES:
+                assert books.free[name] >= -1e-9, f"worker {w} over-committed on {name}"
+                used = books.total[name] - books.free[name]
+                assert abs(used - sum(s._tasks[t].allocation[name] for t in books.running)) < 1e-6
+    # every task that fits some worker is eventually dispatched once workers free up
+    for tid in list(running):
+        s.finish(tid)
+    s.schedule()
+    for tid, entry in s._tasks.items():
+        if entry.worker is None:
+            assert not any(b.could_ever_fit(entry.shape) and not b.running for _, b in s.workers())
