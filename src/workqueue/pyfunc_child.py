@@ -1,0 +1,145 @@
+"""One persistent Python process of a :class:`workqueue.pyfunc.FunctionPool`.
+
+Run as ``python pyfunc_child.py REQ_FD RESP_FD HOME``. It reads framed requests from REQ_FD and
+writes framed replies to RESP_FD (never to stdout, which the called functions own). A frame is an
+8-byte big-endian length and that many bytes.
+
+Request: ``pickle.dumps((cwd, env, stdout_path, payload))`` where payload is
+``cloudpickle.dumps((fn, args, kwargs))``. Reply: ``b"o" + cloudpickle.dumps(("ok", value))`` or
+``b"e" + cloudpickle.dumps(("error", exception, traceback_text))`` (the status byte lets the pool
+tell them apart without unpickling the value).
+
+This file is run by path, not with ``-m``, so that starting it does not import the ``workqueue``
+package (ZeroMQ and all); it imports only the standard library and cloudpickle.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+import traceback
+from typing import Any, Dict, Optional
+
+HEADER = struct.Struct("!Q")
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the worker dies, even while a function runs."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # best effort: idle children also leave on EOF of their request pipe
+        pass
+
+
+def _read_exact(fd: int, n: int) -> Optional[bytes]:
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_frame(fd: int, data: bytes) -> None:
+    view = memoryview(HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _encode_error(cloudpickle: Any, exc: BaseException, tb_text: str) -> bytes:
+    try:
+        return cloudpickle.dumps(("error", exc, tb_text))
+    except Exception:  # the exception itself does not pickle: send its text instead
+        return cloudpickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), tb_text))
+
+
+def _run(cloudpickle: Any, payload: bytes) -> bytes:
+    """The reply: one status byte (``o`` or ``e``) and the pickled outcome."""
+    try:
+        fn, args, kwargs = cloudpickle.loads(payload)
+        value = fn(*args, **kwargs)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt in a function are its failure too
+        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc())
+    try:
+        return b"o" + cloudpickle.dumps(("ok", value))
+    except Exception as exc:
+        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc())
+
+
+class _Redirect:
+    """Point fds 1 and 2 at a file for the duration of one call."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.saved: list = []
+
+    def __enter__(self) -> None:
+        if self.path is None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.saved = [os.dup(1), os.dup(2)]
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.saved:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for target, saved in zip((1, 2), self.saved):
+            os.dup2(saved, target)
+            os.close(saved)
+        self.saved = []
+
+
+def serve(req_fd: int, resp_fd: int, home: str) -> int:
+    import cloudpickle
+
+    base_env: Dict[str, str] = dict(os.environ)
+    base_path = list(sys.path)
+    while True:
+        header = _read_exact(req_fd, HEADER.size)
+        if header is None:
+            return 0  # the pool closed our pipe: leave quietly
+        body = _read_exact(req_fd, HEADER.unpack(header)[0])
+        if body is None:
+            return 0
+        cwd, env, stdout_path, payload = pickle.loads(body)
+        os.environ.clear()
+        os.environ.update(base_env)
+        os.environ.update(env)
+        try:
+            os.chdir(cwd)
+            sys.path[:] = [cwd] + base_path
+            with _Redirect(stdout_path):
+                reply = _run(cloudpickle, payload)
+        except Exception as exc:  # a bad cwd or stdout path
+            reply = b"e" + _encode_error(cloudpickle, exc, traceback.format_exc())
+        finally:
+            os.chdir(home)
+            sys.path[:] = base_path
+        _write_frame(resp_fd, reply)
+
+
+def main() -> int:
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]  # run by path: do not let our sibling modules shadow the user's imports
+    _die_with_parent()
+    req_fd, resp_fd, home = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    os.chdir(home)
+    return serve(req_fd, resp_fd, home)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""FunctionPool: persistent Python processes driven by poll + collect, no threads."""
+import os
+import select
+import time
+
+import cloudpickle
+import psutil
+import pytest
+
+from workqueue.pyfunc import FunctionPool
+
+
+def call(fn, *args, **kwargs):
+    return cloudpickle.dumps((fn, args, kwargs))
+
+
+def wait_for(pool, n, timeout=30):
+    """Poll the pool's one fd like the worker's loop would, until n outcomes arrived."""
+    outcomes = []
+    deadline = time.monotonic() + timeout
+    while len(outcomes) < n and time.monotonic() < deadline:
+        ready, _, _ = select.select([pool.fileno()], [], [], 1)
+        if ready:
+            outcomes.extend(pool.collect())
+    assert len(outcomes) == n, outcomes
+    return {task_id: (status, cloudpickle.loads(payload)) for task_id, status, payload in outcomes}
+
+
+@pytest.fixture
+def pool(tmp_path):
+    p = FunctionPool(2, str(tmp_path))
+    yield p
+    p.close()
+
+
+def test_runs_a_function_and_returns_its_value(pool, tmp_path):
+    assert pool.submit("1", call(pow, 2, 10), str(tmp_path), {})
+    assert wait_for(pool, 1) == {"1": ("ok", ("ok", 1024))}
+
+
+def test_processes_are_reused(pool, tmp_path):
+    pids = set(pool.pids())
+    for i in range(6):
+        assert pool.submit(str(i), call(os.getpid), str(tmp_path), {})
+        status, (_, pid) = wait_for(pool, 1)[str(i)]
+        assert status == "ok" and pid in pids
+    assert set(pool.pids()) == pids
+
+
+def test_busy_pool_refuses(pool, tmp_path):
+    assert pool.submit("a", call(time.sleep, 0.5), str(tmp_path), {})
+    assert pool.submit("b", call(time.sleep, 0.5), str(tmp_path), {})
+    assert pool.idle() == 0
+    assert not pool.submit("c", call(time.sleep, 0), str(tmp_path), {})
+    assert set(wait_for(pool, 2)) == {"a", "b"}
+    assert pool.idle() == 2
+
+
+def test_exception_comes_back_with_traceback(pool, tmp_path):
+    def boom():
+        raise ValueError("no good")
+    pool.submit("1", call(boom), str(tmp_path), {})
+    status, (tag, exc, tb) = wait_for(pool, 1)["1"]
+    assert status == "error" and tag == "error"
+    assert isinstance(exc, ValueError) and "no good" in str(exc)
+    assert "boom" in tb
+
+
+def test_unpicklable_result_is_an_error(pool, tmp_path):
+    pool.submit("1", call(lambda: (i for i in range(3))), str(tmp_path), {})
+    status, (tag, exc, tb) = wait_for(pool, 1)["1"]
+    assert status == "error" and tag == "error"
+
+
+def test_cwd_env_and_stdout(pool, tmp_path):
+    sandbox = tmp_path / "t.7"
+    sandbox.mkdir()
+    (sandbox / "helper_mod_pyfunc.py").write_text("VALUE = 41\n")
+
+    def task():
+        import helper_mod_pyfunc
+        print("hello from the task")
+        with open("out.txt", "w") as f:
+            f.write("x")
+        return os.getcwd(), os.environ["CORES"], helper_mod_pyfunc.VALUE + 1
+
+    pool.submit("7", call(task), str(sandbox), {"CORES": 3}, stdout=str(sandbox / "stdout"))
+    status, (_, value) = wait_for(pool, 1)["7"]
+    assert status == "ok"
+    assert value == (str(sandbox), "3", 42)
+    assert (sandbox / "out.txt").read_text() == "x"
+    assert (sandbox / "stdout").read_text() == "hello from the task\n"
+    # the next call sees neither the env nor the cwd of the last one
+    pool.submit("8", call(lambda: (os.getcwd(), os.environ.get("CORES"))), str(tmp_path), {})
+    assert wait_for(pool, 1)["8"][1][1] == (str(tmp_path), None)
+
+
+def test_os_exit_fails_the_task_and_the_pool_recovers(pool, tmp_path):
+    before = set(pool.pids())
+    pool.submit("1", call(os._exit, 3), str(tmp_path), {})
+    status, (tag, exc, _) = wait_for(pool, 1)["1"]
+    assert status == "died" and isinstance(exc, ChildProcessError) and "status 3" in str(exc)
+    assert pool.size == 2 and len(set(pool.pids()) - before) == 1
+    for i in range(4):
+        pool.submit(f"n{i}", call(abs, -i), str(tmp_path), {})
+        assert wait_for(pool, 1)[f"n{i}"] == ("ok", ("ok", i))
+
+
+def test_segfault_fails_the_task_and_the_pool_recovers(pool, tmp_path):
+    def crash():
+        import ctypes
+        ctypes.string_at(0)
+    pool.submit("1", call(crash), str(tmp_path), {})
+    pool.submit("2", call(pow, 3, 2), str(tmp_path), {})
+    outcomes = wait_for(pool, 2)
+    assert outcomes["1"][0] == "died" and "signal" in str(outcomes["1"][1][1])
+    assert outcomes["2"] == ("ok", ("ok", 9))
+    pool.submit("3", call(pow, 2, 2), str(tmp_path), {})
+    assert wait_for(pool, 1)["3"][0] == "ok"
+
+
+def test_kill_stops_a_call_and_replaces_its_process(pool, tmp_path):
+    pool.submit("long", call(time.sleep, 60), str(tmp_path), {})
+    pool.submit("short", call(pow, 2, 3), str(tmp_path), {})
+    assert wait_for(pool, 1) == {"short": ("ok", ("ok", 8))}
+    old = set(pool.pids())
+    assert pool.kill("long")
+    assert not pool.kill("long")
+    assert pool.idle() == 2 and pool.size == 2 and set(pool.pids()) != old
+    pool.submit("after", call(pow, 2, 4), str(tmp_path), {})
+    assert wait_for(pool, 1) == {"after": ("ok", ("ok", 16))}
+
+
+def test_close_leaves_no_processes(tmp_path):
+    pool = FunctionPool(3, str(tmp_path))
+
+    def spawn_grandchild():
+        import subprocess
+        return subprocess.Popen(["sleep", "60"]).pid
+
+    pool.submit("g", call(spawn_grandchild), str(tmp_path), {})
+    grandchild = wait_for(pool, 1)["g"][1][1]
+    pool.submit("busy", call(time.sleep, 60), str(tmp_path), {})
+    pids = pool.pids() + [grandchild]
+    pool.close()
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_large_payload_both_ways(pool, tmp_path):
+    blob = os.urandom(5 << 20)
+    pool.submit("big", call(lambda b: b[::-1], blob), str(tmp_path), {})
+    assert wait_for(pool, 1)["big"][1][1] == blob[::-1]
