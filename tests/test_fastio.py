@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -73,6 +74,14 @@ def test_selector_exports_one_backend():
     expected = _fastio if fastio.BACKEND == "cython" else _fastio_py
     assert fastio.FileReader is expected.FileReader and fastio.FileWriter is expected.FileWriter
     assert fastio.CHUNK_SIZE == 1 << 20 == _fastio_py.CHUNK_SIZE
+
+
+def test_selector_can_be_forced_to_python():
+    code = "from workqueue import fastio, _fastio_py; assert fastio.FileWriter is _fastio_py.FileWriter; print(fastio.BACKEND)"
+    env = dict(os.environ, WORKQUEUE_FASTIO="python")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "python"
 
 
 @pytest.mark.parametrize("size", SIZES)
