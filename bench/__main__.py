@@ -1,0 +1,148 @@
+"""``python -m bench [WORKLOAD ...] [--full] [--json PATH] [--no-plots]``
+
+Workloads: throughput, files, latency, transfer, scale, functions (default: all). The quick profile
+takes about a minute; ``--full`` runs the sizes the issues ask for (N up to 100,000, 1 GiB, 200 workers).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Callable, Dict
+
+from . import cctools, references, workloads
+from .machine import describe
+from .report import Report
+
+PROFILES = {
+    "quick": {"ns": [1000], "files_n": 300, "latency_n": 200, "transfer": 256 << 20, "scale_n": 10_000,
+              "many_workers": 20, "many_tasks": 500, "functions_n": 1000, "spawn_n": 1000},
+    "full": {"ns": [1000, 10_000, 100_000], "files_n": 2000, "latency_n": 1000, "transfer": 1 << 30,
+             "scale_n": 100_000, "many_workers": 200, "many_tasks": 5000, "functions_n": 10_000, "spawn_n": 3000},
+}
+
+
+class Run:
+    def __init__(self, profile: Dict, report: Report) -> None:
+        self.p = profile
+        self.report = report
+        self.cctools_missing = cctools.unavailable()
+        if self.cctools_missing:
+            report.note(f"CCTools skipped: {self.cctools_missing}")
+        self._spawn: Dict[int, float] = {}
+
+    def spawn(self, parallel: int) -> float:
+        if parallel not in self._spawn:
+            self._spawn[parallel] = references.spawn_rate(self.p["spawn_n"], parallel)
+        return self._spawn[parallel]
+
+    def cctools(self, workload: str, **spec) -> Dict[str, float]:
+        if self.cctools_missing:
+            return {}
+        try:
+            return cctools.run(workload, **spec)
+        except Exception as error:  # report and go on: one failing reference must not sink the run
+            self.report.note(f"CCTools {workload} {spec} failed: {error}")
+            return {}
+
+    def throughput(self) -> None:
+        series = self.report.series.setdefault("throughput", {})
+        for workers in (1, 2):
+            for n in self.p["ns"]:
+                ours = workloads.throughput(n, workers)
+                theirs = self.cctools("throughput", n=n, workers=workers).get("tasks_per_second")
+                series.setdefault(f"workqueue, {workers} worker(s)", {})[n] = ours
+                if theirs:
+                    series.setdefault(f"CCTools, {workers} worker(s)", {})[n] = theirs
+                self.report.add("throughput", f"true x{n}, {workers} worker(s)", ours, "tasks/s", {
+                    f"raw sh -c true, {workers}-way": self.spawn(workers), "CCTools Work Queue": theirs})
+
+    def files(self) -> None:
+        n = self.p["files_n"]
+        ours = workloads.throughput(n, 2, with_files=True)
+        theirs = self.cctools("throughput", n=n, workers=2, files=True).get("tasks_per_second")
+        self.report.add("files", f"1 in + 1 out x{n}, 2 workers", ours, "tasks/s", {
+            "raw sh -c true, 2-way": self.spawn(2), "CCTools Work Queue": theirs})
+
+    def latency(self) -> None:
+        n = self.p["latency_n"]
+        ours = workloads.latency(n)
+        raw = references.zmq_round_trip(n)
+        theirs = self.cctools("latency", n=n, workers=1)
+        self.report.series["latency"] = {"workqueue": ours["samples"]}
+        if theirs:
+            self.report.series["latency"]["CCTools"] = theirs["samples"]
+        for stat in ("median", "p99"):
+            self.report.add("latency", f"round trip {stat}", ours[stat], "s", {
+                "raw ZeroMQ round trip": raw[stat], "CCTools Work Queue": theirs.get(stat)})
+
+    def transfer(self) -> None:
+        size = self.p["transfer"]
+        ours = workloads.transfer(size)
+        raw = references.zmq_throughput(size)
+        theirs = self.cctools("transfer", size=size, workers=1)
+        label = f"{size >> 20} MiB"
+        self.report.add("transfer", f"{label} in", ours["in"], "B/s", {
+            "raw ZeroMQ 1 MiB frames": raw, "CCTools Work Queue": theirs.get("in")})
+        self.report.add("transfer", f"{label} out", ours["out"], "B/s", {
+            "raw ZeroMQ 1 MiB frames": raw, "CCTools Work Queue": theirs.get("out")})
+        hit = ours["cache_hit_seconds"] - ours["empty_task_seconds"]
+        self.report.add("transfer", "cache hit overhead", hit, "s", {
+            "CCTools Work Queue": (theirs["cache_hit_seconds"] - theirs["empty_task_seconds"]) if theirs else None})
+
+    def scale(self) -> None:
+        submit = workloads.scale_submit(self.p["scale_n"])
+        self.report.add("scale", f"submit rate, {self.p['scale_n']} queued", submit["submit_rate"], "tasks/s")
+        self.report.add("scale", "master memory per queued task", submit["bytes_per_task"], "B")
+        many = workloads.many_workers(self.p["many_workers"], self.p["many_tasks"])
+        self.report.add("scale", f"{self.p['many_workers']} workers idle: master CPU", many["idle_master_cpu_percent"], "%")
+        self.report.add("scale", f"{self.p['many_workers']} workers busy", many["busy_tasks_per_second"], "tasks/s",
+                        {"raw sh -c true, 2-way": self.spawn(2)})
+
+    def functions(self) -> None:
+        n = self.p["functions_n"]
+        ours = workloads.functions(n, 2)
+        try:
+            dask = workloads.dask_functions(n, 2)
+        except ImportError:
+            dask = None
+            self.report.note("Dask skipped: dask.distributed is not installed")
+        self.report.add("functions", f"noop x{n}, 2 workers", ours, "tasks/s", {"Dask distributed, 2 processes": dask})
+
+
+WORKLOADS = ("throughput", "files", "latency", "transfer", "scale", "functions")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=f"any of {', '.join(WORKLOADS)} (default: all)")
+    parser.add_argument("--full", action="store_true", help="the full profile (long)")
+    parser.add_argument("--json", help="where to write the JSON (default: bench/results/results.json)")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    unknown = set(args.workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}: choose from {', '.join(WORKLOADS)}")
+    logging.basicConfig(level=logging.ERROR)
+    report = Report(describe())
+    run = Run(PROFILES["full" if args.full else "quick"], report)
+    started = time.monotonic()
+    run.spawn(1), run.spawn(2)  # on a quiet machine, before any workload leaves processes behind
+    for name in args.workloads or WORKLOADS:
+        print(f"== {name}", flush=True)
+        getattr(run, name)()
+    print()
+    print(report.table())
+    folder = os.path.dirname(args.json) if args.json else os.path.join(os.path.dirname(__file__), "results")
+    written = report.save(folder or ".", plots=not args.no_plots)
+    if args.json and written[0] != args.json:
+        os.replace(written[0], args.json)
+        written[0] = args.json
+    print(f"\n{time.monotonic() - started:.0f} s; wrote {', '.join(written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

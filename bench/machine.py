@@ -1,0 +1,38 @@
+"""A description of the machine a run was made on, stored with its figures."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any, Dict
+
+import psutil
+
+
+def describe() -> Dict[str, Any]:
+    import zmq
+
+    import workqueue
+    from workqueue import fastio
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / (1 << 30), 1),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "workqueue": workqueue.__version__,
+        "fastio": fastio.BACKEND,
+        "pyzmq": zmq.__version__,
+        "libzmq": zmq.zmq_version(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -1,0 +1,114 @@
+"""The results of a run: a table on the terminal, a JSON file, and PNG plots."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class Row:
+    workload: str
+    figure: str
+    value: float
+    unit: str
+    reference: str = ""
+    reference_value: Optional[float] = None
+
+    @property
+    def ratio(self) -> Optional[float]:
+        if not self.reference_value:
+            return None
+        return self.value / self.reference_value
+
+
+@dataclass
+class Report:
+    machine: Dict[str, Any]
+    rows: List[Row] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    series: Dict[str, Any] = field(default_factory=dict)
+
+    def add(self, workload: str, figure: str, value: float, unit: str, references: Dict[str, Optional[float]] = None) -> None:
+        """One row per reference (or one bare row when there is none)."""
+        if not references:
+            self.rows.append(Row(workload, figure, value, unit))
+        for name, ref in (references or {}).items():
+            self.rows.append(Row(workload, figure, value, unit, name, ref))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+    def table(self) -> str:
+        lines = [f"{'workload':<14} {'figure':<24} {'ours':>12} {'unit':<8} {'reference':<30} {'ref':>12} {'ratio':>7}"]
+        for r in self.rows:
+            ref = "" if r.reference_value is None else _fmt(r.reference_value)
+            ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
+            lines.append(f"{r.workload:<14} {r.figure:<24} {_fmt(r.value):>12} {r.unit:<8} {r.reference:<30} {ref:>12} {ratio:>7}")
+        return "\n".join(lines)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"machine": self.machine, "notes": self.notes, "series": self.series,
+                "rows": [dict(asdict(r), ratio=r.ratio) for r in self.rows]}
+
+    def save(self, folder: str, plots: bool = True) -> List[str]:
+        os.makedirs(folder, exist_ok=True)
+        written = [os.path.join(folder, "results.json")]
+        with open(written[0], "w") as f:
+            json.dump(self.to_json(), f, indent=2)
+        if plots:
+            written += self._plots(folder)
+        return written
+
+    def _plots(self, folder: str) -> List[str]:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            self.note("matplotlib is not installed: no plots (pip install 'workqueue[bench]')")
+            return []
+        written = []
+        throughput = self.series.get("throughput", {})
+        if throughput:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for label, points in sorted(throughput.items()):
+                xs, ys = zip(*sorted((int(n), v) for n, v in points.items()))
+                ax.plot(xs, ys, marker="o", label=label)
+            ax.set_xscale("log")
+            ax.set_xlabel("tasks in the run")
+            ax.set_ylabel("tasks per second")
+            ax.set_title("Trivial task throughput")
+            ax.legend(fontsize=8)
+            written.append(os.path.join(folder, "throughput.png"))
+            fig.tight_layout()
+            fig.savefig(written[-1], dpi=100)
+            plt.close(fig)
+        latency = self.series.get("latency", {})
+        if latency:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for label, samples in sorted(latency.items()):
+                ax.hist([s * 1000 for s in samples], bins=40, alpha=0.6, label=label)
+            ax.set_xlabel("submit to wait() return, ms")
+            ax.set_ylabel("tasks")
+            ax.set_title("Single-task round trip")
+            ax.legend(fontsize=8)
+            written.append(os.path.join(folder, "latency.png"))
+            fig.tight_layout()
+            fig.savefig(written[-1], dpi=100)
+            plt.close(fig)
+        return written
+
+
+def _fmt(value: float) -> str:
+    if value >= 1e9:
+        return f"{value / 1e9:.2f}G"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.4f}"

@@ -1,0 +1,151 @@
+"""Our side of each comparison, through the native API only (Manager, Task, local_workers)."""
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import tempfile
+import time
+from typing import Any, Dict, List
+
+import psutil
+
+import workqueue as wq
+
+from .references import _percentile
+
+
+def _run_all(manager: wq.Manager, tasks: List[wq.Task]) -> float:
+    """Submit every task, wait for all; return the elapsed seconds. Raises if any failed."""
+    start = time.perf_counter()
+    for task in tasks:
+        manager.submit(task)
+    failed = 0
+    while not manager.empty():
+        done = manager.wait(30)
+        if done is not None and not done.succeeded:
+            failed += 1
+    elapsed = time.perf_counter() - start
+    if failed:
+        raise RuntimeError(f"{failed} of {len(tasks)} tasks failed")
+    return elapsed
+
+
+def _connected(manager: wq.Manager, n: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while manager.stats["workers_connected"] < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {manager.stats['workers_connected']} of {n} workers connected")
+        time.sleep(0.05)
+
+
+def throughput(n: int, workers: int, with_files: bool = False) -> float:
+    """Trivial command tasks per second on ``workers`` local one-core workers."""
+    with tempfile.TemporaryDirectory() as tmp, wq.Manager(port=0, host="127.0.0.1") as m, \
+            wq.local_workers(workers, m, cores=1):
+        _connected(m, workers)
+        tasks = []
+        for i in range(n):
+            if with_files:
+                src = os.path.join(tmp, f"in.{i}")
+                with open(src, "w") as f:
+                    f.write(f"{i}\n")
+                tasks.append(wq.Task("cat in > out", cores=1, inputs=[(src, "in")],
+                                     outputs=[(os.path.join(tmp, f"out.{i}"), "out")]))
+            else:
+                tasks.append(wq.Task("true", cores=1))
+        return n / _run_all(m, tasks)
+
+
+def latency(n: int) -> Dict[str, float]:
+    """Seconds from submit to wait() returning, one task at a time, on one worker."""
+    with wq.Manager(port=0, host="127.0.0.1") as m, wq.local_workers(1, m, cores=1):
+        _connected(m, 1)
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            m.submit(wq.Task("true", cores=1))
+            while m.wait(30) is None:
+                pass
+            times.append(time.perf_counter() - start)
+        return {"median": statistics.median(times), "p99": _percentile(times, 0.99), "samples": times}
+
+
+def transfer(size: int) -> Dict[str, float]:
+    """Bytes per second of an input sent to a task, the same input again from the worker's cache
+    (seconds), and an output of the same size brought back."""
+    with tempfile.TemporaryDirectory() as tmp, wq.Manager(port=0, host="127.0.0.1") as m, \
+            wq.local_workers(1, m, cores=1):
+        _connected(m, 1)
+        src = os.path.join(tmp, "in.bin")
+        with open(src, "wb") as f:
+            for _ in range(size >> 20):
+                f.write(os.urandom(1 << 20))
+        cached = wq.File(src, "in.bin", cache=True)
+        figures = {"in": size / _run_all(m, [wq.Task("true", cores=1, inputs=[cached])])}
+        figures["cache_hit_seconds"] = _run_all(m, [wq.Task("true", cores=1, inputs=[cached])])
+        figures["empty_task_seconds"] = _run_all(m, [wq.Task("true", cores=1)])
+        out = wq.Task(f"head -c {size} /dev/zero > out.bin", cores=1, outputs=[(os.path.join(tmp, "out.bin"), "out.bin")])
+        figures["out"] = size / _run_all(m, [out])
+        return figures
+
+
+def scale_submit(n: int) -> Dict[str, float]:
+    """Submits per second and master memory per queued task, with no worker to drain the queue."""
+    gc.collect()
+    process = psutil.Process()
+    with wq.Manager(port=0, host="127.0.0.1") as m:
+        before = process.memory_info().rss
+        start = time.perf_counter()
+        for _ in range(n):
+            m.submit(wq.Task("true", cores=1))
+        rate = n / (time.perf_counter() - start)
+        while m.stats["tasks_waiting"] < n:
+            time.sleep(0.05)
+        per_task = (process.memory_info().rss - before) / n
+    return {"submit_rate": rate, "bytes_per_task": per_task}
+
+
+def many_workers(workers: int, tasks: int) -> Dict[str, float]:
+    """Master CPU share with ``workers`` connected and idle, then tasks/s with all of them busy."""
+    with wq.Manager(port=0, host="127.0.0.1") as m, \
+            wq.local_workers(workers, m, cores=1, extra=["--memory", "50", "--disk", "50"]):
+        _connected(m, workers, timeout=120)
+        me = psutil.Process()
+        me.cpu_percent()
+        time.sleep(2)
+        idle_cpu = me.cpu_percent()
+        rate = tasks / _run_all(m, [wq.Task("true", cores=1) for _ in range(tasks)])
+    return {"idle_master_cpu_percent": idle_cpu, "busy_tasks_per_second": rate}
+
+
+def _noop(x: Any) -> Any:
+    return x
+
+
+def functions(n: int, workers: int) -> float:
+    """Trivial Python function tasks per second on local workers."""
+    import sys
+
+    import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import bench/
+    with wq.Manager(port=0, host="127.0.0.1") as m, wq.local_workers(workers, m, cores=1):
+        _connected(m, workers)
+        tasks = []
+        for i in range(n):
+            t = wq.PythonTask(_noop, i)
+            t.set_resources(cores=1)
+            tasks.append(t)
+        return n / _run_all(m, tasks)
+
+
+def dask_functions(n: int, workers: int) -> float:
+    """The same trivial functions through Dask distributed (processes, one thread each)."""
+    from dask.distributed import Client, LocalCluster
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.submit(_noop, 0).result()
+        start = time.perf_counter()
+        futures = client.map(_noop, range(n), pure=False)
+        client.gather(futures)
+        return n / (time.perf_counter() - start)
