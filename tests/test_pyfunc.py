@@ -95,6 +95,18 @@ def test_cwd_env_and_stdout(pool, tmp_path):
     assert wait_for(pool, 1)["8"][1][1] == (str(tmp_path), None)
 
 
+def test_a_task_can_unset_an_inherited_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYFUNC_TEST_VAR", "inherited")
+    with FunctionPool(1, str(tmp_path)) as pool:
+        get = call(lambda: os.environ.get("PYFUNC_TEST_VAR"))
+        pool.submit("1", get, str(tmp_path), {})
+        assert wait_for(pool, 1)["1"][1][1] == "inherited"
+        pool.submit("2", get, str(tmp_path), {"PYFUNC_TEST_VAR": None})
+        assert wait_for(pool, 1)["2"][1][1] is None
+        pool.submit("3", get, str(tmp_path), {})
+        assert wait_for(pool, 1)["3"][1][1] == "inherited"
+
+
 def test_os_exit_fails_the_task_and_the_pool_recovers(pool, tmp_path):
     before = set(pool.pids())
     pool.submit("1", call(os._exit, 3), str(tmp_path), {})

@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -88,6 +89,7 @@ class Advertiser:
         self.extra: Dict[str, Any] = {}
         self._last = 0.0
         self._closed = False
+        self._lock = threading.Lock()  # refresh() from the master's loop, close() from the user's thread
         self._sock: Optional[socket.socket] = None
         self._address: Optional[Tuple[Any, ...]] = None
         if self.kind == "dir":
@@ -105,19 +107,20 @@ class Advertiser:
 
     def refresh(self, extra: Optional[Dict[str, Any]] = None) -> None:
         """Publish the record now (``extra``: more fields, e.g. tasks waiting, workers connected)."""
-        if self._closed:
-            return
-        if extra is not None:
-            self.extra = dict(extra)
-        self._last = time.monotonic()
-        data = json.dumps(_record(self.name, self.host, self.port, self.started, self.extra)).encode()
-        try:
-            if self.kind == "dir":
-                _atomic_write(self.path, data)
-            else:
-                self._sock.sendto(data[:MAX_RECORD], self._address)
-        except OSError as exc:  # a full disk or an unreachable catalog must not break the master
-            logger.warning("catalog update to %s failed: %s", self.where, exc)
+        with self._lock:
+            if self._closed:
+                return
+            if extra is not None:
+                self.extra = dict(extra)
+            self._last = time.monotonic()
+            data = json.dumps(_record(self.name, self.host, self.port, self.started, self.extra)).encode()
+            try:
+                if self.kind == "dir":
+                    _atomic_write(self.path, data)
+                else:
+                    self._sock.sendto(data[:MAX_RECORD], self._address)
+            except OSError as exc:  # a full disk or an unreachable catalog must not break the master
+                logger.warning("catalog update to %s failed: %s", self.where, exc)
 
     def maybe_refresh(self, now: Optional[float] = None) -> bool:
         """Refresh if the interval has passed; returns whether it did."""
@@ -128,9 +131,10 @@ class Advertiser:
 
     def close(self) -> None:
         """Withdraw the record (delete the file, or tell the server)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         try:
             if self.kind == "dir":
                 os.unlink(self.path)
@@ -266,7 +270,6 @@ class CatalogServer:
     def __init__(self, host: str = "", port: int = DEFAULT_CATALOG_PORT, max_age: float = MAX_AGE,
                  max_records: int = 10000) -> None:
         import http.server
-        import threading
 
         self.max_age, self.max_records = max_age, max_records
         self._records: Dict[Tuple[str, int], Dict[str, Any]] = {}
@@ -372,7 +375,6 @@ class CatalogServer:
                 self.update(data, sender[0])
 
     def start(self) -> "CatalogServer":
-        import threading
         for target in (self._serve_udp, self._http.serve_forever):
             thread = threading.Thread(target=target, name="catalog-server", daemon=True)
             thread.start()
@@ -380,7 +382,6 @@ class CatalogServer:
         return self
 
     def serve_forever(self) -> None:
-        import threading
         udp = threading.Thread(target=self._serve_udp, name="catalog-udp", daemon=True)
         udp.start()
         self._threads.append(udp)

@@ -118,7 +118,11 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
         cwd, env, stdout_path, payload = pickle.loads(body)
         os.environ.clear()
         os.environ.update(base_env)
-        os.environ.update(env)
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)  # the task asked for the variable to be unset
+            else:
+                os.environ[name] = value
         try:
             os.chdir(cwd)
             sys.path[:] = [cwd] + base_path
