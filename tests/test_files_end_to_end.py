@@ -117,3 +117,15 @@ def test_a_full_worker_disk_fails_the_task_clearly_and_the_worker_keeps_serving(
         assert drain(manager)[0].output.strip() == "still-here"
     finally:
         stop(worker)
+
+
+def test_a_short_idle_timeout_never_cuts_an_output_transfer(manager, tmp_path):
+    worker = start_worker(manager.port, "--cores", "1", "-t", "1")
+    try:
+        t = wq.Task("head -c 300000000 /dev/zero > big.out", outputs=[str(tmp_path / "big.out")], cores=1)
+        manager.submit(t)
+        drain(manager, timeout=120)
+        assert t.result == Result.SUCCESS
+        assert (tmp_path / "big.out").stat().st_size == 300_000_000
+    finally:
+        stop(worker)

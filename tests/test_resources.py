@@ -6,7 +6,7 @@ import pytest
 import workqueue as wq
 from workqueue.constants import Result
 
-from conftest import drain, start_worker, stop
+from conftest import drain, start_worker, stop, wait_for
 
 PY = sys.executable
 
@@ -101,3 +101,32 @@ def test_higher_priority_runs_first_then_arrival_order(manager):
     finally:
         stop(worker)
     assert order == ["high-1", "high-2", "mid", "low"]
+
+
+def test_short_tasks_are_prefetched_and_all_complete(manager):
+    worker = start_worker(manager.port, "--cores", "1")
+    try:
+        for i in range(60):
+            manager.submit(wq.Task(f"echo {i}", cores=1, category="short"))
+        done = drain(manager)
+    finally:
+        stop(worker)
+    assert sorted(int(t.output) for t in done) == list(range(60))
+    assert manager.stats["tasks_prefetched"] > 0
+
+
+def test_long_or_unknown_tasks_never_wait_behind_a_busy_worker(manager):
+    first = start_worker(manager.port, "--cores", "1")
+    second = None
+    try:
+        for _ in range(2):
+            manager.submit(wq.Task("sleep 2", cores=1))
+        assert wait_for(lambda: manager.stats["tasks_running"] == 1, timeout=20)
+        second = start_worker(manager.port, "--cores", "1")
+        done = drain(manager)
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+    assert manager.stats["tasks_prefetched"] == 0
+    assert len({t.worker_id for t in done}) == 2, "the second task should have gone to the idle worker"

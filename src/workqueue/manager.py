@@ -216,10 +216,15 @@ class Manager:
             raise RuntimeError("this manager is closed")
 
     def _send(self, *command: Any) -> None:
+        if not self._thread.is_alive() and not self._closed:
+            raise RuntimeError("the manager's loop has stopped (see the log for why)")
         self._commands.put(command)
         with self._wake_lock:
             if not self._closed:
-                self._wake.send(b"", zmq.NOBLOCK)
+                try:
+                    self._wake.send(b"", zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # wake-ups already queued: the loop will see this command too
 
     def _start_advertising(self, name: str) -> None:
         try:

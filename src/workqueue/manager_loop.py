@@ -25,6 +25,24 @@ from .transfer import BytesSource, FileSource, Incoming, Outbox, TransferError, 
 log = logging.getLogger("workqueue.manager")
 
 BATCH = 256  # messages handled per poll wake-up before dispatching again
+PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on average may be prefetched
+PREFETCH_MIN_SAMPLES = 5
+
+
+@dataclass
+class CategoryTimes:
+    """Mean wall time of a category's finished tasks: what prefetching decisions rest on."""
+
+    count: int = 0
+    mean: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.mean += (seconds - self.mean) / min(self.count, 100)
+
+    @property
+    def short(self) -> bool:
+        return self.count >= PREFETCH_MIN_SAMPLES and self.mean < PREFETCH_MAX_SECONDS
 
 # results a worker reports that are not the task's fault: the task runs again elsewhere
 TRANSIENT = {Result.FORSAKEN}
@@ -37,6 +55,7 @@ class Settings:
     keepalive_timeout: float = 30.0
     transactions_log: Optional[str] = None
     hungry_minimum: int = 10
+    prefetch: bool = True
 
 
 @dataclass
@@ -117,13 +136,14 @@ class ManagerLoop:
         self._warned_shapes: Set[Tuple] = set()
         self._warned_open = False
         self.category_max: Dict[str, Dict[str, float]] = {}
+        self.category_times: Dict[str, CategoryTimes] = {}
         self.digests = DigestMemo()
         self.xfer_ids = 0
         self.counters = {
             "tasks_submitted": 0, "tasks_done": 0, "tasks_failed": 0, "tasks_requeued": 0,
             "tasks_canceled": 0, "bytes_sent": 0, "bytes_received": 0, "cache_hits": 0,
             "workers_joined": 0, "workers_removed": 0, "workers_lost": 0, "workers_rejected": 0,
-            "messages_dropped": 0,
+            "messages_dropped": 0, "tasks_prefetched": 0,
         }
         self.requeue_reasons: Dict[str, int] = {}
         self.transactions = TransactionsLog(settings.transactions_log)
@@ -264,7 +284,7 @@ class ManagerLoop:
 
     def _cmd_tune(self, name: str, value: float) -> None:
         key = name.replace("-", "_")
-        if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum"):
+        if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum", "prefetch"):
             setattr(self.settings, key, type(getattr(self.settings, key))(value))
         else:
             log.info("tune(%r) has no effect in workqueue", name)
@@ -390,6 +410,9 @@ class ManagerLoop:
             return
         conn.tasks.discard(record.task_id)
         conn.completed += 1
+        wall_time = message["measured"].get("wall_time")
+        if wall_time is not None:
+            self.category_times.setdefault(record.spec["category"], CategoryTimes()).add(wall_time)
         result = Result(message["result"]) if message["result"] in Result._value2member_map_ else Result.UNKNOWN
         if result in TRANSIENT:
             self._requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
@@ -407,8 +430,13 @@ class ManagerLoop:
         self._complete(record, outcome)
 
     # -- dispatch -------------------------------------------------------------------------------
+    def _may_prefetch(self, task_id: int) -> bool:
+        times = self.category_times.get(self.tasks[task_id].spec["category"])
+        return times is not None and times.short
+
     def _dispatch(self) -> None:
-        for assignment in self.scheduler.schedule():
+        may_prefetch = self._may_prefetch if self.settings.prefetch else None
+        for assignment in self.scheduler.schedule(may_prefetch):
             record = self.tasks[assignment.task_id]
             conn = self.workers[assignment.worker]
             try:
@@ -429,6 +457,8 @@ class ManagerLoop:
         record.allocation = assignment.allocation
         record.dispatch_time = time.time()
         conn.tasks.add(record.task_id)
+        if self.scheduler.is_queued(record.task_id):
+            self.counters["tasks_prefetched"] += 1
         limits = {}
         if spec["max_run_time"]:
             limits["wall_time"] = float(spec["max_run_time"])
@@ -530,8 +560,9 @@ class ManagerLoop:
         self.tasks.pop(record.task_id, None)
         self.scheduler.finish(record.task_id)
         self._abort_incoming(record)
-        succeeded = outcome["result"] == Result.SUCCESS
-        self.counters["tasks_done" if succeeded else "tasks_failed"] += 1
+        counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
+        self.counters[counter] += 1
+        self.snapshot = {**self.snapshot, counter: self.counters[counter]}  # seen before wait() returns
         self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
         self.finished.put((record.task_id, outcome))
 
@@ -630,7 +661,8 @@ class ManagerLoop:
             for record in self.tasks.values():
                 conn = self.workers.get(record.worker) if record.worker else None
                 rows.append({
-                    "task_id": record.task_id, "state": "RUNNING" if conn else "WAITING",
+                    "task_id": record.task_id,
+                    "state": ("QUEUED" if self.scheduler.is_queued(record.task_id) else "RUNNING") if conn else "WAITING",
                     "command": record.spec["command"], "tag": record.spec["tag"],
                     "category": record.spec["category"], "priority": record.spec["priority"],
                     "worker": conn.worker_id if conn else None, "attempts": record.attempts,

@@ -4,13 +4,18 @@ Ready tasks wait in one heap per *shape* (their resource request), ordered by pr
 arrival. A dispatch round looks at the head of each shape only, so its cost grows with the number of
 distinct shapes and workers, never with the number of waiting tasks. A task that fits no worker
 blocks nothing: the other shapes keep flowing.
+
+*Prefetch*: when the caller says a task is short (``may_prefetch``), a worker with no room left may
+also hold a few booked-but-waiting tasks (``queued``), which it starts the moment a running task
+ends, without waiting for a round trip to the master. Queued tasks hold no resources until they
+are promoted, in arrival order, exactly as the worker itself promotes them.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, Iterator, List, Optional, Set, Tuple
+from typing import Callable, Dict, Hashable, Iterator, List, Optional, Set, Tuple
 
 from .constants import RESOURCE_NAMES
 
@@ -46,11 +51,19 @@ class WorkerBooks:
     total: Resources
     free: Resources
     running: Set[int] = field(default_factory=set)
+    queued: List[int] = field(default_factory=list)
     draining: bool = False
 
+    @property
+    def prefetch_limit(self) -> int:
+        return max(1, int(self.total["cores"]))
+
     def fits(self, shape: Tuple) -> bool:
-        if self.draining:
-            return False
+        if self.draining or self.queued:
+            return False  # queued tasks go first, as on the worker
+        return self.fits_now(shape)
+
+    def fits_now(self, shape: Tuple) -> bool:
         if shape[0] == WHOLE:
             return not self.running
         return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
@@ -75,6 +88,7 @@ class _Entry:
     order: int
     worker: Optional[WorkerId] = None
     allocation: Optional[Resources] = None
+    queued: bool = False
 
 
 class Scheduler:
@@ -99,10 +113,11 @@ class Scheduler:
         books = self._workers.pop(worker, None)
         if books is None:
             return []
-        returned = sorted(books.running)
+        returned = sorted(books.running) + books.queued
         for task_id in returned:
             entry = self._tasks[task_id]
             entry.worker = entry.allocation = None
+            entry.queued = False
             self._push_ready(task_id, entry)
         return returned
 
@@ -138,6 +153,10 @@ class Scheduler:
         else:
             self._count_ready(entry.shape, -1)
 
+    def is_queued(self, task_id: int) -> bool:
+        entry = self._tasks.get(task_id)
+        return entry is not None and entry.queued
+
     def worker_of(self, task_id: int) -> Optional[WorkerId]:
         entry = self._tasks.get(task_id)
         return None if entry is None else entry.worker
@@ -147,8 +166,9 @@ class Scheduler:
         return entry is not None and entry.worker is None
 
     # -- dispatch -------------------------------------------------------------------------------
-    def schedule(self) -> List[Assignment]:
-        """Book as many ready tasks as fit, best priority first, on the workers with room."""
+    def schedule(self, may_prefetch: Optional[Callable[[int], bool]] = None) -> List[Assignment]:
+        """Book as many ready tasks as fit, best priority first, on the workers with room; then,
+        if ``may_prefetch`` approves of a task, queue it on a full worker."""
         assignments: List[Assignment] = []
         if not self._ready_count:
             return assignments
@@ -158,6 +178,13 @@ class Scheduler:
                 if shape is None:
                     break
                 assignments.append(self._book(shape, worker, books))
+        if may_prefetch is not None:
+            for worker, books in self._workers.items():
+                while self._ready_count and not books.draining and len(books.queued) < books.prefetch_limit:
+                    shape = self._best_shape(books.could_ever_fit)
+                    if shape is None or not may_prefetch(self._head(shape)[2]):
+                        break
+                    assignments.append(self._book(shape, worker, books, queued=True))
         return assignments
 
     def unfit_shapes(self) -> List[Tuple[Tuple, int]]:
@@ -224,31 +251,57 @@ class Scheduler:
         return None
 
     def _best_fitting_shape(self, books: WorkerBooks) -> Optional[Tuple]:
+        return self._best_shape(books.fits)
+
+    def _best_shape(self, acceptable: Callable[[Tuple], bool]) -> Optional[Tuple]:
         best = None
         for shape in list(self._ready):
             head = self._head(shape)
             if head is None:
                 del self._ready[shape]
                 continue
-            if books.fits(shape) and (best is None or head < best[0]):
+            if acceptable(shape) and (best is None or head < best[0]):
                 best = (head, shape)
         return None if best is None else best[1]
 
-    def _book(self, shape: Tuple, worker: WorkerId, books: WorkerBooks) -> Assignment:
+    def _book(self, shape: Tuple, worker: WorkerId, books: WorkerBooks, queued: bool = False) -> Assignment:
         _, _, task_id = heapq.heappop(self._ready[shape])
         entry = self._tasks[task_id]
         allocation = dict(books.total) if shape[0] == WHOLE else shape_resources(shape)
+        entry.worker, entry.allocation, entry.queued = worker, allocation, queued
+        if queued:
+            books.queued.append(task_id)
+        else:
+            self._hold(books, task_id, allocation)
+        self._count_ready(shape, -1)
+        return Assignment(task_id, worker, dict(allocation))
+
+    @staticmethod
+    def _hold(books: WorkerBooks, task_id: int, allocation: Resources) -> None:
         for name in RESOURCE_NAMES:
             books.free[name] -= allocation[name]
         books.running.add(task_id)
-        entry.worker, entry.allocation = worker, allocation
-        self._count_ready(shape, -1)
-        return Assignment(task_id, worker, dict(allocation))
 
     def _release(self, task_id: int, entry: _Entry) -> None:
         books = self._workers.get(entry.worker)
         if books is not None:
-            books.running.discard(task_id)
-            for name in RESOURCE_NAMES:
-                books.free[name] += entry.allocation[name]
+            if entry.queued:
+                books.queued.remove(task_id)
+            else:
+                books.running.discard(task_id)
+                for name in RESOURCE_NAMES:
+                    books.free[name] += entry.allocation[name]
+                self._promote(books)
         entry.worker = entry.allocation = None
+        entry.queued = False
+
+    def _promote(self, books: WorkerBooks) -> None:
+        """Start queued tasks in arrival order while they fit: what the worker does on its side."""
+        while books.queued:
+            task_id = books.queued[0]
+            entry = self._tasks[task_id]
+            if not books.fits_now(entry.shape):
+                return
+            books.queued.pop(0)
+            entry.queued = False
+            self._hold(books, task_id, entry.allocation)

@@ -105,6 +105,11 @@ class Outbox:
     def pending(self) -> bool:
         return bool(self._items)
 
+    @property
+    def streaming(self) -> bool:
+        """True while a file is on its way (messages alone do not count)."""
+        return any(isinstance(item, _Stream) for item in self._items)
+
     def pump(self, send: Callable[[Frames], None]) -> None:
         """Send what the window allows, in order. If ``send`` raises (a full or unconnected socket),
         nothing is lost: the item that failed is sent first next time."""

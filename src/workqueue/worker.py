@@ -152,6 +152,8 @@ class Worker:
         self.resources: Dict[str, float] = {}
         self.cache: Optional[Cache] = None
         self.running: Dict[int, Sandbox] = {}
+        self.queued: List[Sandbox] = []  # prefetched: inputs staged, waiting for resources
+        self.free: Dict[str, float] = {}
         self.by_pidfd: Dict[int, Sandbox] = {}
         self.ctx: Optional[zmq.Context] = None
         self.last_activity = time.monotonic()
@@ -167,6 +169,7 @@ class Worker:
         try:
             os.makedirs(self.workspace, exist_ok=True)
             self.resources = detect_resources(self.workspace, self.options)
+            self.free = dict(self.resources)
             budget = int(self.resources["disk"]) << 20 if self.options.disk else None
             self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
             log.info("%s in %s with %s", self.worker_id, self.workspace, self.resources)
@@ -278,7 +281,10 @@ class Worker:
             self._enforce_limits(session)
             if session.welcomed and now - session.last_sent > session.keepalive:
                 session.send(protocol.encode("heartbeat"))
-            if session.welcomed and not self.running and now - self.last_activity > self.options.idle_timeout:
+            if session.outbox.streaming or session.incoming:
+                self.last_activity = now  # moving files is work: never idle out mid-transfer
+            if session.welcomed and not self.running and not self.queued and \
+                    now - self.last_activity > self.options.idle_timeout:
                 log.info("idle for %.0f s: exiting", self.options.idle_timeout)
                 session.send(protocol.encode("bye", reason="idle timeout"))
                 session.flush()
@@ -404,14 +410,29 @@ class Worker:
         if missing is not None:
             self._report_missing_input(session, sandbox, missing)
             return None
-        try:
-            pidfd = sandbox.start(os.environ)
-        except OSError as error:
-            self._report(session, sandbox, Result.UNKNOWN, -1, {}, f"could not start: {error}".encode())
-            return None
-        self.running[sandbox.task_id] = sandbox
-        self.by_pidfd[pidfd] = sandbox
+        self.queued.append(sandbox)
+        self._start_queued(session)
         return None
+
+    def _start_queued(self, session: _Session) -> None:
+        """Start waiting tasks in arrival order while they fit (the master's scheduler does the same)."""
+        while self.queued and self._fits(self.queued[0].task["resources"]):
+            sandbox = self.queued.pop(0)
+            try:
+                pidfd = sandbox.start(os.environ)
+            except OSError as error:
+                self._report(session, sandbox, Result.UNKNOWN, -1, {}, f"could not start: {error}".encode())
+                continue
+            self._hold(sandbox.task["resources"], -1)
+            self.running[sandbox.task_id] = sandbox
+            self.by_pidfd[pidfd] = sandbox
+
+    def _fits(self, allocation: Dict[str, float]) -> bool:
+        return all(self.free.get(name, 0) >= need - 1e-9 for name, need in allocation.items())
+
+    def _hold(self, allocation: Dict[str, float], sign: int) -> None:
+        for name, amount in allocation.items():
+            self.free[name] = self.free.get(name, 0) + sign * amount
 
     def _report_missing_input(self, session: _Session, sandbox: Sandbox, digest: str) -> None:
         """A full disk fails the task clearly; a damaged transfer sends it back to run again."""
@@ -426,17 +447,24 @@ class Worker:
             self._report(session, sandbox, Result.FORSAKEN, -1, {}, f"input {name} did not arrive intact".encode())
 
     def _on_kill(self, session: _Session, message: protocol.Message) -> Optional[str]:
+        for sandbox in [s for s in self.queued if s.task_id == message["task_id"]]:
+            self.queued.remove(sandbox)
+            sandbox.cleanup(self.cache)
         sandbox = self.running.pop(message["task_id"], None)
         if sandbox is not None:
             self.by_pidfd.pop(sandbox.pidfd, None)
             sandbox.kill()
             sandbox.reap()
+            self._hold(sandbox.task["resources"], +1)
             sandbox.cleanup(self.cache)
+            self._start_queued(session)
         return None
 
     def _task_exited(self, session: _Session, sandbox: Sandbox) -> None:
         exit_code, measured = sandbox.reap()
         self.running.pop(sandbox.task_id, None)
+        self._hold(sandbox.task["resources"], +1)
+        self._start_queued(session)
         self.last_activity = time.monotonic()
         result, limits = Result.SUCCESS, {}
         if sandbox.killed_for is not None:
@@ -483,6 +511,10 @@ class Worker:
                 sandbox.kill((Result.TASK_TIMEOUT, {"end_time": end}))
 
     def _kill_all(self) -> None:
+        for sandbox in self.queued:
+            if self.cache is not None:
+                sandbox.cleanup(self.cache)
+        self.queued.clear()
         for sandbox in list(self.running.values()):
             sandbox.kill()
             try:
@@ -493,6 +525,7 @@ class Worker:
                 sandbox.cleanup(self.cache)
         self.running.clear()
         self.by_pidfd.clear()
+        self.free = dict(self.resources)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
