@@ -420,3 +420,20 @@ def set_debug_flag(*flags: str) -> None:
 
 def specify_port_range(low: int, high: int) -> None:
     os.environ["WORK_QUEUE_LOW_PORT"], os.environ["WORK_QUEUE_HIGH_PORT"] = str(low), str(high)
+
+
+class PythonTask(_wq.PythonTask, Task):
+    """``PythonTask(func, *args)``: ``output`` is the return value or the exception raised."""
+
+
+class RemoteTask(_wq.RemoteTask, Task):
+    """``RemoteTask(fn_name, coprocess, *args, **kwargs)`` for workers started with ``--coprocess``."""
+
+    def specify_exec_method(self, method: str) -> None:
+        self.set_exec_method(method)
+
+
+PythonTaskNoResult = _wq.FunctionTaskFailed
+
+
+pythontask_available = True

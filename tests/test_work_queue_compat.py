@@ -215,3 +215,18 @@ def test_a_worker_drops_nonsense_from_a_fake_master_and_keeps_going():
     finally:
         stop(worker)
         master.close()
+
+
+def test_cctools_python_task_with_specify_calls():
+    q = work_queue.WorkQueue(0)
+    worker = start_worker(q.port, "--cores", "1")
+    try:
+        t = work_queue.PythonTask(lambda x: x * 2, 21)
+        t.specify_tag("double")
+        t.specify_cores(1)
+        q.submit(t)
+        done = q.wait(30)
+        assert done is t and t.output == 42 and t.tag == "double"
+    finally:
+        stop(worker)
+        q.close()

@@ -10,7 +10,7 @@ from .files import File
 from .local import LocalWorkers, local_workers
 from .executor import Executor
 from .manager import Manager
-from .pytask import FunctionTaskFailed, PythonTask
+from .pytask import FunctionTaskFailed, PythonTask, RemoteTask
 from .task import Task
 
 __version__ = "0.1.0"
@@ -19,5 +19,5 @@ WorkQueue = Manager
 
 __all__ = [
     "DEFAULT_PORT", "PROTOCOL_VERSION", "Result", "TaskState", "File", "LocalWorkers", "local_workers",
-    "Manager", "WorkQueue", "Task", "PythonTask", "FunctionTaskFailed", "Executor", "__version__",
+    "Manager", "WorkQueue", "Task", "PythonTask", "RemoteTask", "FunctionTaskFailed", "Executor", "__version__",
 ]

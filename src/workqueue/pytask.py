@@ -4,6 +4,7 @@ Small calls ride inside the task message; large ones go as a file through the tr
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Dict
 
 import cloudpickle
@@ -49,10 +50,11 @@ class PythonTask(Task):
         raw = self._outcome.get("stdout")
         if raw is None:
             return None
-        if self._outcome.get("result") != Result.SUCCESS:
+        try:
+            status, value, *traceback_text = cloudpickle.loads(raw)
+        except Exception:
             return FunctionTaskFailed(f"function task {self.id} failed: {self.result.name}: "
                                       f"{raw.decode('utf-8', 'replace')}")
-        status, value, *traceback_text = cloudpickle.loads(raw)
         if status == "ok":
             return value
         if traceback_text:
@@ -62,3 +64,28 @@ class PythonTask(Task):
     @property
     def succeeded(self) -> bool:
         return self.result == Result.SUCCESS and not isinstance(self.output, BaseException)
+
+
+class RemoteTask(Task):
+    """Calls ``fn_name`` in a worker's long-lived coprocess (``work_queue_worker --coprocess CMD``).
+
+    The call is the JSON event ``{"fn_args": args, "fn_kwargs": kwargs, "remote_task_exec_method": m}``;
+    ``output`` is the coprocess's JSON reply, as text.
+    """
+
+    def __init__(self, fn_name: str, coprocess: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(fn_name)
+        self._coprocess = coprocess
+        self._event: Dict[str, Any] = {"fn_args": list(args), "fn_kwargs": kwargs,
+                                       "remote_task_exec_method": "direct"}
+
+    def set_exec_method(self, method: str) -> None:
+        if method not in ("direct", "thread", "fork"):
+            raise ValueError(f"exec method must be direct, thread or fork, not {method!r}")
+        self._event["remote_task_exec_method"] = method
+
+    def to_spec(self) -> Dict[str, Any]:
+        spec = super().to_spec()
+        spec.update(kind="remote", call={"fn_name": self._command, "coprocess": self._coprocess,
+                                         "payload": json.dumps(self._event)})
+        return spec

@@ -21,8 +21,9 @@ SAMPLE_INTERVAL = 0.5  # seconds between measurements of a task's process tree
 class Sandbox:
     """A task's private directory ``t.<task_id>`` and the shell that runs its command in it."""
 
-    def __init__(self, workspace: str, task: Dict[str, Any]) -> None:
+    def __init__(self, workspace: str, task: Dict[str, Any], call_payload: bytes = b"") -> None:
         self.task = task
+        self.call_payload = call_payload
         self.task_id: int = task["task_id"]
         self.attempt: int = task["attempt"]
         self.dir = os.path.join(workspace, f"t.{self.task_id}")
@@ -58,18 +59,44 @@ class Sandbox:
             os.chmod(target, mode & 0o777 | 0o400)
         return None
 
+    def task_env(self) -> Dict[str, Optional[str]]:
+        """What this task adds to the worker's environment (None: remove the variable)."""
+        env: Dict[str, Optional[str]] = {name: None if value is None else str(value)
+                                         for name, value in self.task["env"].items()}
+        for name, value in self.task["resources"].items():
+            env[name.upper()] = str(int(value)) if float(value).is_integer() else str(value)
+        env["WORK_QUEUE_SANDBOX"] = env["WORKQUEUE_SANDBOX"] = self.dir
+        return env
+
+    @property
+    def stdout_path(self) -> str:
+        return os.path.join(self.dir, STDOUT_NAME)
+
+    def mark_started(self) -> None:
+        """For calls that run in a long-lived process rather than a process of their own."""
+        self.start_time = time.time()
+
+    def call(self) -> bytes:
+        """A function task's pickled call: in the message, or staged as a file when large."""
+        name = self.task["call"].get("file")
+        if not name:
+            return self.call_payload
+        with open(os.path.join(self.dir, name), "rb") as f:
+            return f.read()
+
+    def finish_call(self) -> Dict[str, float]:
+        end = time.time()
+        return {"wall_time": end - self.start_time, "start": self.start_time, "end": end,
+                "disk": self.disk_used() / MB}
+
     def start(self, base_env: Dict[str, str]) -> int:
         """Start ``/bin/sh -c command`` in its own session; return a pidfd that turns readable at exit."""
         env = dict(base_env)
-        for name, value in self.task["env"].items():
+        for name, value in self.task_env().items():
             if value is None:
                 env.pop(name, None)
             else:
-                env[name] = str(value)
-        for name, value in self.task["resources"].items():
-            env[name.upper()] = str(int(value)) if float(value).is_integer() else str(value)
-        env["WORK_QUEUE_SANDBOX"] = self.dir
-        env["WORKQUEUE_SANDBOX"] = self.dir
+                env[name] = value
         # posix_spawn (vfork + exec) costs a fraction of subprocess.Popen; it has no cwd argument
         # before Python 3.13, so the single-threaded worker steps into the sandbox to spawn
         os.chdir(self.dir)
@@ -116,7 +143,7 @@ class Sandbox:
 
     def sample(self, now: float, declared: Dict[str, float]) -> Optional[Dict[str, float]]:
         """Measure the process tree's memory and the sandbox's disk; return the limits exceeded."""
-        if now < self.next_sample or not self.pid:
+        if now < self.next_sample or not self.pid:  # pooled calls have no process of their own
             return None
         self.next_sample = now + SAMPLE_INTERVAL
         memory = self._tree_rss() / MB

@@ -24,6 +24,8 @@ import zmq
 from . import auth, protocol
 from .cache import Cache
 from .constants import PROTOCOL_VERSION, Result
+from .coprocess import CoprocessPool
+from .pyfunc import FunctionPool
 from .sandbox import SAMPLE_INTERVAL, Sandbox
 from .transfer import FileSource, Incoming, Outbox, TransferError
 
@@ -59,6 +61,8 @@ class Options:
     min_backoff: float = 1.0
     max_backoff: float = 60.0
     keep_cache: bool = False
+    coprocess: Optional[str] = None
+    coprocesses_total: Optional[int] = None
     curve_key: Optional[str] = None
     curve_server_key: Optional[str] = None
 
@@ -155,6 +159,8 @@ class Worker:
         self.queued: List[Sandbox] = []  # prefetched: inputs staged, waiting for resources
         self.free: Dict[str, float] = {}
         self.by_pidfd: Dict[int, Sandbox] = {}
+        self.functions: Optional[FunctionPool] = None
+        self.coprocesses: Optional[CoprocessPool] = None
         self.ctx: Optional[zmq.Context] = None
         self.last_activity = time.monotonic()
         self.session: Optional[_Session] = None
@@ -172,6 +178,10 @@ class Worker:
             self.free = dict(self.resources)
             budget = int(self.resources["disk"]) << 20 if self.options.disk else None
             self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
+            if self.options.coprocess:
+                size = self.options.coprocesses_total or max(1, int(self.resources["cores"]))
+                self.coprocesses = CoprocessPool(self.options.coprocess, self.workspace, size)
+                log.info("started %d coprocess(es) %r", size, self.coprocesses.name)
             log.info("%s in %s with %s", self.worker_id, self.workspace, self.resources)
             return self._serve()
         except WorkerStopped:
@@ -184,6 +194,9 @@ class Worker:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self._kill_all()
+            for pool in (self.functions, self.coprocesses):
+                if pool is not None:
+                    pool.close()
             if self.session is not None:
                 self.session.close()
             self.ctx.destroy(0)
@@ -235,7 +248,8 @@ class Worker:
         try:
             session.send(protocol.hello(
                 self.worker_id, self.hostname, self.resources, cached=self.cache.kept(),
-                nonce=session.nonce, features=self.options.features))
+                nonce=session.nonce, features=self.options.features,
+                coprocesses=[self.coprocesses.name] if self.coprocesses else []))
             return self._session_loop(session)
         finally:
             self._kill_all()
@@ -248,18 +262,25 @@ class Worker:
         if session.monitor is not None:
             poller.register(session.monitor, zmq.POLLIN)
         watched: set = set()
+        pools_watched: set = set()
         started = time.monotonic()
         while True:
             session.flush()
             for fd in self.by_pidfd.keys() - watched:
                 poller.register(fd, zmq.POLLIN)
                 watched.add(fd)
+            for pool in (self.functions, self.coprocesses):
+                if pool is not None and pool.fileno() not in pools_watched:
+                    poller.register(pool.fileno(), zmq.POLLIN)
+                    pools_watched.add(pool.fileno())
             events = poller.poll(self._poll_timeout_ms(session))
             for sock, _ in events:
                 if sock is session.socket:
                     outcome = self._receive(session)
                     if outcome:
                         return outcome
+                elif sock in pools_watched:
+                    self._calls_finished(session)
                 elif sock is session.monitor:
                     session.monitor.recv_multipart()
                     raise WorkerRejected("authentication failed: the manager refused this worker's CURVE key "
@@ -405,7 +426,7 @@ class Worker:
     def _on_task(self, session: _Session, message: protocol.Message) -> Optional[str]:
         self.last_activity = time.monotonic()
         task = message.fields
-        sandbox = Sandbox(self.workspace, task)
+        sandbox = Sandbox(self.workspace, task, message.payload[0].bytes)
         missing = sandbox.stage(self.cache)
         if missing is not None:
             self._report_missing_input(session, sandbox, missing)
@@ -417,15 +438,64 @@ class Worker:
     def _start_queued(self, session: _Session) -> None:
         """Start waiting tasks in arrival order while they fit (the master's scheduler does the same)."""
         while self.queued and self._fits(self.queued[0].task["resources"]):
-            sandbox = self.queued.pop(0)
+            sandbox = self.queued[0]
             try:
-                pidfd = sandbox.start(os.environ)
-            except OSError as error:
+                if not self._start(sandbox):
+                    return  # every pooled process is busy: wait for one to finish
+            except (OSError, ValueError) as error:
+                self.queued.pop(0)
                 self._report(session, sandbox, Result.UNKNOWN, -1, {}, f"could not start: {error}".encode())
                 continue
+            self.queued.pop(0)
             self._hold(sandbox.task["resources"], -1)
             self.running[sandbox.task_id] = sandbox
-            self.by_pidfd[pidfd] = sandbox
+
+    def _start(self, sandbox: Sandbox) -> bool:
+        """Start a command in a process of its own, or a call in a pooled process."""
+        kind = sandbox.task["kind"]
+        if kind == "command":
+            self.by_pidfd[sandbox.start(os.environ)] = sandbox
+            return True
+        if kind == "function":
+            pool = self._function_pool()
+            started = pool.submit(str(sandbox.task_id), sandbox.call(), cwd=sandbox.dir,
+                                  env={k: v for k, v in sandbox.task_env().items() if v is not None},
+                                  stdout=sandbox.stdout_path)
+        elif kind == "remote":
+            if self.coprocesses is None:
+                raise ValueError("this worker runs no coprocess (start it with --coprocess)")
+            call = sandbox.task["call"]
+            started = self.coprocesses.submit(str(sandbox.task_id), call["fn_name"], call["payload"])
+        else:
+            raise ValueError(f"unknown task kind {kind!r}")
+        if started:
+            sandbox.mark_started()
+        return started
+
+    def _function_pool(self) -> FunctionPool:
+        """Persistent Python processes, one per core, started with the first function task."""
+        if self.functions is None:
+            self.functions = FunctionPool(max(1, int(self.resources["cores"])), self.workspace)
+        return self.functions
+
+    def _calls_finished(self, session: _Session) -> None:
+        for pool in (self.functions, self.coprocesses):
+            if pool is None:
+                continue
+            for task_id, status, payload in pool.collect():
+                sandbox = self.running.pop(int(task_id), None)
+                if sandbox is None:
+                    continue
+                self._hold(sandbox.task["resources"], +1)
+                measured = sandbox.finish_call()
+                result = Result.SUCCESS if status != "died" else Result.SIGNAL
+                if isinstance(payload, str):
+                    payload = payload.encode()
+                present, missing = sandbox.outputs()
+                for name, path in present:
+                    self._send_output(session, sandbox, name, path)
+                self._report(session, sandbox, result, 0 if status == "ok" else 1, measured, payload, missing)
+        self._start_queued(session)
 
     def _fits(self, allocation: Dict[str, float]) -> bool:
         return all(self.free.get(name, 0) >= need - 1e-9 for name, need in allocation.items())
@@ -452,13 +522,26 @@ class Worker:
             sandbox.cleanup(self.cache)
         sandbox = self.running.pop(message["task_id"], None)
         if sandbox is not None:
-            self.by_pidfd.pop(sandbox.pidfd, None)
-            sandbox.kill()
-            sandbox.reap()
+            self._stop(sandbox)
             self._hold(sandbox.task["resources"], +1)
             sandbox.cleanup(self.cache)
             self._start_queued(session)
         return None
+
+    def _stop(self, sandbox: Sandbox) -> None:
+        """Kill a running task: its process group, or its pooled process (which the pool replaces)."""
+        kind = sandbox.task["kind"]
+        if kind == "command":
+            self.by_pidfd.pop(sandbox.pidfd, None)
+            sandbox.kill()
+            try:
+                sandbox.reap()
+            except ChildProcessError:
+                pass
+        else:
+            pool = self.functions if kind == "function" else self.coprocesses
+            if pool is not None:
+                pool.kill(str(sandbox.task_id))
 
     def _task_exited(self, session: _Session, sandbox: Sandbox) -> None:
         exit_code, measured = sandbox.reap()
@@ -516,11 +599,7 @@ class Worker:
                 sandbox.cleanup(self.cache)
         self.queued.clear()
         for sandbox in list(self.running.values()):
-            sandbox.kill()
-            try:
-                sandbox.reap()
-            except ChildProcessError:
-                pass
+            self._stop(sandbox)
             if self.cache is not None:
                 sandbox.cleanup(self.cache)
         self.running.clear()

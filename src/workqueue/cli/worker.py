@@ -47,6 +47,8 @@ def _split_address(args: Tuple[str, ...], manager_name: Optional[str]) -> Tuple[
 @click.option("-b", "--max-backoff", type=float, default=60.0, show_default=True, help="Longest reconnect delay, s.")
 @click.option("--curve-server-key", type=click.Path(exists=True, dir_okay=False), help="The manager's public CURVE key file: encrypt the connection.")
 @click.option("--curve-key", type=click.Path(dir_okay=False), help="This worker's .key_secret file (created if absent).")
+@click.option("--coprocess", help="Start this command as a coprocess (Parsl's serverless mode).")
+@click.option("--coprocesses-total", type=int, help="How many coprocesses (default: one per core).")
 @click.option("--keep-cache", is_flag=True, help="Leave the workspace and its cache behind on exit.")
 @click.option("-d", "--debug", multiple=True, help="Debug flags ('all' for everything).")
 @click.option("-o", "--debug-file", type=click.Path(dir_okay=False), help="Write the debug log here.")
@@ -54,7 +56,7 @@ def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optiona
          idle_timeout: Optional[float], connect_timeout: Optional[float], cores: Optional[float],
          memory: Optional[int], disk: Optional[int], gpus: Optional[int], workdir: Optional[str],
          single_shot: bool, password_file: Optional[str], feature: Tuple[str, ...], min_backoff: float,
-         max_backoff: float, curve_server_key: Optional[str], curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str]) -> None:
+         max_backoff: float, coprocess: Optional[str], coprocesses_total: Optional[int], curve_server_key: Optional[str], curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str]) -> None:
     """Run tasks for the workqueue manager at HOST PORT."""
     _configure_logging(debug, debug_file)
     host, port = _split_address(address, manager_name)
@@ -64,7 +66,8 @@ def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optiona
         connect_timeout=connect_timeout or idle_timeout or timeout, single_shot=single_shot,
         password=read_password_file(password_file) if password_file else None, features=list(feature),
         min_backoff=min_backoff, max_backoff=max_backoff, keep_cache=keep_cache,
-        curve_key=curve_key, curve_server_key=curve_server_key,
+        curve_key=curve_key, curve_server_key=curve_server_key, coprocess=coprocess,
+        coprocesses_total=coprocesses_total,
     )
     sys.exit(Worker(options).run())
 
