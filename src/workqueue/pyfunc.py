@@ -43,7 +43,7 @@ class _Child:
         self.resp_r, resp_w = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, CHILD, str(req_r), str(resp_w), home],
+                [sys.executable, CHILD, str(req_r), str(resp_w), home, str(os.getpid())],
                 pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL, start_new_session=True, cwd=home)
         finally:
             os.close(req_r)
