@@ -116,6 +116,21 @@ def test_server_udp_advertise_and_http_lookup(server):
     assert wait_for_lookup(".*", where, 0) == []
 
 
+def test_extra_fields_travel_unless_too_large(server):
+    where = f"127.0.0.1:{server.port}"
+    with advertise("extra", "h", 3, catalog=where) as adv:
+        adv.refresh({"tasks_waiting": 7})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(r.get("tasks_waiting") == 7 for r in server.query()):
+            time.sleep(0.02)
+        assert [r["tasks_waiting"] for r in server.query()] == [7]
+        adv.refresh({"blob": "x" * (catalog.MAX_RECORD + 1)})
+        while time.monotonic() < deadline and "tasks_waiting" in server.query()[0]:
+            time.sleep(0.02)
+        record = server.query()[0]
+        assert record["name"] == "extra" and "blob" not in record and "tasks_waiting" not in record
+
+
 def test_server_http_post_and_validation(server):
     where = f"127.0.0.1:{server.port}"
     catalog.post_update(where, {"type": "wq_master", "name": "posted", "host": "h", "port": 77})

@@ -114,11 +114,13 @@ class Advertiser:
                 self.extra = dict(extra)
             self._last = time.monotonic()
             data = json.dumps(_record(self.name, self.host, self.port, self.started, self.extra)).encode()
+            if len(data) > MAX_RECORD:  # one datagram, one file read: drop the extras rather than the record
+                data = json.dumps(_record(self.name, self.host, self.port, self.started, None)).encode()
             try:
                 if self.kind == "dir":
                     _atomic_write(self.path, data)
                 else:
-                    self._sock.sendto(data[:MAX_RECORD], self._address)
+                    self._sock.sendto(data, self._address)
             except OSError as exc:  # a full disk or an unreachable catalog must not break the master
                 logger.warning("catalog update to %s failed: %s", self.where, exc)
 
