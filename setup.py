@@ -6,7 +6,7 @@ pure-Python implementation of the same interface.
 """
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 
@@ -31,8 +31,9 @@ def extensions():
         from Cython.Build import cythonize
     except ImportError:
         return []
+    # Named explicitly: the module is ``workqueue._fastio`` whatever Cython infers from the tree.
     return cythonize(
-        ["src/workqueue/_fastio.pyx"],
+        [Extension("workqueue._fastio", ["src/workqueue/_fastio.pyx"])],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
         quiet=True,
     )

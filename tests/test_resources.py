@@ -23,10 +23,8 @@ def test_tasks_pack_by_cores_and_never_overcommit(manager, two_core_worker):
         manager.submit(wq.Task("sleep 1", cores=1))
     done = drain(manager)
     spans = sorted((t.resources_measured["start"], t.resources_measured["end"]) for t in done)
-    for i, (start, _) in enumerate(spans):
-        overlapping = sum(1 for s, e in spans if s <= start < e)
-        assert overlapping <= 2, "more one-core tasks ran at once than the worker has cores"
-    assert sum(1 for s, e in spans if s < spans[0][1]) == 2, "two one-core tasks should share the worker"
+    concurrency = [sum(1 for s, e in spans if s <= start < e) for start, _ in spans]
+    assert max(concurrency) == 2, f"expected two one-core tasks at a time on two cores: {spans}"
 
 
 def test_memory_over_the_declaration_is_killed_with_resource_exhaustion(manager, two_core_worker):
