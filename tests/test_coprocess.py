@@ -94,11 +94,14 @@ def test_timeout_kills_the_process_group(fake, tmp_path):
     co = Coprocess(fake, str(tmp_path))
     co.start()
     group = co.process.pid
-    co.submit("fork_and_hang", "2", "{}")
-    assert drain(co, 1)["2"][0] == "ok"
-    assert len(group_members(group)) >= 2  # the coprocess and its forked child (and sh, if it forked)
-    with pytest.raises(TimeoutError):
-        co.call("sleep", "2", json.dumps({"s": 60}), timeout=0.5)
+    try:
+        co.submit("fork_and_hang", "2", "{}")
+        assert drain(co, 1)["2"][0] == "ok"
+        assert len(group_members(group)) >= 2  # the coprocess and its forked child (and sh, if it forked)
+        with pytest.raises(TimeoutError):
+            co.call("sleep", "2", json.dumps({"s": 60}), timeout=0.5)
+    finally:
+        co.close()  # a no-op after the timeout; otherwise no sleeper outlives a failed test
     deadline = time.monotonic() + 5  # SIGKILL is delivered asynchronously
     while group_members(group) and time.monotonic() < deadline:
         time.sleep(0.05)
