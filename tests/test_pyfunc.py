@@ -95,6 +95,18 @@ def test_cwd_env_and_stdout(pool, tmp_path):
     assert wait_for(pool, 1)["8"][1][1] == (str(tmp_path), None)
 
 
+def test_a_task_can_unset_an_inherited_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYFUNC_TEST_VAR", "inherited")
+    with FunctionPool(1, str(tmp_path)) as pool:
+        get = call(lambda: os.environ.get("PYFUNC_TEST_VAR"))
+        pool.submit("1", get, str(tmp_path), {})
+        assert wait_for(pool, 1)["1"][1][1] == "inherited"
+        pool.submit("2", get, str(tmp_path), {"PYFUNC_TEST_VAR": None})
+        assert wait_for(pool, 1)["2"][1][1] is None
+        pool.submit("3", get, str(tmp_path), {})
+        assert wait_for(pool, 1)["3"][1][1] == "inherited"
+
+
 def test_os_exit_fails_the_task_and_the_pool_recovers(pool, tmp_path):
     before = set(pool.pids())
     pool.submit("1", call(os._exit, 3), str(tmp_path), {})
@@ -151,3 +163,25 @@ def test_large_payload_both_ways(pool, tmp_path):
     blob = os.urandom(5 << 20)
     pool.submit("big", call(lambda b: b[::-1], blob), str(tmp_path), {})
     assert wait_for(pool, 1)["big"][1][1] == blob[::-1]
+
+
+def test_processes_die_with_a_killed_worker(tmp_path):
+    """SIGKILL of the pool's owner leaves no function process behind, even a busy one."""
+    import subprocess
+    import sys
+    script = (f"import sys, time, cloudpickle; sys.path[:0] = {sys.path!r}\n"
+              f"from workqueue.pyfunc import FunctionPool\n"
+              f"pool = FunctionPool(2, {str(tmp_path)!r})\n"
+              f"pool.submit('busy', cloudpickle.dumps((time.sleep, (60,), {{}})), {str(tmp_path)!r}, {{}})\n"
+              f"print(*pool.pids(), flush=True); time.sleep(60)\n")
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    pids = [int(p) for p in owner.stdout.readline().split()]
+    assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    def alive():
+        return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive() == []

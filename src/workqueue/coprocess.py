@@ -2,7 +2,8 @@
 
 A coprocess is a long-lived program the worker starts once:
 
-1. ``/bin/sh -c CMD`` with cwd = the worker's workspace, in its own process group;
+1. ``/bin/sh -c CMD`` with cwd = the worker's workspace, in its own process group (see
+   :func:`_launch_argv` for how it dies with the worker);
 2. it writes ``<len>\\n{"name": NAME, "port": N}`` on its stdout and listens on localhost:N;
 3. per call the worker sends ``<fn_name> <taskid> <len>\\n<json>`` on one TCP connection it keeps
    open, and reads back ``<len>\\n<json>`` (Parsl: ``{"Result": ..., "StatusCode": 200}``, or 500).
@@ -22,10 +23,13 @@ import codecs
 import json
 import logging
 import os
+import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -57,7 +61,7 @@ class Coprocess:
     # -- life cycle ----------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> str:
         """Start the program, read its name and port, connect. Blocks up to ``timeout`` seconds."""
-        self.process = subprocess.Popen(["/bin/sh", "-c", self.command], cwd=self.workdir, env=self.env,
+        self.process = subprocess.Popen(_launch_argv(self.command), cwd=self.workdir, env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -248,6 +252,19 @@ class Coprocess:
         task_id, self.task_id = self.task_id or "", None
         self.close()
         return (task_id, "died", json.dumps({"Result": why, "StatusCode": 500}))
+
+
+_SIMPLE_COMMAND = re.compile(r"[\w./+-]+( +[\w./+=:,@%-]+)*")
+
+
+def _launch_argv(command: str) -> List[str]:
+    """``/bin/sh -c CMD``; for a simple command on Linux, ``setpriv --pdeathsig KILL /bin/sh -c 'exec CMD'``
+    so that the coprocess itself (the shell execs it) dies with the worker even on SIGKILL. The
+    death signal fires when the *thread* that started it ends: start coprocesses from the worker's
+    main thread. Compound commands keep a forking shell (killed with its group by ``close()``)."""
+    if sys.platform.startswith("linux") and _SIMPLE_COMMAND.fullmatch(command) and shutil.which("setpriv"):
+        return ["setpriv", "--pdeathsig", "KILL", "/bin/sh", "-c", "exec " + command]
+    return ["/bin/sh", "-c", command]
 
 
 def _status_of(reply: str) -> str:

@@ -43,7 +43,7 @@ class _Child:
         self.resp_r, resp_w = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, CHILD, str(req_r), str(resp_w), home],
+                [sys.executable, CHILD, str(req_r), str(resp_w), home, str(os.getpid())],
                 pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL, start_new_session=True, cwd=home)
         finally:
             os.close(req_r)
@@ -133,13 +133,13 @@ class FunctionPool:
     def pids(self) -> List[int]:
         return [c.pid for c in self._children]
 
-    def submit(self, task_id: str, payload: bytes, cwd: str, env: Dict[str, str],
+    def submit(self, task_id: str, payload: bytes, cwd: str, env: Dict[str, Optional[str]],
                stdout: Optional[str] = None) -> bool:
         """Start ``cloudpickle.loads(payload)`` = (fn, args, kwargs) on an idle process.
 
         ``cwd`` is the task's sandbox (also put first on ``sys.path`` for the call), ``env`` is added
         to the process's environment for the call, ``stdout`` (a path) receives fds 1 and 2 during
-        the call. Returns False when every process is busy.
+        the call (a None value unsets a variable). Returns False when every process is busy.
         """
         if self._closed:
             raise RuntimeError("FunctionPool is closed")
@@ -148,7 +148,7 @@ class FunctionPool:
         child = next((c for c in self._children if c.task_id is None), None)
         if child is None:
             return False
-        request = pickle.dumps((os.path.abspath(cwd), {str(k): str(v) for k, v in env.items()},
+        request = pickle.dumps((os.path.abspath(cwd), {str(k): None if v is None else str(v) for k, v in env.items()},
                                 stdout, payload), protocol=pickle.HIGHEST_PROTOCOL)
         child.task_id = task_id
         self._by_task[task_id] = child

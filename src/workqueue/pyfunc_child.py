@@ -1,6 +1,6 @@
 """One persistent Python process of a :class:`workqueue.pyfunc.FunctionPool`.
 
-Run as ``python pyfunc_child.py REQ_FD RESP_FD HOME``. It reads framed requests from REQ_FD and
+Run as ``python pyfunc_child.py REQ_FD RESP_FD HOME PARENT_PID``. It reads framed requests from REQ_FD and
 writes framed replies to RESP_FD (never to stdout, which the called functions own). A frame is an
 8-byte big-endian length and that many bytes.
 
@@ -24,17 +24,18 @@ from typing import Any, Dict, Optional
 HEADER = struct.Struct("!Q")
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this process when the worker dies, even while a function runs."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # best effort: idle children also leave on EOF of their request pipe
-        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except Exception:  # best effort: idle children also leave on EOF of their request pipe
+            pass
+    if os.getppid() != parent:
+        os._exit(1)  # the worker died while we were starting, before the death signal was armed
 
 
 def _read_exact(fd: int, n: int) -> Optional[bytes]:
@@ -118,7 +119,11 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
         cwd, env, stdout_path, payload = pickle.loads(body)
         os.environ.clear()
         os.environ.update(base_env)
-        os.environ.update(env)
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)  # the task asked for the variable to be unset
+            else:
+                os.environ[name] = value
         try:
             os.chdir(cwd)
             sys.path[:] = [cwd] + base_path
@@ -135,8 +140,8 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
 def main() -> int:
     if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]  # run by path: do not let our sibling modules shadow the user's imports
-    _die_with_parent()
-    req_fd, resp_fd, home = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    req_fd, resp_fd, home, parent = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    _die_with_parent(parent)
     os.chdir(home)
     return serve(req_fd, resp_fd, home)
 
