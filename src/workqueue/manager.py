@@ -227,11 +227,13 @@ class Manager:
                     pass  # wake-ups already queued: the loop will see this command too
 
     def _start_advertising(self, name: str) -> None:
-        try:
-            from . import catalog
-        except ImportError:
-            return
+        """Publish this master under ``name`` so workers started with ``-M NAME`` find it; the loop
+        keeps the record fresh, and closing withdraws it."""
+        from . import catalog
+        if self._advertiser is not None:
+            self._advertiser.close()
         self._advertiser = catalog.advertise(name, socket.gethostname(), self.port)
+        self._send("advertiser", self._advertiser)
 
 
 def _bind(router: zmq.Socket, host: str, port: PortSpec) -> int:

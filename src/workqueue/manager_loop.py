@@ -137,6 +137,7 @@ class ManagerLoop:
         self._warned_open = False
         self.category_max: Dict[str, Dict[str, float]] = {}
         self.category_times: Dict[str, CategoryTimes] = {}
+        self.advertiser: Any = None  # catalog.Advertiser of a named master
         self.digests = DigestMemo()
         self.xfer_ids = 0
         self.counters = {
@@ -292,6 +293,9 @@ class ManagerLoop:
     def _cmd_category_max(self, category: str, resources: Dict[str, float]) -> None:
         """Tasks of this category that declare nothing get these resources instead of a whole worker."""
         self.category_max[category] = {k: v for k, v in resources.items() if v is not None and v >= 0}
+
+    def _cmd_advertiser(self, advertiser: Any) -> None:
+        self.advertiser = advertiser
 
     def _cmd_configure(self, key: str, value: Any) -> None:
         setattr(self.settings, key, value)
@@ -624,6 +628,8 @@ class ManagerLoop:
             elif conn.ready and now - conn.last_sent > self.settings.keepalive_interval:
                 self._send_to(conn, protocol.encode("heartbeat"))
         self._warn_unfit()
+        if self.advertiser is not None:
+            self.advertiser.maybe_refresh()
 
     def _warn_unfit(self) -> None:
         for shape, count in self.scheduler.unfit_shapes():

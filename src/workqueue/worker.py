@@ -212,8 +212,11 @@ class Worker:
         backoff = self.options.min_backoff
         last_connected = time.monotonic()
         while True:
-            address = self._resolve_address()
-            outcome = self._run_session(address) if address else "unreachable"
+            outcome = "unreachable"
+            for address in self._addresses():
+                outcome = self._run_session(address)
+                if outcome != "unreachable":
+                    break
             if outcome in ("idle", "shutdown"):
                 return 0
             if outcome == "reset":
@@ -230,16 +233,15 @@ class Worker:
             time.sleep(backoff)
             backoff = min(backoff * 2, self.options.max_backoff)
 
-    def _resolve_address(self) -> Optional[str]:
-        if self.options.manager_name:
-            from . import catalog
-            found = catalog.lookup(self.options.manager_name, self.options.catalog)
-            if not found:
-                log.info("no manager named %r found yet", self.options.manager_name)
-                return None
-            _, host, port = found[0]
-            return f"tcp://{host}:{port}"
-        return f"tcp://{self.options.host}:{self.options.port}"
+    def _addresses(self) -> List[str]:
+        """Where to look for a master: HOST PORT, or every master whose name matches -M, newest first."""
+        if not self.options.manager_name:
+            return [f"tcp://{self.options.host}:{self.options.port}"]
+        from . import catalog
+        found = catalog.lookup(self.options.manager_name, self.options.catalog)
+        if not found:
+            log.info("no manager named %r found yet", self.options.manager_name)
+        return [f"tcp://{host}:{port}" for _, host, port in found]
 
     # -- one session ----------------------------------------------------------------------------
     def _run_session(self, address: str) -> str:
