@@ -45,7 +45,6 @@ def test_sge_pbs_torque_scripts(tmp_path):
     assert "#$ -l h_vmem=100M" in sge
     pbs = batch.get("pbs").script(spec(tmp_path, cores=2, memory=300))
     assert "#PBS -l nodes=1:ppn=2,mem=300mb" in pbs
-    assert batch.get("pbs").array_flag == "-J" and batch.get("torque").array_flag == "-t"
 
 
 def test_condor_description_requests_resources_and_queues_n(tmp_path):

@@ -1,4 +1,5 @@
-"""PBS and Torque: N workers as an array job (``qsub -J`` for PBS, ``-t`` for Torque)."""
+"""PBS and Torque: N workers as N one-node jobs (array ids differ between PBS Pro, Torque and the
+Slurm-backed qsub, and cancelling one member can cancel them all; separate jobs behave the same everywhere)."""
 from __future__ import annotations
 
 import shlex
@@ -6,10 +7,11 @@ from typing import Dict, List, Sequence
 
 from .base import BatchSystem, WorkerSpec, run
 
+PBS_STATES = {"R": "running", "E": "running", "C": "done", "F": "done", "X": "done"}
+
 
 class PBS(BatchSystem):
     name = "pbs"
-    array_flag = "-J"
 
     def resources(self, spec: WorkerSpec) -> List[str]:
         request = f"nodes=1:ppn={int(spec.cores or 1)}"
@@ -27,29 +29,16 @@ class PBS(BatchSystem):
         path = f"{spec.job_dir()}/worker.{self.name}.sh"
         with open(path, "w") as f:
             f.write(self.script(spec))
-        ids = []
         extra = shlex.split(spec.extra_batch_options)
-        if count > 1:
-            out = run(["qsub", self.array_flag, f"0-{count - 1}", *extra, path], cwd=spec.job_dir())
-            base = out.strip().split()[-1] if out.strip() else ""
-            ids = [self._array_member(base, i) for i in range(count)]
-        else:
-            ids = [run(["qsub", *extra, path], cwd=spec.job_dir()).strip().split()[-1]]
-        return ids
-
-    @staticmethod
-    def _array_member(base: str, index: int) -> str:
-        if "[]" in base:
-            return base.replace("[]", f"[{index}]")
-        return f"{base}_{index}" if base.isdigit() else f"{base}[{index}]"
+        return [run(["qsub", *extra, path], cwd=spec.job_dir()).strip().split()[-1] for _ in range(count)]
 
     def states(self, job_ids: Sequence[str]) -> Dict[str, str]:
-        out = run(["qstat", "-t"]) if job_ids else ""
+        out = run(["qstat"]) if job_ids else ""
         seen = {}
         for line in out.splitlines():
             fields = line.split()
             if len(fields) >= 5 and fields[0][0].isdigit():
-                seen[fields[0].split(".")[0]] = "running" if fields[4] == "R" else "pending"
+                seen[fields[0].split(".")[0]] = PBS_STATES.get(fields[4], "pending")
         return {j: seen.get(j.split(".")[0], "done") for j in job_ids}
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -59,4 +48,3 @@ class PBS(BatchSystem):
 
 class Torque(PBS):
     name = "torque"
-    array_flag = "-t"
