@@ -128,6 +128,13 @@ class _Session:
         except zmq.Again:
             pass
 
+    def send_now(self, frames: List[Any]) -> None:
+        """Past the outbox: for acknowledgements, which must not wait behind queued files."""
+        try:
+            self._send_now(frames)
+        except zmq.Again:
+            self.outbox.message(frames)
+
     def _send_now(self, frames: List[Any]) -> None:
         self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
         self.last_sent = time.monotonic()
@@ -398,7 +405,7 @@ class Worker:
         return None
 
     def _on_chunk(self, session: _Session, message: protocol.Message) -> Optional[str]:
-        session.send(protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
+        session.send_now(protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
         entry = session.incoming.get(message["xfer"])
         if entry is None:
             return None
