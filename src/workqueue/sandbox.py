@@ -181,7 +181,8 @@ class Sandbox:
     def stdout(self) -> bytes:
         try:
             with open(os.path.join(self.dir, STDOUT_NAME), "rb") as f:
-                return f.read(STDOUT_LIMIT)
+                size = os.fstat(f.fileno()).st_size  # read(LIMIT) would allocate LIMIT bytes up front
+                return f.read(min(size, STDOUT_LIMIT))
         except FileNotFoundError:
             return b""
 
