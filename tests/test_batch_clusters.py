@@ -53,6 +53,7 @@ def test_workers_submitted_to_slurm_and_pbs_run_real_tasks(manager, tmp_path, sy
     job_ids = _submit(f"{system}_submit_workers", tmp_path, "localhost", str(manager.port), "2")
     assert len(job_ids) == 2
     try:
+        assert wait_for(lambda: manager.stats["workers_connected"] == 2, timeout=120)
         for _ in range(4):
             manager.submit(wq.Task(f"echo ${marker}", cores=1))
         done = drain(manager, timeout=120)

@@ -30,6 +30,7 @@ def test_condor_submit_workers_run_real_tasks(manager, condor, tmp_path):
     job_ids = done.stdout.split(":")[-1].split()
     assert job_ids == ["1.0", "1.1"]
     try:
+        assert wait_for(lambda: manager.stats["workers_connected"] == 2, timeout=60)
         for i in range(4):
             manager.submit(wq.Task(f"echo $REQUEST_CPUS-{i}", cores=1))
         outputs = sorted(t.output.strip() for t in drain(manager, timeout=60))
