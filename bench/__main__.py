@@ -17,6 +17,8 @@ from .machine import describe
 from .report import Report
 
 PROFILES = {
+    "smoke": {"ns": [50], "files_n": 20, "latency_n": 20, "transfer": 4 << 20, "scale_n": 500,
+              "many_workers": 3, "many_tasks": 30, "functions_n": 30, "spawn_n": 40},
     "quick": {"ns": [1000], "files_n": 300, "latency_n": 200, "transfer": 256 << 20, "scale_n": 10_000,
               "many_workers": 20, "many_tasks": 500, "functions_n": 1000, "spawn_n": 1000},
     "full": {"ns": [1000, 10_000, 100_000], "files_n": 2000, "latency_n": 1000, "transfer": 1 << 30,
@@ -25,10 +27,10 @@ PROFILES = {
 
 
 class Run:
-    def __init__(self, profile: Dict, report: Report) -> None:
+    def __init__(self, profile: Dict, report: Report, without_cctools: bool = False) -> None:
         self.p = profile
         self.report = report
-        self.cctools_missing = cctools.unavailable()
+        self.cctools_missing = "left out (--no-cctools)" if without_cctools else cctools.unavailable()
         if self.cctools_missing:
             report.note(f"CCTools skipped: {self.cctools_missing}")
         self._spawn: Dict[int, float] = {}
@@ -119,6 +121,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=f"any of {', '.join(WORKLOADS)} (default: all)")
     parser.add_argument("--full", action="store_true", help="the full profile (long)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the harness works")
+    parser.add_argument("--no-cctools", action="store_true", help="leave CCTools out even when installed")
     parser.add_argument("--json", help="where to write the JSON (default: bench/results/results.json)")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
@@ -127,7 +131,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}: choose from {', '.join(WORKLOADS)}")
     logging.basicConfig(level=logging.ERROR)
     report = Report(describe())
-    run = Run(PROFILES["full" if args.full else "quick"], report)
+    run = Run(PROFILES["full" if args.full else "smoke" if args.smoke else "quick"], report, args.no_cctools)
     started = time.monotonic()
     run.spawn(1), run.spawn(2)  # on a quiet machine, before any workload leaves processes behind
     for name in args.workloads or WORKLOADS:
