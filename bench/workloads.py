@@ -148,8 +148,11 @@ def functions(n: int, workers: int) -> float:
 
 def dask_functions(n: int, workers: int) -> float:
     """The same trivial functions through Dask distributed (processes, one thread each)."""
+    import logging
+
     from dask.distributed import Client, LocalCluster
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    with LocalCluster(silence_logs=logging.WARNING, n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         client.submit(_noop, 0).result()
         start = time.perf_counter()
