@@ -91,3 +91,20 @@ def test_cli_runs_until_sigterm(manager):
             process.kill()
     assert "canceled its workers" in process.stderr.read()
     assert wait_for(lambda: _queue(manager)["workers_connected"] == 0, 15)
+
+
+def test_finds_a_named_master_through_the_catalog(monkeypatch, tmp_path):
+    monkeypatch.delenv("CATALOG_HOST", raising=False)
+    monkeypatch.setenv("WORKQUEUE_CATALOG_DIR", str(tmp_path))
+    manager = wq.Manager(port=0, name="factory-test-master")
+    try:
+        factory = Factory("local", None, "factory-test-master", min_workers=1, max_workers=2, timeout=60)
+        manager.submit(wq.Task("echo named", cores=1))
+        assert wait_for(lambda: factory._queue() is not None)
+        assert factory.step() == 1
+        task = manager.wait(15)
+        assert task is not None and task.output.strip() == "named"
+        factory.stop()
+        assert factory.jobs == {}
+    finally:
+        manager.close()
