@@ -24,6 +24,8 @@ def describe() -> Dict[str, Any]:
         "fastio": fastio.BACKEND,
         "pyzmq": zmq.__version__,
         "libzmq": zmq.zmq_version(),
+        # other work on a shared machine moves every figure: the load at the start says how much to trust them
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 

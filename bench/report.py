@@ -42,12 +42,15 @@ class Report:
         print(f"  note: {text}", flush=True)
 
     def table(self) -> str:
-        lines = [f"{'workload':<14} {'figure':<24} {'ours':>12} {'unit':<8} {'reference':<30} {'ref':>12} {'ratio':>7}"]
-        for r in self.rows:
-            ref = "" if r.reference_value is None else _fmt(r.reference_value)
-            ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
-            lines.append(f"{r.workload:<14} {r.figure:<24} {_fmt(r.value):>12} {r.unit:<8} {r.reference:<30} {ref:>12} {ratio:>7}")
-        return "\n".join(lines)
+        """The rows as aligned columns; widths follow the longest cell so long figure names stay in line."""
+        head = ("workload", "figure", "ours", "unit", "reference", "ref", "ratio")
+        cells = [head] + [(r.workload, r.figure, _fmt(r.value), r.unit, r.reference,
+                           "" if r.reference_value is None else _fmt(r.reference_value),
+                           "" if r.ratio is None else f"{r.ratio:.2f}") for r in self.rows]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+        right = {2, 5, 6}
+        return "\n".join(" ".join(c[i].rjust(widths[i]) if i in right else c[i].ljust(widths[i])
+                                   for i in range(len(head))).rstrip() for c in cells)
 
     def to_json(self) -> Dict[str, Any]:
         return {"machine": self.machine, "notes": self.notes, "series": self.series,

@@ -151,8 +151,10 @@ def dask_functions(n: int, workers: int) -> float:
     import logging
 
     from dask.distributed import Client, LocalCluster
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    with LocalCluster(silence_logs=logging.WARNING, n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    # CRITICAL, not WARNING: at teardown Dask's worker processes may log a heartbeat to the closed
+    # scheduler at ERROR with a traceback, which says nothing about the figure
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    with LocalCluster(silence_logs=logging.CRITICAL, n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         client.submit(_noop, 0).result()
         start = time.perf_counter()
