@@ -437,3 +437,5 @@ PythonTaskNoResult = _wq.FunctionTaskFailed
 
 
 pythontask_available = True
+
+Factory = _wq.Factory

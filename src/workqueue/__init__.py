@@ -9,6 +9,7 @@ from .constants import DEFAULT_PORT, PROTOCOL_VERSION, Result, TaskState
 from .files import File
 from .local import LocalWorkers, local_workers
 from .executor import Executor
+from .factory import Factory
 from .manager import Manager
 from .pytask import FunctionTaskFailed, PythonTask, RemoteTask
 from .task import Task
@@ -19,5 +20,5 @@ WorkQueue = Manager
 
 __all__ = [
     "DEFAULT_PORT", "PROTOCOL_VERSION", "Result", "TaskState", "File", "LocalWorkers", "local_workers",
-    "Manager", "WorkQueue", "Task", "PythonTask", "RemoteTask", "FunctionTaskFailed", "Executor", "__version__",
+    "Manager", "WorkQueue", "Task", "PythonTask", "RemoteTask", "FunctionTaskFailed", "Executor", "Factory", "__version__",
 ]
