@@ -74,6 +74,18 @@ class BatchSystem:
     def cancel(self, job_ids: Sequence[str]) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def job_script(spec: WorkerSpec, directives: Sequence[str]) -> str:
+        """A shell job script: the system's directives, then the worker, run from the job folder."""
+        lines = ["#!/bin/sh", *directives, f"cd {shlex.quote(spec.job_dir())}", f"exec {spec.worker_shell()}"]
+        return "\n".join(lines) + "\n"
+
+    def write_script(self, spec: WorkerSpec, text: str) -> str:
+        path = os.path.join(spec.job_dir(), f"worker.{self.name}.sh")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
 
 def run(command: Sequence[str], input_text: Optional[str] = None, cwd: Optional[str] = None) -> str:
     """Run a batch command; its stdout, or BatchError with what it said."""

@@ -20,15 +20,11 @@ class PBS(BatchSystem):
         return [f"#PBS -l {request}"]
 
     def script(self, spec: WorkerSpec) -> str:
-        lines = ["#!/bin/sh", "#PBS -N wq-worker", "#PBS -j oe", f"#PBS -o {spec.job_dir()}", "#PBS -V"]
-        lines += self.resources(spec)
-        lines += [f"cd {shlex.quote(spec.job_dir())}", f"exec {spec.worker_shell()}"]
-        return "\n".join(lines) + "\n"
+        lines = ["#PBS -N wq-worker", "#PBS -j oe", f"#PBS -o {spec.job_dir()}", "#PBS -V"]
+        return self.job_script(spec, lines + self.resources(spec))
 
     def submit(self, count: int, spec: WorkerSpec) -> List[str]:
-        path = f"{spec.job_dir()}/worker.{self.name}.sh"
-        with open(path, "w") as f:
-            f.write(self.script(spec))
+        path = self.write_script(spec, self.script(spec))
         extra = shlex.split(spec.extra_batch_options)
         return [run(["qsub", *extra, path], cwd=spec.job_dir()).strip().split()[-1] for _ in range(count)]
 

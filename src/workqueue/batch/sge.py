@@ -12,16 +12,13 @@ class SGE(BatchSystem):
     name = "sge"
 
     def script(self, spec: WorkerSpec) -> str:
-        lines = ["#!/bin/sh", "#$ -N wq-worker", "#$ -S /bin/sh", "#$ -V", f"#$ -o {spec.job_dir()}", "#$ -j y"]
+        lines = ["#$ -N wq-worker", "#$ -S /bin/sh", "#$ -V", f"#$ -o {spec.job_dir()}", "#$ -j y"]
         if spec.memory:
             lines.append(f"#$ -l h_vmem={int(spec.memory)}M")
-        lines += [f"cd {shlex.quote(spec.job_dir())}", f"exec {spec.worker_shell()}"]
-        return "\n".join(lines) + "\n"
+        return self.job_script(spec, lines)
 
     def submit(self, count: int, spec: WorkerSpec) -> List[str]:
-        path = f"{spec.job_dir()}/worker.sge.sh"
-        with open(path, "w") as f:
-            f.write(self.script(spec))
+        path = self.write_script(spec, self.script(spec))
         out = run(["qsub", "-terse", "-t", f"1-{count}", *shlex.split(spec.extra_batch_options), path], cwd=spec.job_dir())
         job = re.match(r"(\d+)", out.strip()).group(1)
         return [f"{job}.{i}" for i in range(1, count + 1)]

@@ -14,7 +14,7 @@ class Slurm(BatchSystem):
     name = "slurm"
 
     def script(self, spec: WorkerSpec) -> str:
-        lines = ["#!/bin/sh", "#SBATCH --job-name=wq-worker", "#SBATCH --ntasks=1", "#SBATCH --nodes=1",
+        lines = ["#SBATCH --job-name=wq-worker", "#SBATCH --ntasks=1", "#SBATCH --nodes=1",
                  f"#SBATCH --output={spec.job_dir()}/worker-%A_%a.log"]
         if spec.cores:
             lines.append(f"#SBATCH --cpus-per-task={int(spec.cores)}")
@@ -22,8 +22,7 @@ class Slurm(BatchSystem):
             lines.append(f"#SBATCH --mem={int(spec.memory)}M")
         if spec.disk:
             lines.append(f"#SBATCH --tmp={int(spec.disk)}M")
-        lines += [f"cd {shlex.quote(spec.job_dir())}", f"exec {spec.worker_shell()}"]
-        return "\n".join(lines) + "\n"
+        return self.job_script(spec, lines)
 
     def submit(self, count: int, spec: WorkerSpec) -> List[str]:
         command = ["sbatch", "--parsable", f"--array=0-{count - 1}"] + shlex.split(spec.extra_batch_options)
