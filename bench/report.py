@@ -81,28 +81,28 @@ class Report:
                 xs, ys = zip(*sorted((int(n), v) for n, v in points.items()))
                 ax.plot(xs, ys, marker="o", label=label)
             ax.set_xscale("log")
-            ax.set_xlabel("tasks in the run")
-            ax.set_ylabel("tasks per second")
-            ax.set_title("Trivial task throughput")
-            ax.legend(fontsize=8)
-            written.append(os.path.join(folder, "throughput.png"))
-            fig.tight_layout()
-            fig.savefig(written[-1], dpi=100)
-            plt.close(fig)
+            written.append(_finish(plt, fig, ax, os.path.join(folder, "throughput.png"), "Trivial task throughput",
+                                   "tasks in the run", "tasks per second"))
         latency = self.series.get("latency", {})
         if latency:
             fig, ax = plt.subplots(figsize=(6, 4))
             for label, samples in sorted(latency.items()):
                 ax.hist([s * 1000 for s in samples], bins=40, alpha=0.6, label=label)
-            ax.set_xlabel("submit to wait() return, ms")
-            ax.set_ylabel("tasks")
-            ax.set_title("Single-task round trip")
-            ax.legend(fontsize=8)
-            written.append(os.path.join(folder, "latency.png"))
-            fig.tight_layout()
-            fig.savefig(written[-1], dpi=100)
-            plt.close(fig)
+            written.append(_finish(plt, fig, ax, os.path.join(folder, "latency.png"), "Single-task round trip",
+                                   "submit to wait() return, ms", "tasks"))
         return written
+
+
+def _finish(plt: Any, fig: Any, ax: Any, path: str, title: str, xlabel: str, ylabel: str) -> str:
+    """Label, save and close one figure; return where it went."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _fmt(value: float) -> str:

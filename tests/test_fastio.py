@@ -211,7 +211,7 @@ def test_writer_context_aborts_on_exception(tmp_path, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_writer_takes_zmq_frame_buffer(tmp_path, backend):
-    zmq = pytest.importorskip("zmq")
+    import zmq
     data = os.urandom(100_000)
     frame = zmq.Frame(data)
     path = str(tmp_path / "f")
@@ -282,7 +282,7 @@ def test_property_backends_agree(tmp_path, size, chunk_size, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_one_gib_transfer_constant_memory(tmp_path, backend):
-    psutil = pytest.importorskip("psutil")
+    import psutil
     source, target = str(tmp_path / "src"), str(tmp_path / "dst")
     block = os.urandom(1 << 20)
     with open(source, "wb") as f:

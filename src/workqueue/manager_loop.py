@@ -25,6 +25,7 @@ from .transfer import BytesSource, FileSource, Incoming, Outbox, TransferError, 
 log = logging.getLogger("workqueue.manager")
 
 BATCH = 256  # messages handled per poll wake-up before dispatching again
+PUBLISH_INTERVAL = 0.02  # seconds between snapshots for the user's thread (completions go out at once)
 PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on average may be prefetched
 PREFETCH_MIN_SAMPLES = 5
 
@@ -169,7 +170,8 @@ class ManagerLoop:
                 self._maintain()
                 self._dispatch()
                 self._pump_outboxes()
-                self._publish()
+                if time.monotonic() >= self._next_publish:
+                    self._publish()
         except Exception:
             log.exception("the manager loop failed")
             raise
@@ -566,7 +568,7 @@ class ManagerLoop:
         self._abort_incoming(record)
         counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
         self.counters[counter] += 1
-        self.snapshot = {**self.snapshot, counter: self.counters[counter]}  # seen before wait() returns
+        self.snapshot = {**self.snapshot, **self.counters}  # consistent with the task wait() returns
         self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
         self.finished.put((record.task_id, outcome))
 
@@ -654,6 +656,7 @@ class ManagerLoop:
             hungry_minimum=self.settings.hungry_minimum, requeue_reasons=dict(self.requeue_reasons),
         )
         self.snapshot = snapshot
+        self._next_publish = time.monotonic() + PUBLISH_INTERVAL
 
     def status(self, what: str) -> Any:
         if what == "workers":
