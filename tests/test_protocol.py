@@ -45,7 +45,19 @@ def test_unknown_type_cannot_be_encoded():
 @given(st.lists(st.binary(max_size=64), min_size=0, max_size=4))
 def test_random_frames_never_raise_anything_but_protocol_error(frames):
     try:
-        protocol.decode(frames)
+        for part in protocol.split(frames):
+            protocol.decode(part)
+    except protocol.ProtocolError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-3, 4), max_size=4), st.lists(st.binary(max_size=16), max_size=6))
+def test_random_bundles_never_raise_anything_but_protocol_error(counts, frames):
+    header = msgpack.packb({"t": "bundle", "n": counts})
+    try:
+        for part in protocol.split([header, *frames]):
+            protocol.decode(part)
     except protocol.ProtocolError:
         pass
 
@@ -64,3 +76,19 @@ def test_random_headers_of_real_types_are_validated(fields, msg_type):
     spec, _ = protocol.SCHEMA[msg_type]
     for name, (kind, _) in spec.items():
         assert isinstance(message[name], kind)
+
+
+def test_a_bundle_splits_back_into_its_messages():
+    first = protocol.encode("heartbeat")
+    second = protocol.encode("result", [b"stdout"], task_id=3, attempt=1, result=0)
+    parts = protocol.split(protocol.bundle([first, second]))
+    assert [protocol.decode(p).type for p in parts] == ["heartbeat", "result"]
+    assert protocol.decode(parts[1]).payload == [b"stdout"]
+    assert protocol.split(first) == [first]
+
+
+def test_a_bundle_whose_counts_lie_is_refused():
+    import msgpack
+    header = msgpack.packb({"t": "bundle", "n": [2, 2]})
+    with pytest.raises(protocol.ProtocolError, match="frame counts"):
+        protocol.split([header, b"a", b"b"])

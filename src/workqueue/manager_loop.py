@@ -28,6 +28,8 @@ BATCH = 256  # messages handled per poll wake-up before dispatching again
 PUBLISH_INTERVAL = 0.02  # seconds between snapshots for the user's thread (completions go out at once)
 PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on average may be prefetched
 PREFETCH_MIN_SAMPLES = 5
+PREFETCH_QUEUE_SECONDS = 0.02  # work queued ahead on a busy worker, per core
+PREFETCH_MAX_DEPTH = 16
 
 
 @dataclass
@@ -206,7 +208,16 @@ class ManagerLoop:
     def _handle_frames(self, frames: List[zmq.Frame]) -> None:
         identity = frames[0].bytes
         try:
-            message = protocol.decode(frames[1:])
+            parts = protocol.split(frames[1:])
+        except protocol.ProtocolError as error:
+            self._drop(identity, str(error))
+            return
+        for part in parts:
+            self._handle_message(identity, part)
+
+    def _handle_message(self, identity: bytes, frames: List[zmq.Frame]) -> None:
+        try:
+            message = protocol.decode(frames)
         except protocol.ProtocolError as error:
             self._drop(identity, str(error))
             return
@@ -436,13 +447,17 @@ class ManagerLoop:
         self._complete(record, outcome)
 
     # -- dispatch -------------------------------------------------------------------------------
-    def _may_prefetch(self, task_id: int) -> bool:
+    def _prefetch_depth(self, task_id: int) -> int:
+        """How many tasks like this one may wait on a busy worker, per core: enough to keep it
+        busy for about PREFETCH_QUEUE_SECONDS, none for tasks not known to be short."""
         times = self.category_times.get(self.tasks[task_id].spec["category"])
-        return times is not None and times.short
+        if times is None or not times.short:
+            return 0
+        return max(1, min(PREFETCH_MAX_DEPTH, int(PREFETCH_QUEUE_SECONDS / max(times.mean, 1e-6))))
 
     def _dispatch(self) -> None:
-        may_prefetch = self._may_prefetch if self.settings.prefetch else None
-        for assignment in self.scheduler.schedule(may_prefetch):
+        prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
+        for assignment in self.scheduler.schedule(prefetch_depth):
             record = self.tasks[assignment.task_id]
             conn = self.workers[assignment.worker]
             try:

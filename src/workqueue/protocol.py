@@ -4,6 +4,10 @@ A message is a list of frames ``[header, *payload]``. The header is a msgpack ma
 type) and that type's fields; payload frames carry raw bytes (file chunks, stdout) and never pass
 through msgpack. ``decode`` accepts anything a stranger might send and either returns a valid
 ``Message`` or raises ``ProtocolError``: the loops drop and log those, and keep serving.
+
+Several messages for the same peer may travel as one *bundle*: ``[bundle-header, *message1,
+*message2, ...]``, whose header lists each message's frame count. A busy loop sends what it has
+queued as one bundle, so a burst of small messages costs one send and one receive, not one each.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import msgpack
 from .constants import PROTOCOL_VERSION
 
 MAX_HEADER_BYTES = 1 << 20
+BUNDLE = "bundle"
 
 _REQUIRED = object()
 
@@ -114,6 +119,39 @@ def encode(msg_type: str, payload: Sequence[Any] = (), **fields: Any) -> List[An
         raise ValueError(f"unknown message type {msg_type!r}")
     fields["t"] = msg_type
     return [msgpack.packb(fields, use_bin_type=True), *payload]
+
+
+def bundle(messages: Sequence[List[Any]]) -> List[Any]:
+    """One message of several: send it like any other, and ``split`` it on arrival."""
+    if len(messages) == 1:
+        return list(messages[0])
+    header = msgpack.packb({"t": BUNDLE, "n": [len(m) for m in messages]}, use_bin_type=True)
+    return [header, *(frame for message in messages for frame in message)]
+
+
+def split(frames: Sequence[Any]) -> List[Sequence[Any]]:
+    """The messages in what arrived: itself, or the parts of a bundle. Raises ProtocolError for a
+    bundle whose counts do not add up; the parts themselves are checked by ``decode``."""
+    if not frames:
+        raise ProtocolError("empty message")
+    header = _as_bytes(frames[0])
+    if b"bundle" not in header[:16]:
+        return [frames]
+    try:
+        fields = msgpack.unpackb(header, raw=False, strict_map_key=True)
+    except Exception as error:
+        raise ProtocolError(f"undecodable header: {error.__class__.__name__}") from None
+    if not isinstance(fields, dict) or fields.get("t") != BUNDLE:
+        return [frames]
+    counts = fields.get("n")
+    if not isinstance(counts, list) or not all(type(n) is int and n > 0 for n in counts) \
+            or sum(counts) != len(frames) - 1:
+        raise ProtocolError("bundle: frame counts do not match the frames")
+    parts, start = [], 1
+    for count in counts:
+        parts.append(frames[start:start + count])
+        start += count
+    return parts
 
 
 def hello(worker_id: str, hostname: str, resources: Dict[str, float], **extra: Any) -> List[Any]:

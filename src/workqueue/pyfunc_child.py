@@ -87,7 +87,7 @@ class _Redirect:
             return
         sys.stdout.flush()
         sys.stderr.flush()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self.saved = [os.dup(1), os.dup(2)]
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -104,11 +104,36 @@ class _Redirect:
         self.saved = []
 
 
+def _apply_env(env: Dict[str, Optional[str]], applied: Dict[str, Optional[str]],
+               base_env: Dict[str, str]) -> None:
+    """Set this call's variables, and put back the base value of the last call's others.
+
+    Only the differences are applied: clearing and refilling ``os.environ`` on every call costs
+    more than a trivial function. A variable a function sets itself therefore stays for the next
+    call in this process, as it does in any pool of persistent processes.
+    """
+    for name in applied.keys() - env.keys():
+        _set(name, base_env.get(name))
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            _set(name, value)
+    applied.clear()
+    applied.update(env)
+
+
+def _set(name: str, value: Optional[str]) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def serve(req_fd: int, resp_fd: int, home: str) -> int:
     import cloudpickle
 
     base_env: Dict[str, str] = dict(os.environ)
     base_path = list(sys.path)
+    applied: Dict[str, Optional[str]] = {}
     while True:
         header = _read_exact(req_fd, HEADER.size)
         if header is None:
@@ -117,13 +142,7 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
         if body is None:
             return 0
         cwd, env, stdout_path, payload = pickle.loads(body)
-        os.environ.clear()
-        os.environ.update(base_env)
-        for name, value in env.items():
-            if value is None:
-                os.environ.pop(name, None)  # the task asked for the variable to be unset
-            else:
-                os.environ[name] = value
+        _apply_env(env, applied, base_env)
         try:
             os.chdir(cwd)
             sys.path[:] = [cwd] + base_path

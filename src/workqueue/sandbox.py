@@ -12,24 +12,81 @@ import psutil
 from .cache import Cache
 from .constants import Result
 
-STDOUT_NAME = ".workqueue-stdout"
 STDOUT_LIMIT = 1 << 30
 MB = 1 << 20
 SAMPLE_INTERVAL = 0.5  # seconds between measurements of a task's process tree
 
 
-class Sandbox:
-    """A task's private directory ``t.<task_id>`` and the shell that runs its command in it."""
+class SandboxDirs:
+    """Empty task directories, kept for the next task instead of removed.
 
-    def __init__(self, workspace: str, task: Dict[str, Any], call_payload: bytes = b"") -> None:
+    On a journaled local disk a mkdir and an rmdir cost more than running a trivial task (240 us
+    against ~300 us on this project's test machine), so a finished task's directory is emptied and
+    handed to the next one. Each directory ``s.<n>`` has its task's stdout beside it in ``s.<n>.out``,
+    outside the sandbox, where the task cannot mistake it for one of its own files.
+    """
+
+    def __init__(self, workspace: str, keep: int = 64) -> None:
+        self.workspace = workspace
+        self.keep = keep
+        self._free: List[str] = []
+        self._made = 0
+
+    def take(self, task_id: int, coprocess_name: bool = False) -> str:
+        """An empty directory; ``t.<task_id>`` when a coprocess must find it by that name."""
+        if coprocess_name:
+            path = os.path.join(self.workspace, f"t.{task_id}")
+            _remove(path)
+            os.makedirs(path)
+            return path
+        if self._free:
+            return self._free.pop()
+        self._made += 1
+        path = os.path.join(self.workspace, f"s.{self._made}")
+        _remove(path)
+        os.makedirs(path)
+        return path
+
+    def give_back(self, path: str) -> None:
+        """Empty the directory; keep it for reuse, or remove it."""
+        reusable = len(self._free) < self.keep and os.path.basename(path).startswith("s.") and _empty(path)
+        if reusable:
+            self._free.append(path)
+        else:
+            _remove(path)
+            _remove(path + ".out")
+
+
+def _empty(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        return True
+    except OSError:
+        return False
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+class Sandbox:
+    """A task's private directory and the shell that runs its command in it."""
+
+    def __init__(self, dirs: SandboxDirs, task: Dict[str, Any], call_payload: bytes = b"") -> None:
         self.task = task
         self.call_payload = call_payload
         self.task_id: int = task["task_id"]
         self.attempt: int = task["attempt"]
-        self.dir = os.path.join(workspace, f"t.{self.task_id}")
-        if os.path.exists(self.dir):
-            shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
+        self._dirs = dirs
+        self.dir = dirs.take(self.task_id, coprocess_name=task["kind"] == "remote")
         self.pid = 0
         self.exit_code: Optional[int] = None
         self.pidfd = -1
@@ -70,7 +127,7 @@ class Sandbox:
 
     @property
     def stdout_path(self) -> str:
-        return os.path.join(self.dir, STDOUT_NAME)
+        return self.dir + ".out"
 
     def mark_started(self) -> None:
         """For calls that run in a long-lived process rather than a process of their own."""
@@ -103,7 +160,7 @@ class Sandbox:
         self.pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", self.task["command"]], env, setsid=True,
                                   file_actions=[
                                       (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                                      (os.POSIX_SPAWN_OPEN, 1, STDOUT_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                                      (os.POSIX_SPAWN_OPEN, 1, self.stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
                                       (os.POSIX_SPAWN_DUP2, 1, 2),
                                   ])
         self.start_time = time.time()
@@ -180,7 +237,7 @@ class Sandbox:
 
     def stdout(self) -> bytes:
         try:
-            with open(os.path.join(self.dir, STDOUT_NAME), "rb") as f:
+            with open(self.stdout_path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size  # read(LIMIT) would allocate LIMIT bytes up front
                 return f.read(min(size, STDOUT_LIMIT))
         except FileNotFoundError:
@@ -231,4 +288,4 @@ class Sandbox:
         for digest in self._linked:
             cache.release(digest)
         self._linked.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._dirs.give_back(self.dir)

@@ -5,8 +5,8 @@ arrival. A dispatch round looks at the head of each shape only, so its cost grow
 distinct shapes and workers, never with the number of waiting tasks. A task that fits no worker
 blocks nothing: the other shapes keep flowing.
 
-*Prefetch*: when the caller says a task is short (``may_prefetch``), a worker with no room left may
-also hold a few booked-but-waiting tasks (``queued``), which it starts the moment a running task
+*Prefetch*: when the caller says a task is short (``prefetch_depth``), a worker with no room left may
+also hold a few booked-but-waiting tasks per core (``queued``), which it starts the moment a running task
 ends, without waiting for a round trip to the master. Queued tasks hold no resources until they
 are promoted, in arrival order, exactly as the worker itself promotes them.
 """
@@ -56,6 +56,7 @@ class WorkerBooks:
 
     @property
     def prefetch_limit(self) -> int:
+        """Queued tasks allowed per unit of prefetch depth."""
         return max(1, int(self.total["cores"]))
 
     def fits(self, shape: Tuple) -> bool:
@@ -166,9 +167,9 @@ class Scheduler:
         return entry is not None and entry.worker is None
 
     # -- dispatch -------------------------------------------------------------------------------
-    def schedule(self, may_prefetch: Optional[Callable[[int], bool]] = None) -> List[Assignment]:
-        """Book as many ready tasks as fit, best priority first, on the workers with room; then,
-        if ``may_prefetch`` approves of a task, queue it on a full worker."""
+    def schedule(self, prefetch_depth: Optional[Callable[[int], int]] = None) -> List[Assignment]:
+        """Book as many ready tasks as fit, best priority first, on the workers with room; then
+        queue tasks on full workers, up to ``prefetch_depth(task_id)`` per core (0: none)."""
         assignments: List[Assignment] = []
         if not self._ready_count:
             return assignments
@@ -178,14 +179,24 @@ class Scheduler:
                 if shape is None:
                     break
                 assignments.append(self._book(shape, worker, books))
-        if may_prefetch is not None:
-            for worker, books in self._workers.items():
-                while self._ready_count and not books.draining and len(books.queued) < books.prefetch_limit:
-                    shape = self._best_shape(books.could_ever_fit)
-                    if shape is None or not may_prefetch(self._head(shape)[2]):
-                        break
-                    assignments.append(self._book(shape, worker, books, queued=True))
+        if prefetch_depth is not None:
+            self._prefetch(prefetch_depth, assignments)
         return assignments
+
+    def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment]) -> None:
+        """One task per worker per pass, so that a short queue spreads over every worker."""
+        candidates = [(worker, books) for worker, books in self._workers.items() if not books.draining]
+        while candidates and self._ready_count:
+            more = []
+            for worker, books in candidates:
+                shape = self._best_shape(books.could_ever_fit) if self._ready_count else None
+                if shape is None:
+                    continue
+                if len(books.queued) >= books.prefetch_limit * prefetch_depth(self._head(shape)[2]):
+                    continue
+                assignments.append(self._book(shape, worker, books, queued=True))
+                more.append((worker, books))
+            candidates = more
 
     def unfit_shapes(self) -> List[Tuple[Tuple, int]]:
         """Shapes with waiting tasks that no connected worker could ever hold, with their counts."""

@@ -18,6 +18,7 @@ from . import fastio, protocol
 log = logging.getLogger(__name__)
 
 WINDOW = 8
+BUNDLE_MAX = 256  # plain messages sent as one bundle
 Frames = List[Any]
 
 
@@ -116,13 +117,23 @@ class Outbox:
         nothing is lost: the item that failed is sent first next time."""
         items = self._items
         while items:
-            item = items[0]
-            if isinstance(item, list):
-                send(item)
-                items.popleft()
+            if isinstance(items[0], list):
+                self._send_messages(send)
                 continue
-            if not self._send_chunks(item, send):
+            if not self._send_chunks(items[0], send):
                 return
+            items.popleft()
+
+    def _send_messages(self, send: Callable[[Frames], None]) -> None:
+        """The plain messages at the head of the queue, as one bundle."""
+        items = self._items
+        run = []
+        for item in items:
+            if not isinstance(item, list) or len(run) == BUNDLE_MAX:
+                break
+            run.append(item)
+        send(protocol.bundle(run))
+        for _ in run:
             items.popleft()
 
     def _send_chunks(self, stream: _Stream, send: Callable[[Frames], None]) -> bool:

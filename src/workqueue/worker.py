@@ -26,7 +26,7 @@ from .cache import Cache
 from .constants import PROTOCOL_VERSION, Result
 from .coprocess import CoprocessPool
 from .pyfunc import FunctionPool
-from .sandbox import SAMPLE_INTERVAL, Sandbox
+from .sandbox import SAMPLE_INTERVAL, Sandbox, SandboxDirs
 from .transfer import FileSource, Incoming, Outbox, TransferError
 
 log = logging.getLogger("workqueue.worker")
@@ -162,6 +162,7 @@ class Worker:
         self.workspace = os.path.join(os.path.abspath(parent), f"worker-{os.getuid()}-{os.getpid()}")
         self.resources: Dict[str, float] = {}
         self.cache: Optional[Cache] = None
+        self.dirs = SandboxDirs(self.workspace)
         self.running: Dict[int, Sandbox] = {}
         self.queued: List[Sandbox] = []  # prefetched: inputs staged, waiting for resources
         self.free: Dict[str, float] = {}
@@ -336,27 +337,36 @@ class Worker:
                 return None
             session.last_heard = time.monotonic()
             try:
-                message = protocol.decode(frames)
+                parts = protocol.split(frames)
             except protocol.ProtocolError as error:
                 log.warning("dropped a message from the manager: %s", error)
                 continue
-            handler = getattr(self, "_on_" + message.type.replace("-", "_"), None)
-            if handler is None:
-                log.warning("dropped an unexpected %r from the manager", message.type)
-                continue
-            if not session.welcomed and message.type not in ("welcome", "challenge", "reject", "reset"):
-                log.warning("dropped %r received before the welcome", message.type)
-                continue
-            try:
-                outcome = handler(session, message)
-            except WorkerRejected as rejection:
-                session.send(protocol.encode("bye", reason=str(rejection)))
-                session.flush()
-                session.socket.setsockopt(zmq.LINGER, 1000)  # let the bye reach the master's log
-                raise
-            if outcome:
-                return outcome
+            for part in parts:
+                outcome = self._handle(session, part)
+                if outcome:
+                    return outcome
         return None
+
+    def _handle(self, session: _Session, frames: List[Any]) -> Optional[str]:
+        try:
+            message = protocol.decode(frames)
+        except protocol.ProtocolError as error:
+            log.warning("dropped a message from the manager: %s", error)
+            return None
+        handler = getattr(self, "_on_" + message.type.replace("-", "_"), None)
+        if handler is None:
+            log.warning("dropped an unexpected %r from the manager", message.type)
+            return None
+        if not session.welcomed and message.type not in ("welcome", "challenge", "reject", "reset"):
+            log.warning("dropped %r received before the welcome", message.type)
+            return None
+        try:
+            return handler(session, message)
+        except WorkerRejected as rejection:
+            session.send(protocol.encode("bye", reason=str(rejection)))
+            session.flush()
+            session.socket.setsockopt(zmq.LINGER, 1000)  # let the bye reach the master's log
+            raise
 
     # -- handshake ------------------------------------------------------------------------------
     def _on_challenge(self, session: _Session, message: protocol.Message) -> Optional[str]:
@@ -435,7 +445,7 @@ class Worker:
     def _on_task(self, session: _Session, message: protocol.Message) -> Optional[str]:
         self.last_activity = time.monotonic()
         task = message.fields
-        sandbox = Sandbox(self.workspace, task, message.payload[0].bytes)
+        sandbox = Sandbox(self.dirs, task, message.payload[0].bytes)
         missing = sandbox.stage(self.cache)
         if missing is not None:
             self._report_missing_input(session, sandbox, missing)
