@@ -22,7 +22,7 @@ def through_pool(size: int, n: int) -> float:
             while submitted < n and pool.submit(str(submitted), payload, root, {"CORES": "1"}):
                 submitted += 1
             select.select([pool.fileno()], [], [], 1)
-            for _, status, reply in pool.collect():
+            for _, status, reply, _ in pool.collect():
                 assert status == "ok" and cloudpickle.loads(reply) == ("ok", 3)
                 done += 1
         return n / (time.perf_counter() - start)

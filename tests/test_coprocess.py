@@ -64,7 +64,7 @@ def drain(pool, n, timeout=30):
         if select.select([pool.fileno()], [], [], 1)[0]:
             outcomes.extend(pool.collect())
     assert len(outcomes) == n, outcomes
-    return {task_id: (status, json.loads(reply)) for task_id, status, reply in outcomes}
+    return {task_id: (status, json.loads(reply)) for task_id, status, reply, *_ in outcomes}
 
 
 def test_fake_call_runs_in_task_sandbox_with_env(fake, tmp_path):

@@ -59,6 +59,51 @@ def test_large_arguments_travel_as_a_file(manager, worker):
     assert manager.stats["bytes_sent"] >= len(blob)
 
 
+def test_many_short_calls_queued_in_pooled_processes_all_come_back_right(manager, worker, tmp_path):
+    """Short calls are prefetched and queued behind running ones in the pool; canceled ones never
+    come back, every other one comes back once with its own value, and the books end balanced."""
+    def square(x, mark):
+        with open(mark, "a") as f:
+            f.write(f"{x}\n")
+        return x * x
+
+    mark = str(tmp_path / "ran")
+    for i in range(10):  # teaches the master that this category is short
+        manager.submit(wq.PythonTask(square, -1, mark))
+    drain(manager)
+    ids = {}
+    for i in range(400):
+        t = wq.PythonTask(square, i, mark)
+        t.set_resources(cores=1)
+        ids[manager.submit(t)] = i
+    canceled = {tid for n, tid in enumerate(ids) if n % 37 == 5}
+    for tid in canceled:
+        assert manager.cancel(tid) is not None
+    done = drain(manager)
+    assert sorted(t.id for t in done) == sorted(set(ids) - canceled)
+    assert all(t.output == ids[t.id] ** 2 for t in done)
+    ran = [int(line) for line in open(mark).read().split()]
+    assert sorted(x for x in ran if x >= 0 and ids_of(ids, x) not in canceled) == sorted(ids[t.id] for t in done)
+    assert manager.stats["tasks_prefetched"] > 0
+    stats = wait_for_idle(manager)
+    assert stats["free_cores"] == stats["total_cores"] == 2
+
+
+def ids_of(ids, value):
+    return next(tid for tid, v in ids.items() if v == value)
+
+
+def wait_for_idle(manager, timeout=10):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = manager.stats
+        if stats["tasks_running"] == 0 and stats["free_cores"] == stats["total_cores"]:
+            return stats
+        time.sleep(0.05)
+    return manager.stats
+
+
 def test_executor_map_cancel_and_exceptions():
     with wq.Executor(workers=2) as ex:
         assert list(ex.map(pow, [2, 3, 4], [2, 2, 2])) == [4, 9, 16]

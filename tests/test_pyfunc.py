@@ -23,7 +23,7 @@ def wait_for(pool, n, timeout=30):
         if ready:
             outcomes.extend(pool.collect())
     assert len(outcomes) == n, outcomes
-    return {task_id: (status, cloudpickle.loads(payload)) for task_id, status, payload in outcomes}
+    return {task_id: (status, cloudpickle.loads(payload)) for task_id, status, payload, _ in outcomes}
 
 
 @pytest.fixture
@@ -141,6 +141,60 @@ def test_kill_stops_a_call_and_replaces_its_process(pool, tmp_path):
     assert pool.idle() == 2 and pool.size == 2 and set(pool.pids()) != old
     pool.submit("after", call(pow, 2, 4), str(tmp_path), {})
     assert wait_for(pool, 1) == {"after": ("ok", ("ok", 16))}
+
+
+def write_mark(path, text):
+    """Appends ``text`` to ``path`` (a closure, so cloudpickle sends it by value)."""
+    def write():
+        with open(path, "a") as f:
+            f.write(text)
+        return text
+    return write
+
+
+def test_queued_calls_wait_behind_a_busy_process_and_run_in_order(tmp_path):
+    with FunctionPool(1, str(tmp_path)) as pool:
+        assert not pool.submit("q0", call(pow, 2, 1), str(tmp_path), {}, queued=True), "no busy process to queue behind"
+        mark = str(tmp_path / "order")
+        assert pool.submit("a", call(write_mark(mark, "a")), str(tmp_path), {})
+        assert pool.submit("b", call(write_mark(mark, "b")), str(tmp_path), {}, queued=True)
+        assert not pool.submit("c", call(write_mark(mark, "c")), str(tmp_path), {}, queued=True), "depth 2 is full"
+        outcomes = []
+        while len(outcomes) < 2:
+            select.select([pool.fileno()], [], [], 5)
+            outcomes.extend(pool.collect())
+    assert [o[:2] for o in outcomes] == [("a", "ok"), ("b", "ok")]
+    assert open(mark).read() == "ab"
+    (_, _, _, (a_start, a_end)), (_, _, _, (b_start, b_end)) = outcomes
+    assert a_start <= a_end <= b_start <= b_end
+
+
+def test_a_canceled_queued_call_never_runs(tmp_path):
+    with FunctionPool(1, str(tmp_path)) as pool:
+        mark = str(tmp_path / "ran")
+        pool.submit("slow", call(time.sleep, 0.5), str(tmp_path), {})
+        pool.submit("queued", call(write_mark(mark, "x")), str(tmp_path), {}, queued=True)
+        assert pool.kill("queued")
+        assert wait_for(pool, 1) == {"slow": ("ok", ("ok", None))}
+        pool.submit("after", call(pow, 3, 2), str(tmp_path), {})
+        assert wait_for(pool, 1) == {"after": ("ok", ("ok", 9))}
+    assert not os.path.exists(mark)
+
+
+def test_killing_a_running_call_lets_the_call_queued_behind_it_run(tmp_path):
+    with FunctionPool(1, str(tmp_path)) as pool:
+        pool.submit("long", call(time.sleep, 60), str(tmp_path), {})
+        pool.submit("next", call(pow, 2, 5), str(tmp_path), {}, queued=True)
+        assert pool.kill("long")
+        assert wait_for(pool, 1) == {"next": ("ok", ("ok", 32))}
+
+
+def test_a_crash_fails_only_its_own_call_not_the_one_queued_behind(tmp_path):
+    with FunctionPool(1, str(tmp_path)) as pool:
+        pool.submit("crash", call(os._exit, 3), str(tmp_path), {})
+        pool.submit("next", call(pow, 2, 6), str(tmp_path), {}, queued=True)
+        outcomes = wait_for(pool, 2)
+    assert outcomes["crash"][0] == "died" and outcomes["next"] == ("ok", ("ok", 64))
 
 
 def test_close_leaves_no_processes(tmp_path):

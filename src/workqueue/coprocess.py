@@ -296,7 +296,8 @@ class CoprocessPool:
     """``size`` coprocesses of one command (``--coprocess``: one per core by default).
 
     Same shape as FunctionPool: ``submit(task_id, fn_name, payload_json) -> bool``, ``fileno()``
-    (one stable fd), ``collect() -> [(task_id, status, reply_json)]``, ``kill(task_id)``, ``close()``.
+    (one stable fd), ``collect() -> [(task_id, status, reply_json, None)]`` (the shape of
+    :meth:`workqueue.pyfunc.FunctionPool.collect`, with no times), ``kill(task_id)``, ``close()``.
     A coprocess that dies is restarted (synchronously, in ``collect``/``kill``).
     """
 
@@ -342,11 +343,11 @@ class CoprocessPool:
         member = next((m for m in self._members if m.task_id is None), None)
         return member is not None and member.submit(fn_name, task_id, payload_json)
 
-    def collect(self) -> List[Outcome]:
-        outcomes: List[Outcome] = []
+    def collect(self) -> List[Tuple[str, str, str, None]]:
+        outcomes: List[Tuple[str, str, str, None]] = []
         for key, _ in self._selector.select(0):
             member: Coprocess = key.data
-            outcomes.extend(member.collect())
+            outcomes.extend((*outcome, None) for outcome in member.collect())
             if not member.alive():
                 self._drop(member)
                 self._start_one()

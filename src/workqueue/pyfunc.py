@@ -9,11 +9,16 @@ while any child has something to say) and calls :meth:`FunctionPool.collect` whe
     poller.register(pool.fileno(), zmq.POLLIN)
     pool.submit(task_id, cloudpickle.dumps((fn, args, kwargs)), cwd=sandbox, env={"CORES": "1"})
     ... poll ...
-    for task_id, status, payload in pool.collect():
+    for task_id, status, payload, times in pool.collect():
         ...   # cloudpickle.loads(payload) is ("ok", value) or ("error", exception, traceback_text)
 
 ``status`` is ``"ok"``, ``"error"`` (the function raised) or ``"died"`` (its process ended during
-the call: ``os._exit``, a signal, a crash; the pool has already started a replacement).
+the call: ``os._exit``, a signal, a crash; the pool has already started a replacement). ``times``
+is the call's (start, end) wall-clock time as its process saw it, or None when it died.
+
+*Queued calls.* ``submit(..., queued=True)`` puts a small call in the pipe of a busy process, to
+start the moment its current call ends, without a round trip through the caller's loop. Calls in
+one process run in order; killing one that has not started yet only cancels it.
 """
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ import os
 import pickle
 import selectors
 import signal
+import struct
 import subprocess
 import sys
-from typing import Dict, List, Optional, Tuple
+from collections import deque
+from typing import Deque, Dict, List, Optional, Tuple
 
 import cloudpickle
 
@@ -32,7 +39,20 @@ logger = logging.getLogger(__name__)
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_child.py")
 HEADER_SIZE = 8
-Outcome = Tuple[str, str, bytes]  # (task_id, status, payload)
+TIMES = struct.Struct("!dd")  # a reply's start and end, after its status byte
+QUEUED_BYTES_MAX = 32 << 10  # queued requests stay well inside the pipe's 64 KiB: writes never block
+Outcome = Tuple[str, str, bytes, Optional[Tuple[float, float]]]  # (task_id, status, payload, times)
+
+
+class _Call:
+    """A call sent to a process: the first of its process's calls is running, the others wait."""
+
+    __slots__ = ("task_id", "request", "cancelled")
+
+    def __init__(self, task_id: str, request: bytes) -> None:
+        self.task_id = task_id
+        self.request = request
+        self.cancelled = False
 
 
 class _Child:
@@ -49,8 +69,13 @@ class _Child:
             os.close(req_r)
             os.close(resp_w)
         os.set_blocking(self.resp_r, False)
-        self.task_id: Optional[str] = None
+        self.calls: Deque[_Call] = deque()
         self.buffer = bytearray()
+
+    @property
+    def queued_bytes(self) -> int:
+        """What may sit unread in the request pipe (a cancel request is smaller than its call)."""
+        return sum(2 * (len(call.request) + HEADER_SIZE) for call in list(self.calls)[1:])
 
     @property
     def pid(self) -> int:
@@ -104,9 +129,10 @@ class _Child:
 class FunctionPool:
     """``size`` persistent Python processes; no threads; drive it with ``fileno``/``collect``."""
 
-    def __init__(self, size: int, cwd_root: str) -> None:
-        if size < 1:
-            raise ValueError("a FunctionPool needs at least one process")
+    def __init__(self, size: int, cwd_root: str, depth: int = 2) -> None:
+        if size < 1 or depth < 1:
+            raise ValueError("a FunctionPool needs at least one process, taking at least one call")
+        self.depth = depth
         self.cwd_root = os.path.abspath(cwd_root)
         self._selector = selectors.DefaultSelector()
         if not hasattr(self._selector, "fileno"):
@@ -128,56 +154,61 @@ class FunctionPool:
 
     def idle(self) -> int:
         """How many processes can take a call now."""
-        return sum(1 for c in self._children if c.task_id is None)
+        return sum(1 for c in self._children if not c.calls)
 
     def pids(self) -> List[int]:
         return [c.pid for c in self._children]
 
     def submit(self, task_id: str, payload: bytes, cwd: str, env: Dict[str, Optional[str]],
-               stdout: Optional[str] = None) -> bool:
-        """Start ``cloudpickle.loads(payload)`` = (fn, args, kwargs) on an idle process.
+               stdout: Optional[str] = None, queued: bool = False) -> bool:
+        """Start ``cloudpickle.loads(payload)`` = (fn, args, kwargs) on an idle process, or with
+        ``queued`` put it behind the current call of a busy one.
 
         ``cwd`` is the task's sandbox (also put first on ``sys.path`` for the call), ``env`` is added
         to the process's environment for the call, ``stdout`` (a path) receives fds 1 and 2 during
-        the call (a None value unsets a variable). Returns False when every process is busy.
+        the call (a None value unsets a variable). Returns False when no process can take it.
         """
         if self._closed:
             raise RuntimeError("FunctionPool is closed")
         if task_id in self._by_task:
             raise ValueError(f"task {task_id} is already running in the pool")
-        child = next((c for c in self._children if c.task_id is None), None)
+        request = pickle.dumps(("call", task_id, os.path.abspath(cwd),
+                                {str(k): None if v is None else str(v) for k, v in env.items()}, stdout, payload),
+                               protocol=pickle.HIGHEST_PROTOCOL)
+        child = self._queue_behind(len(request)) if queued else self._idle_child()
         if child is None:
             return False
-        request = pickle.dumps((os.path.abspath(cwd), {str(k): None if v is None else str(v) for k, v in env.items()},
-                                stdout, payload), protocol=pickle.HIGHEST_PROTOCOL)
-        child.task_id = task_id
-        self._by_task[task_id] = child
-        try:
-            child.send(request)
-        except (BrokenPipeError, OSError) as exc:
-            logger.warning("function process %d was gone before task %s: %s", child.pid, task_id, exc)
-            # collect() sees the EOF and reports the task as died
+        self._send(child, _Call(task_id, request))
         return True
 
     def collect(self) -> List[Outcome]:
-        """Finished calls, without blocking: ``[(task_id, status, payload), ...]``."""
+        """Finished calls, without blocking: ``[(task_id, status, payload, times), ...]``."""
         outcomes: List[Outcome] = []
         for key, _ in self._selector.select(0):
             child: _Child = key.data
             replies, eof = child.read()
             for reply in replies:
-                outcomes.append(self._finish(child, reply))
+                outcome = self._finish(child, reply)
+                if outcome is not None:
+                    outcomes.append(outcome)
             if eof:
                 outcomes.extend(self._died(child))
+            elif child.calls and child.calls[0].cancelled:
+                self._restart(child)  # it has just started a call that was canceled while it waited
         return outcomes
 
     def kill(self, task_id: str) -> bool:
-        """Stop the call of ``task_id`` (its process is killed and replaced); no outcome is reported."""
+        """Stop the call of ``task_id``: a running call's process is killed and replaced, a queued
+        call is dropped. No outcome is reported."""
         child = self._by_task.pop(task_id, None)
         if child is None:
             return False
-        child.task_id = None
-        self._replace(child)
+        call = next(c for c in child.calls if c.task_id == task_id)
+        call.cancelled = True
+        if child.calls[0] is call:
+            self._restart(child)
+        else:
+            self._write(child, pickle.dumps(("cancel", task_id)))
         return True
 
     def close(self) -> None:
@@ -212,33 +243,61 @@ class FunctionPool:
         logger.debug("function process %d started", child.pid)
         return child
 
-    def _replace(self, child: _Child) -> None:
+    def _idle_child(self) -> Optional[_Child]:
+        return next((c for c in self._children if not c.calls), None)
+
+    def _queue_behind(self, size: int) -> Optional[_Child]:
+        """A busy process with room in its pipe and the fewest calls, or None."""
+        busy = [c for c in self._children if c.calls and len(c.calls) < self.depth
+                and c.queued_bytes + size + HEADER_SIZE <= QUEUED_BYTES_MAX]
+        return min(busy, key=lambda c: len(c.calls), default=None)
+
+    def _send(self, child: _Child, call: _Call) -> None:
+        child.calls.append(call)
+        self._by_task[call.task_id] = child
+        self._write(child, call.request)
+
+    @staticmethod
+    def _write(child: _Child, request: bytes) -> None:
+        try:
+            child.send(request)
+        except (BrokenPipeError, OSError) as exc:
+            logger.warning("function process %d is gone: %s", child.pid, exc)
+            # collect() sees the EOF and reports its running call as died
+
+    def _restart(self, child: _Child) -> None:
+        """Kill a process whose running call was canceled; its waiting calls go to its successor."""
         self._selector.unregister(child.resp_r)
         self._children.remove(child)
         code = child.kill()
         logger.debug("function process %d ended (%s); starting another", child.pid, code)
         if not self._closed:
-            self._spawn()
+            self._resend(self._spawn(), list(child.calls)[1:])
 
-    def _finish(self, child: _Child, reply: bytes) -> Outcome:
-        task_id = child.task_id or ""
-        child.task_id = None
-        self._by_task.pop(task_id, None)
-        return (task_id, "ok" if reply[:1] == b"o" else "error", reply[1:])
+    def _resend(self, child: _Child, calls: List[_Call]) -> None:
+        for call in calls:
+            if not call.cancelled:
+                self._send(child, call)
+
+    def _finish(self, child: _Child, reply: bytes) -> Optional[Outcome]:
+        call = child.calls.popleft() if child.calls else None
+        if call is None or call.cancelled:
+            return None
+        self._by_task.pop(call.task_id, None)
+        status = "ok" if reply[:1] == b"o" else "error"
+        return (call.task_id, status, reply[1 + TIMES.size:], TIMES.unpack_from(reply, 1))
 
     def _died(self, child: _Child) -> List[Outcome]:
-        task_id = child.task_id
-        if task_id is not None:
-            self._by_task.pop(task_id, None)
-        child.task_id = None
         self._selector.unregister(child.resp_r)
         self._children.remove(child)
         code = child.kill()
         how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        logger.warning("function process %d %s (task %s)", child.pid, how, task_id)
+        call = child.calls[0] if child.calls else None
+        logger.warning("function process %d %s (task %s)", child.pid, how, call.task_id if call else None)
         if not self._closed:
-            self._spawn()
-        if task_id is None:
+            self._resend(self._spawn(), list(child.calls)[1:])
+        if call is None or call.cancelled:
             return []
+        self._by_task.pop(call.task_id, None)
         error = ChildProcessError(f"the function's process {how}")
-        return [(task_id, "died", cloudpickle.dumps(("error", error, f"ChildProcessError: {error}\n")))]
+        return [(call.task_id, "died", cloudpickle.dumps(("error", error, f"ChildProcessError: {error}\n")), None)]

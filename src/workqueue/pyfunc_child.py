@@ -4,10 +4,13 @@ Run as ``python pyfunc_child.py REQ_FD RESP_FD HOME PARENT_PID``. It reads frame
 writes framed replies to RESP_FD (never to stdout, which the called functions own). A frame is an
 8-byte big-endian length and that many bytes.
 
-Request: ``pickle.dumps((cwd, env, stdout_path, payload))`` where payload is
-``cloudpickle.dumps((fn, args, kwargs))``. Reply: ``b"o" + cloudpickle.dumps(("ok", value))`` or
-``b"e" + cloudpickle.dumps(("error", exception, traceback_text))`` (the status byte lets the pool
-tell them apart without unpickling the value).
+Requests: ``pickle.dumps(("call", task_id, cwd, env, stdout_path, payload))`` where payload is
+``cloudpickle.dumps((fn, args, kwargs))``, and ``pickle.dumps(("cancel", task_id))``. Calls queue in
+the pipe and run in order; between two calls the process reads everything waiting in the pipe, so a
+call canceled before its turn is skipped. Each call gets one reply: a status byte, the call's start
+and end times (``!dd``), then ``cloudpickle.dumps(("ok", value))`` after ``o``,
+``cloudpickle.dumps(("error", exception, traceback_text))`` after ``e``, or nothing after ``c``
+(skipped). The status byte lets the pool tell them apart without unpickling the value.
 
 This file is run by path, not with ``-m``, so that starting it does not import the ``workqueue``
 package (ZeroMQ and all); it imports only the standard library and cloudpickle.
@@ -16,12 +19,16 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import struct
 import sys
+import time
 import traceback
-from typing import Any, Dict, Optional
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Set
 
 HEADER = struct.Struct("!Q")
+TIMES = struct.Struct("!dd")
 
 
 def _die_with_parent(parent: int) -> None:
@@ -38,15 +45,37 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)  # the worker died while we were starting, before the death signal was armed
 
 
-def _read_exact(fd: int, n: int) -> Optional[bytes]:
-    chunks = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
+class _Requests:
+    """Framed requests from a non-blocking pipe: wait for some, or take what is there."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.buffer = bytearray()
+        self.closed = False
+
+    def read(self, wait: bool) -> List[tuple]:
+        if wait and not self.closed:
+            select.select([self.fd], [], [])
+        while not self.closed:
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                self.closed = True
+            self.buffer += chunk
+        return self._frames()
+
+    def _frames(self) -> List[tuple]:
+        frames = []
+        while len(self.buffer) >= HEADER.size:
+            size = HEADER.unpack_from(self.buffer)[0]
+            if len(self.buffer) < HEADER.size + size:
+                break
+            frames.append(pickle.loads(self.buffer[HEADER.size:HEADER.size + size]))
+            del self.buffer[:HEADER.size + size]
+        return frames
 
 
 def _write_frame(fd: int, data: bytes) -> None:
@@ -134,15 +163,26 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
     base_env: Dict[str, str] = dict(os.environ)
     base_path = list(sys.path)
     applied: Dict[str, Optional[str]] = {}
+    requests = _Requests(req_fd)
+    calls: Deque[tuple] = deque()
+    canceled: Set[str] = set()
     while True:
-        header = _read_exact(req_fd, HEADER.size)
-        if header is None:
-            return 0  # the pool closed our pipe: leave quietly
-        body = _read_exact(req_fd, HEADER.unpack(header)[0])
-        if body is None:
-            return 0
-        cwd, env, stdout_path, payload = pickle.loads(body)
+        for request in requests.read(wait=not calls):
+            if request[0] == "cancel":
+                canceled.add(request[1])
+            else:
+                calls.append(request[1:])
+        if not calls:
+            if requests.closed:
+                return 0  # the pool closed our pipe: leave quietly
+            continue
+        task_id, cwd, env, stdout_path, payload = calls.popleft()
+        if task_id in canceled:
+            canceled.discard(task_id)
+            _write_frame(resp_fd, b"c" + TIMES.pack(0.0, 0.0))
+            continue
         _apply_env(env, applied, base_env)
+        start = time.time()
         try:
             os.chdir(cwd)
             sys.path[:] = [cwd] + base_path
@@ -153,7 +193,7 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
         finally:
             os.chdir(home)
             sys.path[:] = base_path
-        _write_frame(resp_fd, reply)
+        _write_frame(resp_fd, reply[:1] + TIMES.pack(start, time.time()) + reply[1:])
 
 
 def main() -> int:

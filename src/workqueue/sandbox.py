@@ -92,6 +92,7 @@ class Sandbox:
         self.pidfd = -1
         self.start_time = 0.0
         self.killed_for: Optional[Tuple[Result, Dict[str, float]]] = None
+        self.in_pool = False  # a function call already waiting in a pooled process's pipe
         self._linked: List[str] = []
         self.peak_memory = 0.0
         self.peak_disk = 0.0
@@ -141,10 +142,10 @@ class Sandbox:
         with open(os.path.join(self.dir, name), "rb") as f:
             return f.read()
 
-    def finish_call(self) -> Dict[str, float]:
-        end = time.time()
-        return {"wall_time": end - self.start_time, "start": self.start_time, "end": end,
-                "disk": self.disk_used() / MB}
+    def finish_call(self, times: Optional[Tuple[float, float]] = None) -> Dict[str, float]:
+        """What a pooled call used; ``times`` are its start and end as its process saw them."""
+        start, end = times if times else (self.start_time, time.time())
+        return {"wall_time": end - start, "start": start, "end": end, "disk": self.disk_used() / MB}
 
     def start(self, base_env: Dict[str, str]) -> int:
         """Start ``/bin/sh -c command`` in its own session; return a pidfd that turns readable at exit."""

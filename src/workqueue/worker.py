@@ -459,8 +459,10 @@ class Worker:
         while self.queued and self._fits(self.queued[0].task["resources"]):
             sandbox = self.queued[0]
             try:
-                if not self._start(sandbox):
-                    return  # every pooled process is busy: wait for one to finish
+                if sandbox.in_pool:
+                    sandbox.mark_started()  # its process started it when the call before it ended
+                elif not self._start(sandbox):
+                    break  # every pooled process is busy: wait for one to finish
             except (OSError, ValueError) as error:
                 self.queued.pop(0)
                 self._report(session, sandbox, Result.UNKNOWN, -1, {}, f"could not start: {error}".encode())
@@ -468,6 +470,29 @@ class Worker:
             self.queued.pop(0)
             self._hold(sandbox.task["resources"], -1)
             self.running[sandbox.task_id] = sandbox
+        self._queue_calls()
+
+    def _queue_calls(self) -> None:
+        """Put waiting function calls in the pipes of busy pooled processes, which start them the
+        moment their current call ends, without a round trip through this loop.
+
+        Only a prefix of the queue, and only calls with the same allocation as every running call:
+        then each call that ends frees exactly what the next one takes, and these books, which
+        promote the head of the queue when a call ends, stay true.
+        """
+        if self.functions is None:
+            return
+        allocations = {_allocation(s) for s in self.running.values() if s.task["kind"] == "function"}
+        if len(allocations) != 1:
+            return
+        for sandbox in self.queued:
+            if sandbox.in_pool:
+                continue
+            if sandbox.task["kind"] != "function" or _allocation(sandbox) not in allocations:
+                return
+            if not self._submit_call(sandbox, queued=True):
+                return
+            sandbox.in_pool = True
 
     def _start(self, sandbox: Sandbox) -> bool:
         """Start a command in a process of its own, or a call in a pooled process."""
@@ -476,10 +501,7 @@ class Worker:
             self.by_pidfd[sandbox.start(os.environ)] = sandbox
             return True
         if kind == "function":
-            pool = self._function_pool()
-            started = pool.submit(str(sandbox.task_id), sandbox.call(), cwd=sandbox.dir,
-                                  env={k: v for k, v in sandbox.task_env().items() if v is not None},
-                                  stdout=sandbox.stdout_path)
+            started = self._submit_call(sandbox)
         elif kind == "remote":
             if self.coprocesses is None:
                 raise ValueError("this worker runs no coprocess (start it with --coprocess)")
@@ -491,6 +513,11 @@ class Worker:
             sandbox.mark_started()
         return started
 
+    def _submit_call(self, sandbox: Sandbox, queued: bool = False) -> bool:
+        return self._function_pool().submit(
+            str(sandbox.task_id), sandbox.call(), cwd=sandbox.dir, stdout=sandbox.stdout_path, queued=queued,
+            env={k: v for k, v in sandbox.task_env().items() if v is not None})
+
     def _function_pool(self) -> FunctionPool:
         """Persistent Python processes, one per core, started with the first function task."""
         if self.functions is None:
@@ -501,12 +528,12 @@ class Worker:
         for pool in (self.functions, self.coprocesses):
             if pool is None:
                 continue
-            for task_id, status, payload in pool.collect():
-                sandbox = self.running.pop(int(task_id), None)
+            for task_id, status, payload, times in pool.collect():
+                sandbox = self._take_finished(int(task_id))
                 if sandbox is None:
                     continue
-                self._hold(sandbox.task["resources"], +1)
-                measured = sandbox.finish_call()
+                self._start_queued(session)  # before the next outcome, which may be of the call promoted now
+                measured = sandbox.finish_call(times)
                 result = Result.SUCCESS if status != "died" else Result.SIGNAL
                 if isinstance(payload, str):
                     payload = payload.encode()
@@ -515,6 +542,19 @@ class Worker:
                     self._send_output(session, sandbox, name, path)
                 self._report(session, sandbox, result, 0 if status == "ok" else 1, measured, payload, missing)
         self._start_queued(session)
+
+    def _take_finished(self, task_id: int) -> Optional[Sandbox]:
+        """The finished call's sandbox, its resources released (None: it was killed)."""
+        sandbox = self.running.pop(task_id, None)
+        if sandbox is not None:
+            self._hold(sandbox.task["resources"], +1)
+            return sandbox
+        for sandbox in self.queued:
+            if sandbox.task_id == task_id and sandbox.in_pool:
+                log.warning("task %d finished before its turn in these books", task_id)
+                self.queued.remove(sandbox)
+                return sandbox
+        return None
 
     def _fits(self, allocation: Dict[str, float]) -> bool:
         return all(self.free.get(name, 0) >= need - 1e-9 for name, need in allocation.items())
@@ -538,7 +578,7 @@ class Worker:
     def _on_kill(self, session: _Session, message: protocol.Message) -> Optional[str]:
         for sandbox in [s for s in self.queued if s.task_id == message["task_id"]]:
             self.queued.remove(sandbox)
-            sandbox.cleanup(self.cache)
+            self._drop_queued(sandbox)
         sandbox = self.running.pop(message["task_id"], None)
         if sandbox is not None:
             self._stop(sandbox)
@@ -612,10 +652,15 @@ class Worker:
             if end and now > end:
                 sandbox.kill((Result.TASK_TIMEOUT, {"end_time": end}))
 
+    def _drop_queued(self, sandbox: Sandbox) -> None:
+        if sandbox.in_pool and self.functions is not None:
+            self.functions.kill(str(sandbox.task_id))
+        if self.cache is not None:
+            sandbox.cleanup(self.cache)
+
     def _kill_all(self) -> None:
         for sandbox in self.queued:
-            if self.cache is not None:
-                sandbox.cleanup(self.cache)
+            self._drop_queued(sandbox)
         self.queued.clear()
         for sandbox in list(self.running.values()):
             self._stop(sandbox)
@@ -624,6 +669,10 @@ class Worker:
         self.running.clear()
         self.by_pidfd.clear()
         self.free = dict(self.resources)
+
+
+def _allocation(sandbox: Sandbox) -> Tuple:
+    return tuple(sorted(sandbox.task["resources"].items()))
 
 
 def main(argv: Optional[List[str]] = None) -> None:
