@@ -92,3 +92,20 @@ def test_a_bundle_whose_counts_lie_is_refused():
     header = msgpack.packb({"t": "bundle", "n": [2, 2]})
     with pytest.raises(protocol.ProtocolError, match="frame counts"):
         protocol.split([header, b"a", b"b"])
+
+
+def test_small_payloads_ride_in_the_header_and_large_ones_in_frames():
+    small = protocol.encode("result", [b"out"], task_id=1, attempt=1, result=0)
+    large = protocol.encode("result", [b"x" * (protocol.INLINE_MAX + 1)], task_id=1, attempt=1, result=0)
+    assert len(small) == 1 and len(large) == 2
+    assert protocol.decode(small).payload == [b"out"]
+    assert protocol.as_bytes(protocol.decode(large).payload[0]) == b"x" * (protocol.INLINE_MAX + 1)
+
+
+def test_an_inline_payload_of_the_wrong_shape_is_refused():
+    header = msgpack.packb({"t": "result", "task_id": 1, "attempt": 1, "result": 0, "p": "text"})
+    with pytest.raises(protocol.ProtocolError, match="inline"):
+        protocol.decode([header])
+    header = msgpack.packb({"t": "result", "task_id": 1, "attempt": 1, "result": 0, "p": [b"a", b"b"]})
+    with pytest.raises(protocol.ProtocolError, match="payload frames"):
+        protocol.decode([header])

@@ -6,6 +6,7 @@ returns the moment a result lands and tasks keep moving while the user's code is
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import os
@@ -14,7 +15,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
 import zmq
 
@@ -76,7 +77,8 @@ class Manager:
         self._wake.connect(wake_address)
         self._wake_lock = threading.Lock()
         self._commands: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
-        self._finished: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self._finished: "queue.SimpleQueue[list]" = queue.SimpleQueue()  # lists of (task_id, outcome)
+        self._arrived: Deque[Tuple[int, Dict[str, Any]]] = collections.deque()
         if isinstance(password, str):
             password = password.encode()
         self._settings = Settings(
@@ -120,11 +122,14 @@ class Manager:
             timeout = None
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._tasks:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                task_id, outcome = self._finished.get(timeout=remaining)
-            except queue.Empty:
-                return None
+            if not self._arrived:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    self._arrived.extend(self._finished.get(timeout=remaining))
+                except queue.Empty:
+                    return None
+                continue
+            task_id, outcome = self._arrived.popleft()
             task = self._tasks.pop(task_id, None)
             if task is not None:
                 task._set_outcome(outcome)
@@ -219,6 +224,9 @@ class Manager:
         if not self._thread.is_alive() and not self._closed:
             raise RuntimeError("the manager's loop has stopped (see the log for why)")
         self._commands.put(command)
+        if self._loop.wake_pending:
+            return  # the loop has a wake-up it has not acted on yet: it will read this command too
+        self._loop.wake_pending = True
         with self._wake_lock:
             if not self._closed:
                 try:

@@ -125,13 +125,15 @@ def _local_output_path(outputs: List[File], name: str) -> Optional[str]:
 
 class ManagerLoop:
     def __init__(self, router: zmq.Socket, wake: zmq.Socket, commands: "queue.SimpleQueue[tuple]",
-                 finished: "queue.SimpleQueue[tuple]", settings: Settings) -> None:
+                 finished: "queue.SimpleQueue[list]", settings: Settings) -> None:
         self.router = router
         self.wake = wake
         self.commands = commands
         self.finished = finished
         self.settings = settings
         self.stop_requested = False
+        self.wake_pending = False  # set by the user's thread when it sends a wake-up
+        self._finished_now: List[Tuple[int, Dict[str, Any]]] = []
         self.scheduler = Scheduler()
         self.workers: Dict[bytes, WorkerConn] = {}
         self.tasks: Dict[int, TaskRecord] = {}
@@ -166,18 +168,21 @@ class ManagerLoop:
                 events = dict(poller.poll(self._poll_timeout_ms()))
                 if self.wake in events:
                     self._drain_wake()
+                self.wake_pending = False  # before reading commands: a later one sends a new wake-up
                 self._run_commands()
                 if self.router in events:
                     self._receive_batch()
                 self._maintain()
                 self._dispatch()
                 self._pump_outboxes()
+                self._hand_over_finished()
                 if time.monotonic() >= self._next_publish:
                     self._publish()
         except Exception:
             log.exception("the manager loop failed")
             raise
         finally:
+            self._hand_over_finished()
             for conn in self.workers.values():
                 conn.outbox.close()
             self._abort_all_incoming()
@@ -415,8 +420,8 @@ class ManagerLoop:
             self.receiving.pop(key, None)
         if incoming is None or task_id not in self.tasks:
             return
-        data = message.payload[0]
-        incoming.add(message["seq"], data.buffer, message["last"], message["digest"])
+        data = protocol.as_buffer(message.payload[0])
+        incoming.add(message["seq"], data, message["last"], message["digest"])
         self.tasks[task_id].bytes_received += len(data)
         self.counters["bytes_received"] += len(data)
 
@@ -440,7 +445,7 @@ class ManagerLoop:
             result = Result.OUTPUT_MISSING
         stdout = message.payload[0]
         outcome = self._outcome(record, conn, result, message["exit_code"])
-        outcome.update(stdout=stdout.bytes if hasattr(stdout, "bytes") else bytes(stdout),
+        outcome.update(stdout=protocol.as_bytes(stdout),
                        measured=message["measured"], limits_exceeded=message["limits_exceeded"],
                        missing_outputs=missing)
         outcome["times"].update({k: float(v) for k, v in message["times"].items()})
@@ -583,9 +588,16 @@ class ManagerLoop:
         self._abort_incoming(record)
         counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
         self.counters[counter] += 1
-        self.snapshot = {**self.snapshot, **self.counters}  # consistent with the task wait() returns
         self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
-        self.finished.put((record.task_id, outcome))
+        self._finished_now.append((record.task_id, outcome))
+
+    def _hand_over_finished(self) -> None:
+        """The tasks finished in this turn of the loop, to the user's thread in one piece (one
+        wake-up of a waiting thread, not one per task), with counters that already include them."""
+        if self._finished_now:
+            self.snapshot = {**self.snapshot, **self.counters}
+            self.finished.put(self._finished_now)
+            self._finished_now = []
 
     def _requeue(self, record: TaskRecord, reason: str, kind: str) -> None:
         """Run the task again, unless it has used up its retries."""

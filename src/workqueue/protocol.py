@@ -20,6 +20,8 @@ from .constants import PROTOCOL_VERSION
 
 MAX_HEADER_BYTES = 1 << 20
 BUNDLE = "bundle"
+INLINE = "p"  # header field holding a small payload in place of its frames
+INLINE_MAX = 16 << 10
 
 _REQUIRED = object()
 
@@ -114,10 +116,14 @@ class Message:
 
 
 def encode(msg_type: str, payload: Sequence[Any] = (), **fields: Any) -> List[Any]:
-    """Frames for one message; ``payload`` items go out as their own frames, untouched."""
+    """Frames for one message; ``payload`` items go out as their own frames, untouched, except
+    small ``bytes``, which ride in the header (a frame costs more to send than a small copy)."""
     if msg_type not in SCHEMA:
         raise ValueError(f"unknown message type {msg_type!r}")
     fields["t"] = msg_type
+    if payload and all(type(item) is bytes for item in payload) and sum(map(len, payload)) <= INLINE_MAX:
+        fields[INLINE] = list(payload)
+        return [msgpack.packb(fields, use_bin_type=True)]
     return [msgpack.packb(fields, use_bin_type=True), *payload]
 
 
@@ -177,6 +183,11 @@ def decode(frames: Sequence[Any]) -> Message:
         raise ProtocolError(f"unknown message type {msg_type!r}")
     spec, payload_count = SCHEMA[msg_type]
     payload = list(frames[1:])
+    inline = fields.pop(INLINE, None)
+    if inline is not None and not payload:
+        if not isinstance(inline, list) or not all(isinstance(item, bytes) for item in inline):
+            raise ProtocolError(f"{msg_type}: inline payload is not a list of bytes")
+        payload = inline
     if len(payload) != payload_count:
         raise ProtocolError(f"{msg_type}: expected {payload_count} payload frames, got {len(payload)}")
     return Message(msg_type, _check_fields(msg_type, spec, fields), payload)
@@ -197,6 +208,15 @@ def _check_fields(msg_type: str, spec: Dict[str, Tuple[Any, Any]], fields: Dict[
             raise ProtocolError(f"{msg_type}: field {name!r} has type {type(value).__name__}")
         checked[name] = value
     return checked
+
+
+def as_buffer(frame: Any) -> Any:
+    """A payload item's bytes without a copy: a received frame's buffer, or the bytes themselves."""
+    return getattr(frame, "buffer", frame)
+
+
+def as_bytes(frame: Any) -> bytes:
+    return _as_bytes(frame)
 
 
 def _as_bytes(frame: Any) -> bytes:

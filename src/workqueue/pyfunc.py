@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_child.py")
 HEADER_SIZE = 8
 TIMES = struct.Struct("!dd")  # a reply's start and end, after its status byte
+REQUEST_OVERHEAD = 4096  # a request's size beyond its payload, at most (paths and environment)
 QUEUED_BYTES_MAX = 32 << 10  # queued requests stay well inside the pipe's 64 KiB: writes never block
 Outcome = Tuple[str, str, bytes, Optional[Tuple[float, float]]]  # (task_id, status, payload, times)
 
@@ -172,14 +173,19 @@ class FunctionPool:
             raise RuntimeError("FunctionPool is closed")
         if task_id in self._by_task:
             raise ValueError(f"task {task_id} is already running in the pool")
+        child = self._child_for(len(payload), queued)
+        if child is None:
+            return False
         request = pickle.dumps(("call", task_id, os.path.abspath(cwd),
                                 {str(k): None if v is None else str(v) for k, v in env.items()}, stdout, payload),
                                protocol=pickle.HIGHEST_PROTOCOL)
-        child = self._queue_behind(len(request)) if queued else self._idle_child()
-        if child is None:
-            return False
         self._send(child, _Call(task_id, request))
         return True
+
+    def has_room(self, payload_size: int, queued: bool = False) -> bool:
+        """Whether ``submit`` would take a call of this size now (ask first when the call's
+        arguments cost something to prepare)."""
+        return self._child_for(payload_size, queued) is not None
 
     def collect(self) -> List[Outcome]:
         """Finished calls, without blocking: ``[(task_id, status, payload, times), ...]``."""
@@ -242,6 +248,9 @@ class FunctionPool:
         self._children.append(child)
         logger.debug("function process %d started", child.pid)
         return child
+
+    def _child_for(self, payload_size: int, queued: bool) -> Optional[_Child]:
+        return self._queue_behind(payload_size + REQUEST_OVERHEAD) if queued else self._idle_child()
 
     def _idle_child(self) -> Optional[_Child]:
         return next((c for c in self._children if not c.calls), None)

@@ -421,7 +421,8 @@ class Worker:
             return None
         incoming, digest, mode = entry
         try:
-            done = incoming.add(message["seq"], message.payload[0].buffer, message["last"], message["digest"])
+            done = incoming.add(message["seq"], protocol.as_buffer(message.payload[0]), message["last"],
+                                message["digest"])
         except (TransferError, OSError) as error:
             log.warning("receiving %s failed: %s", digest, error)
             incoming.abort()
@@ -445,7 +446,7 @@ class Worker:
     def _on_task(self, session: _Session, message: protocol.Message) -> Optional[str]:
         self.last_activity = time.monotonic()
         task = message.fields
-        sandbox = Sandbox(self.dirs, task, message.payload[0].bytes)
+        sandbox = Sandbox(self.dirs, task, protocol.as_bytes(message.payload[0]))
         missing = sandbox.stage(self.cache)
         if missing is not None:
             self._report_missing_input(session, sandbox, missing)
@@ -514,9 +515,12 @@ class Worker:
         return started
 
     def _submit_call(self, sandbox: Sandbox, queued: bool = False) -> bool:
-        return self._function_pool().submit(
-            str(sandbox.task_id), sandbox.call(), cwd=sandbox.dir, stdout=sandbox.stdout_path, queued=queued,
-            env={k: v for k, v in sandbox.task_env().items() if v is not None})
+        pool = self._function_pool()
+        call = sandbox.call()
+        if not pool.has_room(len(call), queued):
+            return False
+        return pool.submit(str(sandbox.task_id), call, cwd=sandbox.dir, stdout=sandbox.stdout_path, queued=queued,
+                           env={k: v for k, v in sandbox.task_env().items() if v is not None})
 
     def _function_pool(self) -> FunctionPool:
         """Persistent Python processes, one per core, started with the first function task."""
