@@ -20,9 +20,9 @@ PROFILES = {
     "smoke": {"ns": [50], "files_n": 20, "latency_n": 20, "transfer": 4 << 20, "scale_n": 500,
               "many_workers": 3, "many_tasks": 30, "functions_n": 30, "spawn_n": 40},
     "quick": {"ns": [500, 1000, 2000], "files_n": 300, "latency_n": 200, "transfer": 256 << 20, "scale_n": 10_000,
-              "many_workers": 20, "many_tasks": 500, "functions_n": 1000, "spawn_n": 1000},
+              "many_workers": 20, "many_tasks": 500, "functions_n": 5000, "spawn_n": 1000},
     "full": {"ns": [1000, 10_000, 100_000], "files_n": 2000, "latency_n": 1000, "transfer": 1 << 30,
-             "scale_n": 100_000, "many_workers": 200, "many_tasks": 5000, "functions_n": 10_000, "spawn_n": 3000},
+             "scale_n": 100_000, "many_workers": 200, "many_tasks": 5000, "functions_n": 20_000, "spawn_n": 3000},
 }
 
 # Debian's CCTools 9.9 slows down as its queue grows (measured with bench/cctools_driver.py, 1 worker:

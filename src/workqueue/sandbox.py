@@ -251,6 +251,8 @@ class Sandbox:
         sandbox (through a symlink) counts as missing: it is never read, let alone sent.
         """
         present, missing = [], []
+        if not self.task["outputs"]:
+            return present, missing
         root = os.path.realpath(self.dir)
         for name in self.task["outputs"]:
             real = os.path.realpath(os.path.join(self.dir, name))
