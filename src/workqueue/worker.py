@@ -163,6 +163,7 @@ class Worker:
         self.resources: Dict[str, float] = {}
         self.cache: Optional[Cache] = None
         self.dirs = SandboxDirs(self.workspace)
+        self.base_env = dict(os.environ)  # copied once: reading os.environ decodes every variable
         self.running: Dict[int, Sandbox] = {}
         self.queued: List[Sandbox] = []  # prefetched: inputs staged, waiting for resources
         self.free: Dict[str, float] = {}
@@ -499,7 +500,7 @@ class Worker:
         """Start a command in a process of its own, or a call in a pooled process."""
         kind = sandbox.task["kind"]
         if kind == "command":
-            self.by_pidfd[sandbox.start(os.environ)] = sandbox
+            self.by_pidfd[sandbox.start(self.base_env)] = sandbox
             return True
         if kind == "function":
             started = self._submit_call(sandbox)
