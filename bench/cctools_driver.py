@@ -87,6 +87,12 @@ def latency(spec, q, tmp):
             "samples": times}
 
 
+def make_output(src):
+    """A command that makes ``out.bin`` at once (a hard link to the input), so that the output
+    figure times the transfer back, not the writing of the file."""
+    return f"ln {src} out.bin 2>/dev/null || cp {src} out.bin"
+
+
 def transfer(spec, q, tmp):
     size, repeats = spec["size"], spec.get("repeats", 3)
     src = os.path.join(tmp, "in.bin")
@@ -99,8 +105,7 @@ def transfer(spec, q, tmp):
                "cache_hit_seconds": run_all(q, [task("true", [(src, "in.bin", True)])]),
                "empty_task_seconds": run_all(q, [task("true")])}
     out = os.path.join(tmp, "out.bin")
-    best_out = min(run_all(q, [task(f"head -c {size} /dev/zero > out.bin", outputs=[(out, "out.bin")])])
-                   for _ in range(repeats))
+    best_out = min(run_all(q, [task(make_output(src), outputs=[(out, "out.bin")])]) for _ in range(repeats))
     figures["out"] = size / best_out
     return figures
 
