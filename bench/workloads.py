@@ -12,6 +12,7 @@ import psutil
 
 import workqueue as wq
 
+from .cctools_driver import make_output
 from .references import _percentile
 
 
@@ -69,12 +70,6 @@ def latency(n: int) -> Dict[str, float]:
                 pass
             times.append(time.perf_counter() - start)
         return {"median": statistics.median(times), "p99": _percentile(times, 0.99), "samples": times}
-
-
-def make_output(src):
-    """A command that makes ``out.bin`` at once (a hard link to the input), so that the output
-    figure times the transfer back, not the writing of the file."""
-    return f"ln {src} out.bin 2>/dev/null || cp {src} out.bin"
 
 
 def transfer(size: int, repeats: int = 3) -> Dict[str, float]:

@@ -22,6 +22,7 @@ one process run in order; killing one that has not started yet only cancels it.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import pickle
@@ -75,8 +76,10 @@ class _Child:
 
     @property
     def queued_bytes(self) -> int:
-        """What may sit unread in the request pipe (a cancel request is smaller than its call)."""
-        return sum(2 * (len(call.request) + HEADER_SIZE) for call in list(self.calls)[1:])
+        """What may sit unread in the request pipe: the calls behind the running one (and their
+        cancel requests, which REQUEST_OVERHEAD leaves room for)."""
+        waiting = itertools.islice(self.calls, 1, None)
+        return sum(len(call.request) + HEADER_SIZE + REQUEST_OVERHEAD for call in waiting)
 
     @property
     def pid(self) -> int:

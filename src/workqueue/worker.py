@@ -537,7 +537,6 @@ class Worker:
                 sandbox = self._take_finished(int(task_id))
                 if sandbox is None:
                     continue
-                self._start_queued(session)  # before the next outcome, which may be of the call promoted now
                 measured = sandbox.finish_call(times)
                 result = Result.SUCCESS if status != "died" else Result.SIGNAL
                 if isinstance(payload, str):
@@ -549,17 +548,27 @@ class Worker:
         self._start_queued(session)
 
     def _take_finished(self, task_id: int) -> Optional[Sandbox]:
-        """The finished call's sandbox, its resources released (None: it was killed)."""
+        """The finished call's sandbox, its resources released (None: it was killed).
+
+        These books promote queued calls in arrival order, but each pooled process starts the
+        call queued in its own pipe, so a call may finish while the books still list it as queued.
+        It then ran in the place of a promoted call with the same allocation, which goes back to
+        waiting: the counts, which are what fitting depends on, stay true.
+        """
         sandbox = self.running.pop(task_id, None)
         if sandbox is not None:
             self._hold(sandbox.task["resources"], +1)
             return sandbox
-        for sandbox in self.queued:
-            if sandbox.task_id == task_id and sandbox.in_pool:
-                log.warning("task %d finished before its turn in these books", task_id)
-                self.queued.remove(sandbox)
-                return sandbox
-        return None
+        sandbox = next((s for s in self.queued if s.task_id == task_id and s.in_pool), None)
+        if sandbox is None:
+            return None
+        self.queued.remove(sandbox)
+        stand_in = next((s for s in self.running.values() if s.in_pool), None)
+        if stand_in is not None:
+            del self.running[stand_in.task_id]
+            self.queued.insert(0, stand_in)
+            self._hold(stand_in.task["resources"], +1)
+        return sandbox
 
     def _fits(self, allocation: Dict[str, float]) -> bool:
         return all(self.free.get(name, 0) >= need - 1e-9 for name, need in allocation.items())
