@@ -423,7 +423,12 @@ def specify_port_range(low: int, high: int) -> None:
 
 
 class PythonTask(_wq.PythonTask, Task):
-    """``PythonTask(func, *args)``: ``output`` is the return value or the exception raised."""
+    """``PythonTask(func, *args)``: ``output`` is the return value or the exception raised,
+    ``std_output`` what the function printed."""
+
+    @property
+    def std_output(self) -> Optional[str]:
+        return self.printed
 
 
 class RemoteTask(_wq.RemoteTask, Task):

@@ -22,6 +22,19 @@ def test_a_function_runs_remotely_and_its_value_comes_back(manager, worker):
     assert t.result == Result.SUCCESS and t.succeeded
 
 
+def test_what_a_function_prints_comes_back_beside_its_value(manager, worker):
+    def chatty(n):
+        print("working on", n)
+        return n + 1
+
+    tasks = [wq.PythonTask(chatty, n) for n in range(4)]
+    for t in tasks:
+        manager.submit(t)
+    drain(manager)
+    assert [t.output for t in tasks] == [1, 2, 3, 4]
+    assert [t.printed for t in tasks] == [f"working on {n}\n" for n in range(4)]
+
+
 def test_processes_are_reused_across_calls(manager, worker):
     for _ in range(20):
         manager.submit(wq.PythonTask(os.getpid))

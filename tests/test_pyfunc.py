@@ -35,14 +35,14 @@ def pool(tmp_path):
 
 def test_runs_a_function_and_returns_its_value(pool, tmp_path):
     assert pool.submit("1", call(pow, 2, 10), str(tmp_path), {})
-    assert wait_for(pool, 1) == {"1": ("ok", ("ok", 1024))}
+    assert wait_for(pool, 1) == {"1": ("ok", ("ok", 1024, None, b""))}
 
 
 def test_processes_are_reused(pool, tmp_path):
     pids = set(pool.pids())
     for i in range(6):
         assert pool.submit(str(i), call(os.getpid), str(tmp_path), {})
-        status, (_, pid) = wait_for(pool, 1)[str(i)]
+        status, (_, pid, _, _) = wait_for(pool, 1)[str(i)]
         assert status == "ok" and pid in pids
     assert set(pool.pids()) == pids
 
@@ -60,7 +60,7 @@ def test_exception_comes_back_with_traceback(pool, tmp_path):
     def boom():
         raise ValueError("no good")
     pool.submit("1", call(boom), str(tmp_path), {})
-    status, (tag, exc, tb) = wait_for(pool, 1)["1"]
+    status, (tag, exc, tb, _) = wait_for(pool, 1)["1"]
     assert status == "error" and tag == "error"
     assert isinstance(exc, ValueError) and "no good" in str(exc)
     assert "boom" in tb
@@ -68,11 +68,11 @@ def test_exception_comes_back_with_traceback(pool, tmp_path):
 
 def test_unpicklable_result_is_an_error(pool, tmp_path):
     pool.submit("1", call(lambda: (i for i in range(3))), str(tmp_path), {})
-    status, (tag, exc, tb) = wait_for(pool, 1)["1"]
+    status, (tag, exc, tb, _) = wait_for(pool, 1)["1"]
     assert status == "error" and tag == "error"
 
 
-def test_cwd_env_and_stdout(pool, tmp_path):
+def test_cwd_env_and_what_a_call_prints(pool, tmp_path):
     sandbox = tmp_path / "t.7"
     sandbox.mkdir()
     (sandbox / "helper_mod_pyfunc.py").write_text("VALUE = 41\n")
@@ -84,15 +84,31 @@ def test_cwd_env_and_stdout(pool, tmp_path):
             f.write("x")
         return os.getcwd(), os.environ["CORES"], helper_mod_pyfunc.VALUE + 1
 
-    pool.submit("7", call(task), str(sandbox), {"CORES": 3}, stdout=str(sandbox / "stdout"))
-    status, (_, value) = wait_for(pool, 1)["7"]
+    pool.submit("7", call(task), str(sandbox), {"CORES": 3})
+    status, (_, value, _, printed) = wait_for(pool, 1)["7"]
     assert status == "ok"
     assert value == (str(sandbox), "3", 42)
     assert (sandbox / "out.txt").read_text() == "x"
-    assert (sandbox / "stdout").read_text() == "hello from the task\n"
+    assert printed == b"hello from the task\n"
     # the next call sees neither the env nor the cwd of the last one
     pool.submit("8", call(lambda: (os.getcwd(), os.environ.get("CORES"))), str(tmp_path), {})
     assert wait_for(pool, 1)["8"][1][1] == (str(tmp_path), None)
+
+
+def test_each_call_gets_what_it_printed_and_nothing_else(pool, tmp_path):
+    def noisy(n):
+        import sys
+        print("out", n)
+        print("err", n, file=sys.stderr)
+        os.system(f"echo child {n}")
+        return n
+    for n in range(3):
+        pool.submit(str(n), call(noisy, n), str(tmp_path), {})
+        status, (_, value, _, printed) = wait_for(pool, 1)[str(n)]
+        assert (status, value) == ("ok", n)
+        assert sorted(printed.decode().splitlines()) == sorted([f"out {n}", f"err {n}", f"child {n}"])
+    pool.submit("quiet", call(pow, 3, 2), str(tmp_path), {})
+    assert wait_for(pool, 1)["quiet"] == ("ok", ("ok", 9, None, b""))
 
 
 def test_a_task_can_unset_an_inherited_variable(tmp_path, monkeypatch):
@@ -110,12 +126,12 @@ def test_a_task_can_unset_an_inherited_variable(tmp_path, monkeypatch):
 def test_os_exit_fails_the_task_and_the_pool_recovers(pool, tmp_path):
     before = set(pool.pids())
     pool.submit("1", call(os._exit, 3), str(tmp_path), {})
-    status, (tag, exc, _) = wait_for(pool, 1)["1"]
+    status, (tag, exc, _, _) = wait_for(pool, 1)["1"]
     assert status == "died" and isinstance(exc, ChildProcessError) and "status 3" in str(exc)
     assert pool.size == 2 and len(set(pool.pids()) - before) == 1
     for i in range(4):
         pool.submit(f"n{i}", call(abs, -i), str(tmp_path), {})
-        assert wait_for(pool, 1)[f"n{i}"] == ("ok", ("ok", i))
+        assert wait_for(pool, 1)[f"n{i}"] == ("ok", ("ok", i, None, b""))
 
 
 def test_segfault_fails_the_task_and_the_pool_recovers(pool, tmp_path):
@@ -126,7 +142,7 @@ def test_segfault_fails_the_task_and_the_pool_recovers(pool, tmp_path):
     pool.submit("2", call(pow, 3, 2), str(tmp_path), {})
     outcomes = wait_for(pool, 2)
     assert outcomes["1"][0] == "died" and "signal" in str(outcomes["1"][1][1])
-    assert outcomes["2"] == ("ok", ("ok", 9))
+    assert outcomes["2"] == ("ok", ("ok", 9, None, b""))
     pool.submit("3", call(pow, 2, 2), str(tmp_path), {})
     assert wait_for(pool, 1)["3"][0] == "ok"
 
@@ -134,13 +150,13 @@ def test_segfault_fails_the_task_and_the_pool_recovers(pool, tmp_path):
 def test_kill_stops_a_call_and_replaces_its_process(pool, tmp_path):
     pool.submit("long", call(time.sleep, 60), str(tmp_path), {})
     pool.submit("short", call(pow, 2, 3), str(tmp_path), {})
-    assert wait_for(pool, 1) == {"short": ("ok", ("ok", 8))}
+    assert wait_for(pool, 1) == {"short": ("ok", ("ok", 8, None, b""))}
     old = set(pool.pids())
     assert pool.kill("long")
     assert not pool.kill("long")
     assert pool.idle() == 2 and pool.size == 2 and set(pool.pids()) != old
     pool.submit("after", call(pow, 2, 4), str(tmp_path), {})
-    assert wait_for(pool, 1) == {"after": ("ok", ("ok", 16))}
+    assert wait_for(pool, 1) == {"after": ("ok", ("ok", 16, None, b""))}
 
 
 def write_mark(path, text):
@@ -175,9 +191,9 @@ def test_a_canceled_queued_call_never_runs(tmp_path):
         pool.submit("slow", call(time.sleep, 0.5), str(tmp_path), {})
         pool.submit("queued", call(write_mark(mark, "x")), str(tmp_path), {}, queued=True)
         assert pool.kill("queued")
-        assert wait_for(pool, 1) == {"slow": ("ok", ("ok", None))}
+        assert wait_for(pool, 1) == {"slow": ("ok", ("ok", None, None, b""))}
         pool.submit("after", call(pow, 3, 2), str(tmp_path), {})
-        assert wait_for(pool, 1) == {"after": ("ok", ("ok", 9))}
+        assert wait_for(pool, 1) == {"after": ("ok", ("ok", 9, None, b""))}
     assert not os.path.exists(mark)
 
 
@@ -186,7 +202,7 @@ def test_killing_a_running_call_lets_the_call_queued_behind_it_run(tmp_path):
         pool.submit("long", call(time.sleep, 60), str(tmp_path), {})
         pool.submit("next", call(pow, 2, 5), str(tmp_path), {}, queued=True)
         assert pool.kill("long")
-        assert wait_for(pool, 1) == {"next": ("ok", ("ok", 32))}
+        assert wait_for(pool, 1) == {"next": ("ok", ("ok", 32, None, b""))}
 
 
 def test_a_crash_fails_only_its_own_call_not_the_one_queued_behind(tmp_path):
@@ -194,7 +210,7 @@ def test_a_crash_fails_only_its_own_call_not_the_one_queued_behind(tmp_path):
         pool.submit("crash", call(os._exit, 3), str(tmp_path), {})
         pool.submit("next", call(pow, 2, 6), str(tmp_path), {}, queued=True)
         outcomes = wait_for(pool, 2)
-    assert outcomes["crash"][0] == "died" and outcomes["next"] == ("ok", ("ok", 64))
+    assert outcomes["crash"][0] == "died" and outcomes["next"] == ("ok", ("ok", 64, None, b""))
 
 
 def test_close_leaves_no_processes(tmp_path):

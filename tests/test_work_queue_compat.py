@@ -221,12 +221,13 @@ def test_cctools_python_task_with_specify_calls():
     q = work_queue.WorkQueue(0)
     worker = start_worker(q.port, "--cores", "1")
     try:
-        t = work_queue.PythonTask(lambda x: x * 2, 21)
+        t = work_queue.PythonTask(lambda x: print("doubling", x) or x * 2, 21)
         t.specify_tag("double")
         t.specify_cores(1)
         q.submit(t)
         done = q.wait(30)
         assert done is t and t.output == 42 and t.tag == "double"
+        assert t.std_output == "doubling 21\n"
     finally:
         stop(worker)
         q.close()

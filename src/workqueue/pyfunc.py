@@ -10,7 +10,8 @@ while any child has something to say) and calls :meth:`FunctionPool.collect` whe
     pool.submit(task_id, cloudpickle.dumps((fn, args, kwargs)), cwd=sandbox, env={"CORES": "1"})
     ... poll ...
     for task_id, status, payload, times in pool.collect():
-        ...   # cloudpickle.loads(payload) is ("ok", value) or ("error", exception, traceback_text)
+        ...   # cloudpickle.loads(payload) is ("ok", value, None, printed)
+              # or ("error", exception, traceback_text, printed)
 
 ``status`` is ``"ok"``, ``"error"`` (the function raised) or ``"died"`` (its process ended during
 the call: ``os._exit``, a signal, a crash; the pool has already started a replacement). ``times``
@@ -164,13 +165,13 @@ class FunctionPool:
         return [c.pid for c in self._children]
 
     def submit(self, task_id: str, payload: bytes, cwd: str, env: Dict[str, Optional[str]],
-               stdout: Optional[str] = None, queued: bool = False) -> bool:
+               queued: bool = False) -> bool:
         """Start ``cloudpickle.loads(payload)`` = (fn, args, kwargs) on an idle process, or with
         ``queued`` put it behind the current call of a busy one.
 
         ``cwd`` is the task's sandbox (also put first on ``sys.path`` for the call), ``env`` is added
-        to the process's environment for the call, ``stdout`` (a path) receives fds 1 and 2 during
-        the call (a None value unsets a variable). Returns False when no process can take it.
+        to the process's environment for the call (a None value unsets a variable). What the call
+        prints comes back in its outcome. Returns False when no process can take it.
         """
         if self._closed:
             raise RuntimeError("FunctionPool is closed")
@@ -180,7 +181,7 @@ class FunctionPool:
         if child is None:
             return False
         request = pickle.dumps(("call", task_id, os.path.abspath(cwd),
-                                {str(k): None if v is None else str(v) for k, v in env.items()}, stdout, payload),
+                                {str(k): None if v is None else str(v) for k, v in env.items()}, payload),
                                protocol=pickle.HIGHEST_PROTOCOL)
         self._send(child, _Call(task_id, request))
         return True
@@ -312,4 +313,4 @@ class FunctionPool:
             return []
         self._by_task.pop(call.task_id, None)
         error = ChildProcessError(f"the function's process {how}")
-        return [(call.task_id, "died", cloudpickle.dumps(("error", error, f"ChildProcessError: {error}\n")), None)]
+        return [(call.task_id, "died", cloudpickle.dumps(("error", error, f"ChildProcessError: {error}\n", b"")), None)]

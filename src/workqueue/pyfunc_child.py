@@ -4,13 +4,14 @@ Run as ``python pyfunc_child.py REQ_FD RESP_FD HOME PARENT_PID``. It reads frame
 writes framed replies to RESP_FD (never to stdout, which the called functions own). A frame is an
 8-byte big-endian length and that many bytes.
 
-Requests: ``pickle.dumps(("call", task_id, cwd, env, stdout_path, payload))`` where payload is
+Requests: ``pickle.dumps(("call", task_id, cwd, env, payload))`` where payload is
 ``cloudpickle.dumps((fn, args, kwargs))``, and ``pickle.dumps(("cancel", task_id))``. Calls queue in
 the pipe and run in order; between two calls the process reads everything waiting in the pipe, so a
 call canceled before its turn is skipped. Each call gets one reply: a status byte, the call's start
-and end times (``!dd``), then ``cloudpickle.dumps(("ok", value))`` after ``o``,
-``cloudpickle.dumps(("error", exception, traceback_text))`` after ``e``, or nothing after ``c``
-(skipped). The status byte lets the pool tell them apart without unpickling the value.
+and end times (``!dd``), then ``cloudpickle.dumps(("ok", value, None, printed))`` after ``o``,
+``cloudpickle.dumps(("error", exception, traceback_text, printed))`` after ``e``, or nothing after
+``c`` (skipped); ``printed`` is what the call wrote to its stdout and stderr. The status byte lets
+the pool tell them apart without unpickling the value.
 
 This file is run by path, not with ``-m``, so that starting it does not import the ``workqueue``
 package (ZeroMQ and all); it imports only the standard library and cloudpickle.
@@ -29,6 +30,7 @@ from typing import Any, Deque, Dict, List, Optional, Set
 
 HEADER = struct.Struct("!Q")
 TIMES = struct.Struct("!dd")
+PRINTED_LIMIT = 1 << 30  # what a call prints comes back up to this size, like a command's stdout
 
 
 def _die_with_parent(parent: int) -> None:
@@ -84,53 +86,50 @@ def _write_frame(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _encode_error(cloudpickle: Any, exc: BaseException, tb_text: str) -> bytes:
+def _encode_error(cloudpickle: Any, exc: BaseException, tb_text: str, printed: bytes) -> bytes:
     try:
-        return cloudpickle.dumps(("error", exc, tb_text))
+        return cloudpickle.dumps(("error", exc, tb_text, printed))
     except Exception:  # the exception itself does not pickle: send its text instead
-        return cloudpickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), tb_text))
+        return cloudpickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), tb_text, printed))
 
 
-def _run(cloudpickle: Any, payload: bytes) -> bytes:
+def _run(cloudpickle: Any, payload: bytes, printed: "_Printed") -> bytes:
     """The reply: one status byte (``o`` or ``e``) and the pickled outcome."""
     try:
         fn, args, kwargs = cloudpickle.loads(payload)
         value = fn(*args, **kwargs)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt in a function are its failure too
-        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc())
+        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc(), printed.take())
+    text = printed.take()
     try:
-        return b"o" + cloudpickle.dumps(("ok", value))
+        return b"o" + cloudpickle.dumps(("ok", value, None, text))
     except Exception as exc:
-        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc())
+        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc(), text)
 
 
-class _Redirect:
-    """Point fds 1 and 2 at a file for the duration of one call."""
+class _Printed:
+    """What calls write to fds 1 and 2, which point, for this process's whole life, at one
+    unlinked file opened for appending. After each call the file is read and emptied: one fstat
+    when a call printed nothing, where opening and redirecting a file per call took ten syscalls."""
 
-    def __init__(self, path: Optional[str]) -> None:
-        self.path = path
-        self.saved: list = []
-
-    def __enter__(self) -> None:
-        if self.path is None:
-            return
+    def __init__(self, home: str) -> None:
+        path = os.path.join(home, f".printed.{os.getpid()}")
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        os.unlink(path)
         sys.stdout.flush()
         sys.stderr.flush()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self.saved = [os.dup(1), os.dup(2)]
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        os.dup2(self.fd, 1)
+        os.dup2(self.fd, 2)
 
-    def __exit__(self, *exc: Any) -> None:
-        if not self.saved:
-            return
+    def take(self) -> bytes:
         sys.stdout.flush()
         sys.stderr.flush()
-        for target, saved in zip((1, 2), self.saved):
-            os.dup2(saved, target)
-            os.close(saved)
-        self.saved = []
+        size = os.fstat(self.fd).st_size
+        if not size:
+            return b""
+        text = os.pread(self.fd, min(size, PRINTED_LIMIT), 0)
+        os.ftruncate(self.fd, 0)
+        return text
 
 
 def _apply_env(env: Dict[str, Optional[str]], applied: Dict[str, Optional[str]],
@@ -163,6 +162,7 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
     base_env: Dict[str, str] = dict(os.environ)
     base_path = list(sys.path)
     applied: Dict[str, Optional[str]] = {}
+    printed = _Printed(home)
     requests = _Requests(req_fd)
     calls: Deque[tuple] = deque()
     canceled: Set[str] = set()
@@ -176,7 +176,7 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
             if requests.closed:
                 return 0  # the pool closed our pipe: leave quietly
             continue
-        task_id, cwd, env, stdout_path, payload = calls.popleft()
+        task_id, cwd, env, payload = calls.popleft()
         if task_id in canceled:
             canceled.discard(task_id)
             _write_frame(resp_fd, b"c" + TIMES.pack(0.0, 0.0))
@@ -186,10 +186,9 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
         try:
             os.chdir(cwd)
             sys.path[:] = [cwd] + base_path
-            with _Redirect(stdout_path):
-                reply = _run(cloudpickle, payload)
-        except Exception as exc:  # a bad cwd or stdout path
-            reply = b"e" + _encode_error(cloudpickle, exc, traceback.format_exc())
+            reply = _run(cloudpickle, payload, printed)
+        except Exception as exc:  # a bad cwd
+            reply = b"e" + _encode_error(cloudpickle, exc, traceback.format_exc(), printed.take())
         finally:
             os.chdir(home)
             sys.path[:] = base_path

@@ -5,7 +5,7 @@ Small calls ride inside the task message; large ones go as a file through the tr
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import cloudpickle
 
@@ -47,19 +47,33 @@ class PythonTask(Task):
 
     @property
     def output(self) -> Any:
+        outcome = self._call_outcome()
+        if outcome is None or isinstance(outcome, BaseException):
+            return outcome
+        status, value, traceback_text, _ = outcome
+        if status == "error" and traceback_text:
+            value.remote_traceback = traceback_text
+        return value
+
+    @property
+    def printed(self) -> Optional[str]:
+        """What the function wrote to its stdout and stderr (None before it ran)."""
+        outcome = self._call_outcome()
+        if outcome is None or isinstance(outcome, BaseException):
+            return None
+        return outcome[3].decode("utf-8", "replace")
+
+    def _call_outcome(self) -> Any:
+        """``(status, value, traceback_text, printed)`` as the function's process sent it, a
+        ``FunctionTaskFailed`` when none came back, or None before the task ran."""
         raw = self._outcome.get("stdout")
         if raw is None:
             return None
         try:
-            status, value, *traceback_text = cloudpickle.loads(raw)
+            return cloudpickle.loads(raw)
         except Exception:
             return FunctionTaskFailed(f"function task {self.id} failed: {self.result.name}: "
                                       f"{raw.decode('utf-8', 'replace')}")
-        if status == "ok":
-            return value
-        if traceback_text:
-            value.remote_traceback = traceback_text[0]
-        return value
 
     @property
     def succeeded(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import shutil
 import signal
@@ -32,6 +33,8 @@ from .transfer import FileSource, Incoming, Outbox, TransferError
 log = logging.getLogger("workqueue.worker")
 
 HELLO_TIMEOUT = 10.0
+RESULT_HOLD_SECONDS = 0.002
+RESULT_HOLD_MAX = 64
 
 
 class WorkerStopped(Exception):
@@ -117,9 +120,32 @@ class _Session:
         self.last_heard = time.monotonic()
         self.last_sent = 0.0
         self.xfers = 0
+        self.held: List[List[Any]] = []
+        self.held_since = 0.0
 
     def send(self, frames: List[Any]) -> None:
         self.outbox.message(frames)
+
+    def hold_result(self, frames: List[Any]) -> None:
+        """Results wait briefly while this worker has queued tasks, so that several leave in one
+        message: each message costs a wake-up of both ZeroMQ I/O threads and of the master's loop,
+        and the master has already given this worker its next tasks. See :meth:`release_results`."""
+        if not self.held:
+            self.held_since = time.monotonic()
+        self.held.append(frames)
+
+    def release_results(self, busy: bool) -> None:
+        """Let held results go: at once when nothing is queued, else after RESULT_HOLD_SECONDS."""
+        if not self.held:
+            return
+        if busy and len(self.held) < RESULT_HOLD_MAX and self.hold_left() > 0:
+            return
+        for frames in self.held:
+            self.outbox.message(frames)
+        self.held.clear()
+
+    def hold_left(self) -> float:
+        return self.held_since + RESULT_HOLD_SECONDS - time.monotonic()
 
     def flush(self) -> None:
         """Send what can go now; with no connected master yet, it stays queued."""
@@ -276,6 +302,7 @@ class Worker:
         pools_watched: set = set()
         started = time.monotonic()
         while True:
+            session.release_results(busy=bool(self.queued))
             session.flush()
             for fd in self.by_pidfd.keys() - watched:
                 poller.register(fd, zmq.POLLIN)
@@ -328,7 +355,9 @@ class Worker:
             wait = min(wait, SAMPLE_INTERVAL)
         if session.outbox.pending:
             wait = 0.05
-        return int(wait * 1000)
+        if session.held:
+            wait = min(wait, max(0.0, session.hold_left()))
+        return math.ceil(wait * 1000)
 
     def _receive(self, session: _Session) -> Optional[str]:
         for _ in range(256):
@@ -520,7 +549,7 @@ class Worker:
         call = sandbox.call()
         if not pool.has_room(len(call), queued):
             return False
-        return pool.submit(str(sandbox.task_id), call, cwd=sandbox.dir, stdout=sandbox.stdout_path, queued=queued,
+        return pool.submit(str(sandbox.task_id), call, cwd=sandbox.dir, queued=queued,
                            env={k: v for k, v in sandbox.task_env().items() if v is not None})
 
     def _function_pool(self) -> FunctionPool:
@@ -643,7 +672,7 @@ class Worker:
     def _report(self, session: _Session, sandbox: Sandbox, result: Result, exit_code: int,
                 measured: Dict[str, float], stdout: bytes, missing: List[str] = (),
                 limits: Optional[Dict[str, float]] = None) -> None:
-        session.send(protocol.encode(
+        session.hold_result(protocol.encode(
             "result", [stdout], task_id=sandbox.task_id, attempt=sandbox.attempt, result=int(result),
             exit_code=exit_code, measured=measured, limits_exceeded=limits or {}, missing=list(missing),
             times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)}))
