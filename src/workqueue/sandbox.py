@@ -70,6 +70,21 @@ def _empty(path: str) -> bool:
         return False
 
 
+def _tree_size(path: str) -> int:
+    """Bytes in the files below ``path``, symlinks not followed (one scandir for an empty sandbox)."""
+    total = 0
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    total += _tree_size(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+    except OSError:
+        pass
+    return total
+
+
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -278,14 +293,7 @@ class Sandbox:
         return found
 
     def disk_used(self) -> int:
-        total = 0
-        for parent, _, files in os.walk(self.dir):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(parent, name)).st_size
-                except OSError:
-                    pass
-        return total
+        return _tree_size(self.dir)
 
     def cleanup(self, cache: Cache) -> None:
         for digest in self._linked:

@@ -375,6 +375,8 @@ class Worker:
                 outcome = self._handle(session, part)
                 if outcome:
                     return outcome
+            if self.queued:
+                self._start_queued(session)  # once for the whole bundle, not once per task in it
         return None
 
     def _handle(self, session: _Session, frames: List[Any]) -> Optional[str]:
@@ -482,7 +484,6 @@ class Worker:
             self._report_missing_input(session, sandbox, missing)
             return None
         self.queued.append(sandbox)
-        self._start_queued(session)
         return None
 
     def _start_queued(self, session: _Session) -> None:
@@ -511,7 +512,7 @@ class Worker:
         then each call that ends frees exactly what the next one takes, and these books, which
         promote the head of the queue when a call ends, stay true.
         """
-        if self.functions is None:
+        if self.functions is None or not self.functions.has_room(0, queued=True):
             return
         allocations = {_allocation(s) for s in self.running.values() if s.task["kind"] == "function"}
         if len(allocations) != 1:
