@@ -1,13 +1,14 @@
 """``python -m bench [WORKLOAD ...] [--full] [--json PATH] [--no-plots]``
 
 Workloads: throughput, files, latency, transfer, scale, functions (default: all). The quick profile
-takes about a minute; ``--full`` runs the sizes the issues ask for (N up to 100,000, 1 GiB, 200 workers).
+takes a few minutes (throughput, functions and the spawn references are each the median of 3 runs); ``--full`` runs the sizes the issues ask for (N up to 100,000, 1 GiB, 200 workers).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import statistics
 import sys
 import time
 from typing import Callable, Dict
@@ -18,11 +19,11 @@ from .report import Report
 
 PROFILES = {
     "smoke": {"ns": [50], "files_n": 20, "latency_n": 20, "transfer": 4 << 20, "scale_n": 500,
-              "many_workers": 3, "many_tasks": 30, "functions_n": 30, "spawn_n": 40},
+              "many_workers": 3, "many_tasks": 30, "functions_n": 30, "spawn_n": 40, "repeats": 1},
     "quick": {"ns": [500, 1000, 2000], "files_n": 300, "latency_n": 200, "transfer": 256 << 20, "scale_n": 10_000,
-              "many_workers": 20, "many_tasks": 500, "functions_n": 5000, "spawn_n": 1000},
+              "many_workers": 20, "many_tasks": 500, "functions_n": 5000, "spawn_n": 1000, "repeats": 3},
     "full": {"ns": [1000, 10_000, 100_000], "files_n": 2000, "latency_n": 1000, "transfer": 1 << 30,
-             "scale_n": 100_000, "many_workers": 200, "many_tasks": 5000, "functions_n": 20_000, "spawn_n": 3000},
+             "scale_n": 100_000, "many_workers": 200, "many_tasks": 5000, "functions_n": 20_000, "spawn_n": 3000, "repeats": 3},
 }
 
 # Debian's CCTools 9.9 slows down as its queue grows (measured with bench/cctools_driver.py, 1 worker:
@@ -41,8 +42,13 @@ class Run:
 
     def spawn(self, parallel: int) -> float:
         if parallel not in self._spawn:
-            self._spawn[parallel] = references.spawn_rate(self.p["spawn_n"], parallel)
+            self._spawn[parallel] = self.median(lambda: references.spawn_rate(self.p["spawn_n"], parallel))
         return self._spawn[parallel]
+
+    def median(self, measure: Callable[[], float]) -> float:
+        """The median of the profile's number of runs: one run of a second or less on a shared
+        2-core VM swings by 20% or more, for us and for the references alike."""
+        return statistics.median(measure() for _ in range(self.p["repeats"]))
 
     def cctools(self, workload: str, **spec) -> Dict[str, float]:
         if self.cctools_missing:
@@ -57,7 +63,7 @@ class Run:
         series = self.report.series.setdefault("throughput", {})
         for workers in (1, 2):
             for n in self.p["ns"]:
-                ours = workloads.throughput(n, workers)
+                ours = self.median(lambda: workloads.throughput(n, workers))
                 theirs = None
                 if n > CCTOOLS_MAX_N:
                     self.report.note(f"CCTools throughput skipped at N={n}: its run time grows as N^2 "
@@ -114,9 +120,9 @@ class Run:
 
     def functions(self) -> None:
         n = self.p["functions_n"]
-        ours = workloads.functions(n, 2)
+        ours = self.median(lambda: workloads.functions(n, 2))
         try:
-            dask = workloads.dask_functions(n, 2)
+            dask = self.median(lambda: workloads.dask_functions(n, 2))
         except ImportError:
             dask = None
             self.report.note("Dask skipped: dask.distributed is not installed")

@@ -139,7 +139,10 @@ def functions(n: int, workers: int) -> float:
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import bench/
     with wq.Manager(port=0, host="127.0.0.1") as m, wq.local_workers(workers, m, cores=1):
         _connected(m, workers)
-        _run_all(m, [wq.PythonTask(_noop, -1)])  # starts a worker's function processes, as Dask's warm-up does
+        warm_up = [wq.PythonTask(_noop, -1) for _ in range(workers)]
+        for task in warm_up:
+            task.set_resources(cores=1)  # one per one-core worker: each starts its function process
+        _run_all(m, warm_up)  # as Dask's workers are started before its clock does
         tasks = []
         for i in range(n):
             t = wq.PythonTask(_noop, i)

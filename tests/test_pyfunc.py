@@ -169,7 +169,7 @@ def write_mark(path, text):
 
 
 def test_queued_calls_wait_behind_a_busy_process_and_run_in_order(tmp_path):
-    with FunctionPool(1, str(tmp_path)) as pool:
+    with FunctionPool(1, str(tmp_path), depth=2) as pool:
         assert not pool.submit("q0", call(pow, 2, 1), str(tmp_path), {}, queued=True), "no busy process to queue behind"
         mark = str(tmp_path / "order")
         assert pool.submit("a", call(write_mark(mark, "a")), str(tmp_path), {})

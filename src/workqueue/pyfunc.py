@@ -134,7 +134,12 @@ class _Child:
 class FunctionPool:
     """``size`` persistent Python processes; no threads; drive it with ``fileno``/``collect``."""
 
-    def __init__(self, size: int, cwd_root: str, depth: int = 2) -> None:
+    def __init__(self, size: int, cwd_root: str, depth: int = 8) -> None:
+        """``depth``: calls per process, the running one included. A process that finds its next
+        call waiting in its pipe never sleeps between calls: with 2 one-core workers, depth 8 ran
+        trivial calls at 11,000-11,700/s where depth 2 ran 8,700-8,900/s. The caller bounds how
+        much work that commits to one process (the worker queues only what the master prefetched,
+        about 20 ms of work per core)."""
         if size < 1 or depth < 1:
             raise ValueError("a FunctionPool needs at least one process, taking at least one call")
         self.depth = depth
