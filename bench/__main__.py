@@ -1,7 +1,8 @@
 """``python -m bench [WORKLOAD ...] [--full] [--json PATH] [--no-plots]``
 
 Workloads: throughput, files, latency, transfer, scale, functions (default: all). The quick profile
-takes a few minutes (throughput, functions and the spawn references are each the median of 3 runs); ``--full`` runs the sizes the issues ask for (N up to 100,000, 1 GiB, 200 workers).
+takes a few minutes (throughput, functions and the spawn references are each the median of 3
+runs); ``--full`` runs the sizes the issues ask for (N up to 100,000, 1 GiB, 200 workers).
 """
 from __future__ import annotations
 
