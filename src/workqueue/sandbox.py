@@ -47,9 +47,11 @@ class SandboxDirs:
         os.makedirs(path)
         return path
 
-    def give_back(self, path: str) -> None:
-        """Empty the directory; keep it for reuse, or remove it."""
-        reusable = len(self._free) < self.keep and os.path.basename(path).startswith("s.") and _empty(path)
+    def give_back(self, path: str, known_empty: bool = False) -> None:
+        """Empty the directory (unless the caller has just seen it empty); keep it for reuse, or
+        remove it."""
+        reusable = len(self._free) < self.keep and os.path.basename(path).startswith("s.") and \
+            (known_empty or _empty(path))
         if reusable:
             self._free.append(path)
         else:
@@ -70,19 +72,21 @@ def _empty(path: str) -> bool:
         return False
 
 
-def _tree_size(path: str) -> int:
-    """Bytes in the files below ``path``, symlinks not followed (one scandir for an empty sandbox)."""
-    total = 0
+def _tree_size(path: str) -> Tuple[int, int]:
+    """Bytes in the files below ``path`` and how many entries it holds, symlinks not followed
+    (one scandir for an empty sandbox)."""
+    total = count = 0
     try:
         with os.scandir(path) as entries:
             for entry in entries:
+                count += 1
                 if entry.is_dir(follow_symlinks=False):
-                    total += _tree_size(entry.path)
+                    total += _tree_size(entry.path)[0]
                 else:
                     total += entry.stat(follow_symlinks=False).st_size
     except OSError:
-        pass
-    return total
+        count = -1
+    return total, count
 
 
 def _remove(path: str) -> None:
@@ -112,6 +116,7 @@ class Sandbox:
         self.peak_memory = 0.0
         self.peak_disk = 0.0
         self.next_sample = 0.0
+        self._left_empty = False
 
     def stage(self, cache: Cache) -> Optional[str]:
         """Link every input from the cache into the sandbox; return the digest of one that is absent."""
@@ -160,7 +165,7 @@ class Sandbox:
     def finish_call(self, times: Optional[Tuple[float, float]] = None) -> Dict[str, float]:
         """What a pooled call used; ``times`` are its start and end as its process saw them."""
         start, end = times if times else (self.start_time, time.time())
-        return {"wall_time": end - start, "start": start, "end": end, "disk": self.disk_used() / MB}
+        return {"wall_time": end - start, "start": start, "end": end, "disk": self._final_disk_used() / MB}
 
     def start(self, base_env: Dict[str, str]) -> int:
         """Start ``/bin/sh -c command`` in its own session; return a pidfd that turns readable at exit."""
@@ -211,7 +216,7 @@ class Sandbox:
         }
         measured["cores"] = measured["cpu_time"] / measured["wall_time"] if measured["wall_time"] > 0 else 0.0
         measured["memory"] = max(measured["memory"], self.peak_memory)
-        measured["disk"] = max(self.peak_disk, self.disk_used() / MB)
+        measured["disk"] = max(self.peak_disk, self._final_disk_used() / MB)
         return self.exit_code, measured
 
     def sample(self, now: float, declared: Dict[str, float]) -> Optional[Dict[str, float]]:
@@ -253,6 +258,8 @@ class Sandbox:
 
     def stdout(self) -> bytes:
         try:
+            if not os.stat(self.stdout_path).st_size:
+                return b""
             with open(self.stdout_path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size  # read(LIMIT) would allocate LIMIT bytes up front
                 return f.read(min(size, STDOUT_LIMIT))
@@ -293,10 +300,16 @@ class Sandbox:
         return found
 
     def disk_used(self) -> int:
-        return _tree_size(self.dir)
+        return _tree_size(self.dir)[0]
+
+    def _final_disk_used(self) -> int:
+        """Disk use once the task has ended; an empty sandbox then needs no emptying."""
+        size, entries = _tree_size(self.dir)
+        self._left_empty = entries == 0
+        return size
 
     def cleanup(self, cache: Cache) -> None:
         for digest in self._linked:
             cache.release(digest)
         self._linked.clear()
-        self._dirs.give_back(self.dir)
+        self._dirs.give_back(self.dir, known_empty=self._left_empty)

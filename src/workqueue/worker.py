@@ -33,7 +33,7 @@ from .transfer import FileSource, Incoming, Outbox, TransferError
 log = logging.getLogger("workqueue.worker")
 
 HELLO_TIMEOUT = 10.0
-RESULT_HOLD_SECONDS = 0.002
+RESULT_HOLD_SECONDS = 0.005
 RESULT_HOLD_MAX = 64
 
 
