@@ -129,6 +129,44 @@ def test_chunks_stay_valid_after_later_calls(tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_dropped_chunk_buffer_is_reused(tmp_path, backend):
+    data = os.urandom(40 * SMALL_CHUNK)
+    buffers = set()
+    with backend.FileReader(write_file(tmp_path / "src", data), SMALL_CHUNK) as reader:
+        received = []
+        while (chunk := reader.next_chunk()) is not None:
+            buffers.add(id(chunk))
+            received.append(bytes(chunk))
+            del chunk
+    assert b"".join(received) == data
+    assert len(buffers) <= 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_chunks_zeromq_still_holds_are_not_reused(tmp_path, backend):
+    """Every chunk sent with copy=False before the receiver reads any: none may be overwritten."""
+    import zmq
+    data = os.urandom(64 * (1 << 16))  # chunks above pyzmq's copy threshold, so it keeps references
+    ctx = zmq.Context()
+    push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    try:
+        push.setsockopt(zmq.SNDHWM, 0)
+        pull.setsockopt(zmq.RCVHWM, 0)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push.connect(f"tcp://127.0.0.1:{port}")
+        with backend.FileReader(write_file(tmp_path / "src", data), 1 << 16) as reader:
+            while (chunk := reader.next_chunk()) is not None:
+                push.send(chunk, copy=False)
+                del chunk
+        received = b"".join(pull.recv() for _ in range(64))
+    finally:
+        push.close(0)
+        pull.close(0)
+        ctx.term()
+    assert received == data
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_digest_valid_with_last_chunk(tmp_path, backend):
     """A sender puts the digest on the last chunk, before asking for the next one (None)."""
     data = os.urandom(3 * SMALL_CHUNK)

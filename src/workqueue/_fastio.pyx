@@ -2,23 +2,28 @@
 """Cython transfer core; same interface, bytes and digests as the fallback ``_fastio_py``.
 
 The read and write loops call ``read(2)``/``write(2)`` directly with the GIL released, writing
-into (or from) the chunk's own memory: a reader chunk is a fresh ``bytes`` object allocated
-without zeroing and filled in place; a writer takes the caller's buffer (e.g. ``zmq.Frame.buffer``)
+into (or from) the chunk's own memory: a reader chunk is a pooled ``bytearray`` that nothing else
+holds any more, filled in place; a writer takes the caller's buffer (e.g. ``zmq.Frame.buffer``)
 through the buffer protocol, without a copy. Hashing goes through the ``xxhash`` package (the
 same code as the fallback, so digests cannot differ); its ``update`` releases the GIL itself while
-it hashes. See ``_fastio_py`` for why chunks are read rather than mmapped.
+it hashes. See ``_fastio_py`` for why chunks are read into
+reused buffers rather than fresh ones or mmapped.
 """
 import os
 
 import xxhash
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.ref cimport Py_REFCNT
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EINTR, EIO, errno
 from posix.unistd cimport read, write
 
 CHUNK_SIZE = 1 << 20
+POOL_MAX = 16  # idle chunk buffers kept per size (16 MiB at the default chunk size)
+cdef dict _pool = {}
 cdef int _FLAGS_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 cdef int _FLAGS_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
@@ -88,11 +93,25 @@ def hash_file(path, Py_ssize_t chunk_size=4 * CHUNK_SIZE) -> str:
     return hasher.hexdigest()
 
 
+cdef bytearray _free_buffer(Py_ssize_t size):
+    """A ``size``-byte buffer that only the pool holds (no chunk in flight still uses it), or a new
+    one, kept in the pool while it has room."""
+    cdef list pool = _pool.setdefault(size, [])
+    cdef bytearray buffer
+    for buffer in pool:
+        if Py_REFCNT(buffer) == 2:  # the pool's list and this loop's variable
+            return buffer
+    buffer = bytearray(size)
+    if len(pool) < POOL_MAX:
+        pool.append(buffer)
+    return buffer
+
+
 cdef class FileReader:
     """Reads a file in chunks for sending, hashing on the same pass.
 
-    ``next_chunk()`` returns a fresh ``bytes`` per call (never reused), or None once ``size`` bytes
-    were delivered. ``hexdigest()`` is valid as soon as the last byte was delivered.
+    ``next_chunk()`` returns a whole chunk as a pooled ``bytearray`` (reused only once nothing
+    else holds it), a shorter last one as ``bytes``, or None once ``size`` bytes were delivered. ``hexdigest()`` is valid as soon as the last byte was delivered.
     """
     cdef int _fd
     cdef readonly object path
@@ -127,8 +146,12 @@ cdef class FileReader:
         if self._fd < 0:
             raise ValueError("read from a closed FileReader")
         want = min(self.chunk_size, remaining)
-        chunk = PyBytes_FromStringAndSize(NULL, want)
-        got = _read_full(self._fd, PyBytes_AS_STRING(chunk), want)
+        if want == self.chunk_size:
+            chunk = _free_buffer(want)
+            got = _read_full(self._fd, PyByteArray_AS_STRING(chunk), want)
+        else:  # a file's tail, or a small file: exactly its size, not a pooled whole chunk
+            chunk = PyBytes_FromStringAndSize(NULL, want)
+            got = _read_full(self._fd, PyBytes_AS_STRING(chunk), want)
         if got < want:
             raise OSError(EIO, f"file shrank while being read (expected {self.size} bytes)", self.path)
         self._hasher.update(chunk)

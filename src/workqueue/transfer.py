@@ -27,8 +27,9 @@ class TransferError(Exception):
 
 
 class FileSource:
-    """Chunks of a local file: each a fresh buffer, filled by one read with the GIL released, that
-    ZeroMQ sends without copying and frees when sent (so memory stays bounded by the window)."""
+    """Chunks of a local file: each a buffer filled by one read with the GIL released, that ZeroMQ
+    sends without copying and lets go of when sent, for the reader to reuse (so memory stays
+    bounded by the window)."""
 
     def __init__(self, path: str, chunk_size: int = fastio.CHUNK_SIZE) -> None:
         self._reader = fastio.FileReader(path, chunk_size)
