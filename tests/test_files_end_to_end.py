@@ -129,3 +129,26 @@ def test_a_short_idle_timeout_never_cuts_an_output_transfer(manager, tmp_path):
         assert (tmp_path / "big.out").stat().st_size == 300_000_000
     finally:
         stop(worker)
+
+
+def test_workers_receiving_files_at_once_share_the_link_evenly(manager, tmp_path):
+    workers = [start_worker(manager.port, "--cores", "1") for _ in range(3)]
+    try:
+        wait_for(lambda: manager.stats["workers_connected"] == 3)
+        tasks = []
+        for i in range(3):
+            path = tmp_path / f"in.{i}"
+            path.write_bytes(os.urandom(48 << 20))
+            tasks.append(wq.Task("true", cores=1, inputs=[(str(path), "in")]))
+        for t in tasks:
+            manager.submit(t)
+        drain(manager, timeout=120)
+    finally:
+        for w in workers:
+            stop(w)
+    assert all(t.result == Result.SUCCESS for t in tasks)
+    assert len({t.worker_id for t in tasks}) == 3
+    dispatched = min(t.times["dispatch"] for t in tasks)
+    first, *_, last = sorted(t.times["start"] - dispatched for t in tasks)
+    # one file after another, the first task would start a third of the way in; shared, near the end
+    assert first > 0.6 * last, (first, last)

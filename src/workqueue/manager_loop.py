@@ -20,7 +20,7 @@ from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
 from .scheduler import Assignment, Scheduler
 from .transactions import TransactionsLog
-from .transfer import BytesSource, FileSource, Incoming, Outbox, TransferError, partial_name
+from .transfer import BytesSource, Credits, FileSource, Incoming, Outbox, TransferError, partial_name
 
 log = logging.getLogger("workqueue.manager")
 
@@ -145,6 +145,8 @@ class ManagerLoop:
         self.advertiser: Any = None  # catalog.Advertiser of a named master
         self.digests = DigestMemo()
         self.xfer_ids = 0
+        self.credits = Credits()
+        self._pump_turn = 0
         self.counters = {
             "tasks_submitted": 0, "tasks_done": 0, "tasks_failed": 0, "tasks_requeued": 0,
             "tasks_canceled": 0, "bytes_sent": 0, "bytes_received": 0, "cache_hits": 0,
@@ -337,7 +339,7 @@ class ManagerLoop:
             identity=identity, worker_id=message["worker_id"], hostname=message["hostname"],
             address=message["hostname"], resources=dict(message["resources"]),
             last_heard=time.monotonic(), nonce=message["nonce"], features=list(message["features"]),
-            last_sent=time.monotonic(),
+            last_sent=time.monotonic(), outbox=Outbox(credits=self.credits),
         )
         conn.cached.update(message["cached"])
         self.workers[identity] = conn
@@ -529,15 +531,24 @@ class ManagerLoop:
         return [digest, f.remote, mode, f.cache]
 
     def _pump_outboxes(self) -> None:
-        for conn in list(self.workers.values()):
-            if conn.outbox.pending:
-                self._pump(conn)
+        """One chunk per worker per round, round after round, until the windows or the shared
+        credits run out: workers receiving files at once share the link and the master's memory
+        evenly, and the round starts one worker further on each turn."""
+        pending = [conn for conn in self.workers.values() if conn.outbox.pending]
+        if not pending:
+            return
+        self._pump_turn = (self._pump_turn + 1) % len(pending)
+        pending = pending[self._pump_turn:] + pending[:self._pump_turn]
+        while pending:
+            pending = [conn for conn in pending if self._pump(conn, chunks=1)]
 
-    def _pump(self, conn: WorkerConn) -> None:
+    def _pump(self, conn: WorkerConn, chunks: Optional[int] = None) -> int:
+        """Send what ``conn``'s outbox may send now; return how many chunks went."""
         try:
-            conn.outbox.pump(lambda frames: self._send_now(conn, frames))
+            return conn.outbox.pump(lambda frames: self._send_now(conn, frames), chunks)
         except zmq.ZMQError as error:
             self._remove_worker(conn, f"unreachable ({error})")
+            return 0
 
     def _send_to(self, conn: WorkerConn, frames: List[Any]) -> None:
         conn.outbox.message(frames)

@@ -18,6 +18,7 @@ from . import fastio, protocol
 log = logging.getLogger(__name__)
 
 WINDOW = 8
+OVERALL_WINDOW = 64  # chunks in flight from the master to all its workers together
 BUNDLE_MAX = 256  # plain messages sent as one bundle
 Frames = List[Any]
 
@@ -85,11 +86,20 @@ class _Stream:
         self.unsent: Optional[Tuple[Frames, int, bool]] = None  # a chunk a full socket refused
 
 
+class Credits:
+    """Chunks that may be in flight over several outboxes together: what bounds the master's
+    memory when it feeds many workers at once (each outbox alone is bounded by its window)."""
+
+    def __init__(self, total: int = OVERALL_WINDOW) -> None:
+        self.free = total
+
+
 class Outbox:
     """The ordered queue of everything one peer has yet to receive from us."""
 
-    def __init__(self, window: int = WINDOW) -> None:
+    def __init__(self, window: int = WINDOW, credits: Optional[Credits] = None) -> None:
         self.window = window
+        self.credits = credits
         self._items: Deque[Union[Frames, _Stream]] = collections.deque()
         self._unacked = 0
         self.bytes_sent = 0
@@ -103,6 +113,8 @@ class Outbox:
     def ack(self) -> None:
         if self._unacked:
             self._unacked -= 1
+            if self.credits is not None:
+                self.credits.free += 1
 
     @property
     def pending(self) -> bool:
@@ -113,17 +125,22 @@ class Outbox:
         """True while a file is on its way (messages alone do not count)."""
         return any(isinstance(item, _Stream) for item in self._items)
 
-    def pump(self, send: Callable[[Frames], None]) -> None:
-        """Send what the window allows, in order. If ``send`` raises (a full or unconnected socket),
-        nothing is lost: the item that failed is sent first next time."""
+    def pump(self, send: Callable[[Frames], None], chunks: Optional[int] = None) -> int:
+        """Send what the window and the credits allow, in order, but at most ``chunks`` chunks;
+        return how many chunks went. If ``send`` raises (a full or unconnected socket), nothing
+        is lost: the item that failed is sent first next time."""
         items = self._items
+        sent = 0
         while items:
             if isinstance(items[0], list):
                 self._send_messages(send)
                 continue
-            if not self._send_chunks(items[0], send):
-                return
+            done, count = self._send_chunks(items[0], send, chunks if chunks is None else chunks - sent)
+            sent += count
+            if not done:
+                break
             items.popleft()
+        return sent
 
     def _send_messages(self, send: Callable[[Frames], None]) -> None:
         """The plain messages at the head of the queue, as one bundle."""
@@ -137,11 +154,15 @@ class Outbox:
         for _ in run:
             items.popleft()
 
-    def _send_chunks(self, stream: _Stream, send: Callable[[Frames], None]) -> bool:
+    def _send_chunks(self, stream: _Stream, send: Callable[[Frames], None],
+                     limit: Optional[int]) -> Tuple[bool, int]:
+        """Chunks of one stream while the window, the credits and ``limit`` allow: (finished, sent)."""
         if not stream.started:
             send(stream.header)
             stream.started = True
-        while self._unacked < self.window:
+        sent = 0
+        while self._unacked < self.window and (limit is None or sent < limit) and \
+                (self.credits is None or self.credits.free > 0):
             if stream.unsent is None:
                 stream.unsent = self._next_chunk_message(stream)
             frames, size, last = stream.unsent
@@ -150,10 +171,13 @@ class Outbox:
             self.bytes_sent += size
             stream.seq += 1
             self._unacked += 1
+            sent += 1
+            if self.credits is not None:
+                self.credits.free -= 1
             if last:
                 stream.source.close()
-                return True
-        return False
+                return True, sent
+        return False, sent
 
     @staticmethod
     def _next_chunk_message(stream: _Stream) -> Tuple[Frames, int, bool]:
@@ -167,6 +191,9 @@ class Outbox:
             if isinstance(item, _Stream):
                 item.source.close()
         self._items.clear()
+        if self.credits is not None:
+            self.credits.free += self._unacked  # what a lost peer never acknowledged
+        self._unacked = 0
 
 
 class Incoming:
