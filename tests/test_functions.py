@@ -35,6 +35,18 @@ def test_what_a_function_prints_comes_back_beside_its_value(manager, worker):
     assert [t.printed for t in tasks] == [f"working on {n}\n" for n in range(4)]
 
 
+def test_a_call_longer_than_the_idle_timeout_still_reports_before_the_worker_leaves(manager):
+    import time
+    worker = start_worker(manager.port, "--cores", "1", "--timeout", "1")
+    try:
+        t = wq.PythonTask(time.sleep, 2)
+        manager.submit(t)
+        drain(manager, timeout=60)
+        assert t.result == Result.SUCCESS and t.attempts == 1
+    finally:
+        stop(worker)
+
+
 def test_processes_are_reused_across_calls(manager, worker):
     for _ in range(20):
         manager.submit(wq.PythonTask(os.getpid))

@@ -111,6 +111,26 @@ def test_each_call_gets_what_it_printed_and_nothing_else(pool, tmp_path):
     assert wait_for(pool, 1)["quiet"] == ("ok", ("ok", 9, None, b""))
 
 
+def test_a_call_that_replaces_or_closes_sys_stdout_spoils_nothing_for_the_next(pool, tmp_path):
+    def rude():
+        import io
+        import sys
+        print("before")
+        sys.stdout.close()
+        sys.stderr = io.StringIO()
+        return "done"
+
+    def polite():
+        print("hello again")
+        return 1
+
+    for task_id, fn in (("rude", rude), ("polite", polite)):
+        pool.submit(task_id, call(fn), str(tmp_path), {}, queued=False)
+        outcomes = wait_for(pool, 1)
+        assert outcomes[task_id][0] == "ok", outcomes
+    assert outcomes["polite"] == ("ok", ("ok", 1, None, b"hello again\n"))
+
+
 def test_a_task_can_unset_an_inherited_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("PYFUNC_TEST_VAR", "inherited")
     with FunctionPool(1, str(tmp_path)) as pool:

@@ -38,12 +38,23 @@ PathLike = Union[str, "os.PathLike[str]"]
 _pool: Dict[int, List[bytearray]] = {}
 
 
+def _count_when_free() -> int:
+    """What ``sys.getrefcount`` says, in ``_free_buffer``'s loop, of a buffer only the pool holds
+    (3 on CPython up to 3.13; measured, because newer interpreters may borrow references)."""
+    for buffer in [bytearray(1)]:
+        return sys.getrefcount(buffer)
+    raise AssertionError
+
+
+_FREE = _count_when_free()
+
+
 def _free_buffer(size: int) -> bytearray:
     """A ``size``-byte buffer that only the pool holds (one no chunk in flight still uses), or a new
     one, kept in the pool while it has room."""
     pool = _pool.setdefault(size, [])
     for buffer in pool:
-        if sys.getrefcount(buffer) == 3:  # the pool's list, this loop's name, getrefcount's argument
+        if sys.getrefcount(buffer) == _FREE:
             return buffer
     buffer = bytearray(size)
     if len(pool) < POOL_MAX:

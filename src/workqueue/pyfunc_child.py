@@ -122,14 +122,27 @@ class _Printed:
         os.dup2(self.fd, 2)
 
     def take(self) -> bytes:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        """What the call printed; also puts back ``sys.stdout``/``sys.stderr`` if it replaced them."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # closed, None, or an object without flush: the call's own doing
+                pass
+        sys.stdout = sys.__stdout__ = _usable(sys.__stdout__, 1)
+        sys.stderr = sys.__stderr__ = _usable(sys.__stderr__, 2)
         size = os.fstat(self.fd).st_size
         if not size:
             return b""
         text = os.pread(self.fd, min(size, PRINTED_LIMIT), 0)
         os.ftruncate(self.fd, 0)
         return text
+
+
+def _usable(stream: Any, fd: int) -> Any:
+    """``stream``, or a new text stream on ``fd`` if a call closed it."""
+    if stream is not None and not stream.closed:
+        return stream
+    return open(fd, "w", closefd=False)
 
 
 def _apply_env(env: Dict[str, Optional[str]], applied: Dict[str, Optional[str]],

@@ -47,10 +47,10 @@ class SandboxDirs:
         os.makedirs(path)
         return path
 
-    def give_back(self, path: str, known_empty: bool = False) -> None:
+    def give_back(self, path: str, known_empty: bool = False, reuse: bool = True) -> None:
         """Empty the directory (unless the caller has just seen it empty); keep it for reuse, or
         remove it."""
-        reusable = len(self._free) < self.keep and os.path.basename(path).startswith("s.") and \
+        reusable = reuse and len(self._free) < self.keep and os.path.basename(path).startswith("s.") and \
             (known_empty or _empty(path))
         if reusable:
             self._free.append(path)
@@ -308,8 +308,10 @@ class Sandbox:
         self._left_empty = entries == 0
         return size
 
-    def cleanup(self, cache: Cache) -> None:
+    def cleanup(self, cache: Cache, reuse: bool = True) -> None:
+        """Release the task's cached inputs and give its directory back (``reuse=False``: remove
+        it, for a task that may still be running somewhere)."""
         for digest in self._linked:
             cache.release(digest)
         self._linked.clear()
-        self._dirs.give_back(self.dir, known_empty=self._left_empty)
+        self._dirs.give_back(self.dir, known_empty=self._left_empty, reuse=reuse)

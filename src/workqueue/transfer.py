@@ -18,7 +18,10 @@ from . import fastio, protocol
 log = logging.getLogger(__name__)
 
 WINDOW = 8
-OVERALL_WINDOW = 64  # chunks in flight from the master to all its workers together
+# chunks in flight from the master to all its workers together: bounds its memory, and is large
+# enough that a few stopped workers (whose unacknowledged chunks hold credits until they are
+# declared lost) do not stall everyone else's transfers
+OVERALL_WINDOW = 128
 BUNDLE_MAX = 256  # plain messages sent as one bundle
 Frames = List[Any]
 

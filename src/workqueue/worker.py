@@ -345,6 +345,7 @@ class Worker:
             if session.welcomed and not self.running and not self.queued and \
                     now - self.last_activity > self.options.idle_timeout:
                 log.info("idle for %.0f s: exiting", self.options.idle_timeout)
+                session.release_results(busy=False)
                 session.send(protocol.encode("bye", reason="idle timeout"))
                 session.flush()
                 return "idle"
@@ -560,6 +561,7 @@ class Worker:
         return self.functions
 
     def _calls_finished(self, session: _Session) -> None:
+        self.last_activity = time.monotonic()
         for pool in (self.functions, self.coprocesses):
             if pool is None:
                 continue
@@ -663,6 +665,7 @@ class Worker:
         self._report(session, sandbox, result, exit_code, measured, sandbox.stdout(), missing, limits)
 
     def _send_output(self, session: _Session, sandbox: Sandbox, name: str, path: str) -> None:
+        session.release_results(busy=False)  # results held so far must not wait behind this file
         source = FileSource(path)
         session.xfers += 1
         mode = os.stat(path).st_mode & 0o777
@@ -700,7 +703,8 @@ class Worker:
         if sandbox.in_pool and self.functions is not None:
             self.functions.kill(str(sandbox.task_id))
         if self.cache is not None:
-            sandbox.cleanup(self.cache)
+            # a call in a process's pipe may have started already: its directory is not reused
+            sandbox.cleanup(self.cache, reuse=not sandbox.in_pool)
 
     def _kill_all(self) -> None:
         for sandbox in self.queued:
