@@ -2,13 +2,11 @@
 moto's server on loopback (instances never boot, so the test starts a worker per instance id)."""
 import os
 import subprocess
-import time
 
 import pytest
 
 import workqueue as wq
 from workqueue import batch
-from workqueue.batch import WorkerSpec
 
 from conftest import drain, start_worker, stop, wait_for
 

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from workqueue import catalog
-from workqueue.catalog import CatalogServer, advertise, lookup, records
+from workqueue.catalog import CatalogServer, advertise, lookup
 
 
 @pytest.fixture

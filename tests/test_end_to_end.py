@@ -8,7 +8,6 @@ import time
 
 import psutil
 import pytest
-import zmq
 
 import workqueue as wq
 from workqueue import protocol

@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 from workqueue.files import DigestMemo, File, check_remote_name

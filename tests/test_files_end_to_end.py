@@ -1,7 +1,6 @@
 """Files on real workers: directories, the cache across tasks and reconnects, vanished inputs, full disks."""
 import os
 import subprocess
-import sys
 import time
 
 import pytest

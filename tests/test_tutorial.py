@@ -4,9 +4,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
-import threading
-import time
 
 import pytest
 

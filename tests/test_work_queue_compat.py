@@ -1,14 +1,13 @@
 """The CCTools skin: names, constants, units, and subclassing as Coffea does it."""
 import sys
 
-import pytest
 import zmq
 
 import work_queue
 import workqueue as wq
 from workqueue import protocol
 
-from conftest import dealer, drain, start_worker, stop, wait_for
+from conftest import dealer, start_worker, stop
 
 
 def test_both_names_are_one_module_with_a_version():

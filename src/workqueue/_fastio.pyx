@@ -111,7 +111,8 @@ cdef class FileReader:
     """Reads a file in chunks for sending, hashing on the same pass.
 
     ``next_chunk()`` returns a whole chunk as a pooled ``bytearray`` (reused only once nothing
-    else holds it), a shorter last one as ``bytes``, or None once ``size`` bytes were delivered. ``hexdigest()`` is valid as soon as the last byte was delivered.
+    else holds it), a shorter last one as ``bytes``, or None once ``size`` bytes were delivered.
+    ``hexdigest()`` is valid as soon as the last byte was delivered.
     """
     cdef int _fd
     cdef readonly object path

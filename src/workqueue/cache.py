@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from .transfer import Incoming
 

@@ -1,7 +1,6 @@
 """Workers on this machine, started and stopped from Python: no terminal, no ``os.popen``."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -19,7 +19,6 @@ from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
 import zmq
 
-from . import protocol
 from .constants import DEFAULT_PORT, Result
 from .manager_loop import ManagerLoop, Settings
 from .task import Task

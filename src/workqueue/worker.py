@@ -17,14 +17,14 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import psutil
 import zmq
 
 from . import auth, protocol
 from .cache import Cache
-from .constants import PROTOCOL_VERSION, Result
+from .constants import Result
 from .coprocess import CoprocessPool
 from .pyfunc import FunctionPool
 from .sandbox import SAMPLE_INTERVAL, Sandbox, SandboxDirs

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Dict, List, Sequence
 
 from .base import BatchSystem, WorkerSpec, run

@@ -1,7 +1,6 @@
 """Slurm: N workers as an array job of N one-task jobs, each asking for the worker's cores and memory."""
 from __future__ import annotations
 
-import os
 import shlex
 from typing import Dict, List, Sequence
 

@@ -2,7 +2,6 @@
 ``X_submit_workers [options] HOST PORT NUM_WORKERS`` (or ``-M NAME NUM_WORKERS``), in CCTools' style."""
 from __future__ import annotations
 
-import sys
 from typing import Optional, Tuple
 
 import click
