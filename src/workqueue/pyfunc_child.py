@@ -86,25 +86,27 @@ def _write_frame(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _encode_error(cloudpickle: Any, exc: BaseException, tb_text: str, printed: bytes) -> bytes:
-    try:
-        return cloudpickle.dumps(("error", exc, tb_text, printed))
-    except Exception:  # the exception itself does not pickle: send its text instead
-        return cloudpickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), tb_text, printed))
-
-
 def _run(cloudpickle: Any, payload: bytes, printed: "_Printed") -> bytes:
-    """The reply: one status byte (``o`` or ``e``) and the pickled outcome."""
+    """Call the function; the reply is ``_encode`` of its outcome."""
     try:
         fn, args, kwargs = cloudpickle.loads(payload)
-        value = fn(*args, **kwargs)
+        outcome = ("ok", fn(*args, **kwargs), None)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt in a function are its failure too
-        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc(), printed.take())
-    text = printed.take()
+        outcome = ("error", exc, traceback.format_exc())
+    return _encode(cloudpickle, outcome + (printed.take(),))
+
+
+def _encode(cloudpickle: Any, outcome: tuple) -> bytes:
+    """One status byte (``o`` or ``e``) and the pickled outcome. A value that does not pickle
+    becomes an error; an exception that does not pickle is sent as its text."""
+    status, value, traceback_text, printed = outcome
     try:
-        return b"o" + cloudpickle.dumps(("ok", value, None, text))
+        return status[:1].encode() + cloudpickle.dumps(outcome)
     except Exception as exc:
-        return b"e" + _encode_error(cloudpickle, exc, traceback.format_exc(), text)
+        if status == "ok":
+            return _encode(cloudpickle, ("error", exc, traceback.format_exc(), printed))
+        text = RuntimeError(f"{type(value).__name__}: {value}")
+        return b"e" + cloudpickle.dumps(("error", text, traceback_text, printed))
 
 
 class _Printed:
@@ -201,7 +203,7 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
             sys.path[:] = [cwd] + base_path
             reply = _run(cloudpickle, payload, printed)
         except Exception as exc:  # a bad cwd
-            reply = b"e" + _encode_error(cloudpickle, exc, traceback.format_exc(), printed.take())
+            reply = _encode(cloudpickle, ("error", exc, traceback.format_exc(), printed.take()))
         finally:
             os.chdir(home)
             sys.path[:] = base_path

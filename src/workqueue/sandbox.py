@@ -258,10 +258,10 @@ class Sandbox:
 
     def stdout(self) -> bytes:
         try:
-            if not os.stat(self.stdout_path).st_size:
+            size = os.stat(self.stdout_path).st_size  # read(LIMIT) would allocate LIMIT bytes up front
+            if not size:
                 return b""
             with open(self.stdout_path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size  # read(LIMIT) would allocate LIMIT bytes up front
                 return f.read(min(size, STDOUT_LIMIT))
         except FileNotFoundError:
             return b""
