@@ -99,13 +99,13 @@ class Run:
     def transfer(self) -> None:
         size = self.p["transfer"]
         ours = workloads.transfer(size)
-        raw = references.zmq_throughput(size)
+        raw = {"raw ZeroMQ, memory to nowhere": references.zmq_throughput(size),
+               "raw ZeroMQ, file to file": references.zmq_throughput(size, files=True)}
         theirs = self.cctools("transfer", size=size, workers=1)
         label = f"{size >> 20} MiB"
-        self.report.add("transfer", f"{label} in", ours["in"], "B/s", {
-            "raw ZeroMQ 1 MiB frames": raw, "CCTools Work Queue": theirs.get("in")})
-        self.report.add("transfer", f"{label} out", ours["out"], "B/s", {
-            "raw ZeroMQ 1 MiB frames": raw, "CCTools Work Queue": theirs.get("out")})
+        for direction in ("in", "out"):
+            self.report.add("transfer", f"{label} {direction}", ours[direction], "B/s",
+                            {**raw, "CCTools Work Queue": theirs.get(direction)})
         hit = ours["cache_hit_seconds"] - ours["empty_task_seconds"]
         self.report.add("transfer", "cache hit overhead", hit, "s", {
             "CCTools Work Queue": (theirs["cache_hit_seconds"] - theirs["empty_task_seconds"]) if theirs else None})

@@ -13,7 +13,7 @@ def test_the_harness_prints_a_table_and_writes_json(tmp_path):
                            str(out_json), "throughput", "latency", "transfer", "functions"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "raw sh -c true, 2-way" in done.stdout and "raw ZeroMQ 1 MiB frames" in done.stdout
+    assert "raw sh -c true, 2-way" in done.stdout and "raw ZeroMQ, file to file" in done.stdout
     results = json.loads(out_json.read_text())
     assert results["machine"]["cores"] >= 1 and results["machine"]["fastio"] in ("cython", "python")
     figures = {(r["workload"], r["figure"]) for r in results["rows"]}
