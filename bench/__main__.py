@@ -103,9 +103,10 @@ class Run:
                "raw ZeroMQ, file to file": references.zmq_throughput(size, files=True)}
         theirs = self.cctools("transfer", size=size, workers=1)
         label = f"{size >> 20} MiB"
-        for direction in ("in", "out"):
-            self.report.add("transfer", f"{label} {direction}", ours[direction], "B/s",
-                            {**raw, "CCTools Work Queue": theirs.get(direction)})
+        for key, figure in (("in", f"{label} in"), ("in_cold", f"{label} in, cold page cache"),
+                            ("small_inputs", f"{workloads.SMALL_INPUTS} tasks, 1 MiB input each"),
+                            ("out", f"{label} out")):
+            self.report.add("transfer", figure, ours[key], "B/s", {**raw, "CCTools Work Queue": theirs.get(key)})
         hit = ours["cache_hit_seconds"] - ours["empty_task_seconds"]
         self.report.add("transfer", "cache hit overhead", hit, "s", {
             "CCTools Work Queue": (theirs["cache_hit_seconds"] - theirs["empty_task_seconds"]) if theirs else None})

@@ -12,7 +12,7 @@ import psutil
 
 import workqueue as wq
 
-from .cctools_driver import make_output
+from .cctools_driver import SMALL_INPUTS, disk_dir, evict, make_output, remove, write_random
 from .references import _percentile
 
 
@@ -73,29 +73,45 @@ def latency(n: int) -> Dict[str, float]:
 
 
 def transfer(size: int, repeats: int = 3) -> Dict[str, float]:
-    """Bytes per second of an input sent to a task (best of ``repeats``), the same input again from the
-    worker's cache (seconds), and an output of the same size brought back. Files and the worker's
-    workspace live in memory (/dev/shm) so that the machine's disk, whose write speed swings widely
-    on virtual machines, does not decide the figure."""
+    """Bytes per second (each the best of ``repeats``) of an input sent to a task, warm and from a
+    cold page cache, of ``SMALL_INPUTS`` tasks each with its own 1 MiB input, and of an output of
+    ``size`` brought back; and the seconds of a task whose input is in the worker's cache. Files and
+    the worker's workspace live in memory (/dev/shm), except the cold input, so that the machine's
+    disk, whose write speed swings widely on virtual machines, does not decide the figures."""
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(dir=shm) as tmp, wq.Manager(port=0, host="127.0.0.1") as m, \
             wq.local_workers(1, m, cores=1, extra=["-s", tmp]):
         _connected(m, 1)
-        src = os.path.join(tmp, "in.bin")
-        with open(src, "wb") as f:
-            for _ in range(size >> 20):
-                f.write(os.urandom(1 << 20))
-        best_in = min(_run_all(m, [wq.Task("true", cores=1, inputs=[(src, "in.bin")])]) for _ in range(repeats))
+        src = write_random(os.path.join(tmp, "in.bin"), size)
+        best_in = min(_run_all(m, [_task_with(src)]) for _ in range(repeats))
         cached = wq.File(src, "in.bin", cache=True)
         _run_all(m, [wq.Task("true", cores=1, inputs=[cached])])
         figures = {"in": size / best_in,
                    "cache_hit_seconds": _run_all(m, [wq.Task("true", cores=1, inputs=[cached])]),
                    "empty_task_seconds": _run_all(m, [wq.Task("true", cores=1)])}
+        with tempfile.TemporaryDirectory(dir=disk_dir()) as disk:
+            cold = write_random(os.path.join(disk, "in.bin"), size)
+            figures["in_cold"] = size / min(_cold_run(m, cold) for _ in range(repeats))
+        small = [write_random(os.path.join(tmp, f"small.{i}"), 1 << 20) for i in range(SMALL_INPUTS)]
+        figures["small_inputs"] = SMALL_INPUTS * (1 << 20) / min(
+            _run_all(m, [_task_with(path) for path in small]) for _ in range(repeats))
         out_path = os.path.join(tmp, "out.bin")
-        best_out = min(_run_all(m, [wq.Task(make_output(src), cores=1, outputs=[(out_path, "out.bin")])])
-                       for _ in range(repeats))
-        figures["out"] = size / best_out
+        figures["out"] = size / min(_output_run(m, src, out_path) for _ in range(repeats))
         return figures
+
+
+def _task_with(path: str) -> wq.Task:
+    return wq.Task("true", cores=1, inputs=[(path, "in.bin")])
+
+
+def _output_run(manager: wq.Manager, src: str, out_path: str) -> float:
+    remove(out_path)
+    return _run_all(manager, [wq.Task(make_output(src), cores=1, outputs=[(out_path, "out.bin")])])
+
+
+def _cold_run(manager: wq.Manager, path: str) -> float:
+    evict(path)
+    return _run_all(manager, [_task_with(path)])
 
 
 def scale_submit(n: int) -> Dict[str, float]:
