@@ -217,6 +217,17 @@ def test_a_canceled_queued_call_never_runs(tmp_path):
     assert not os.path.exists(mark)
 
 
+def test_a_cancel_that_comes_too_late_spoils_no_later_call_of_the_same_id(tmp_path):
+    """Task ids start again at 1 with each manager, while function processes live on."""
+    with FunctionPool(1, str(tmp_path)) as pool:
+        pool.submit("a", call(pow, 2, 1), str(tmp_path), {})
+        pool.submit("b", call(pow, 2, 2), str(tmp_path), {}, queued=True)
+        time.sleep(0.5)  # both have run; their outcomes wait unread in the pipe
+        assert pool.kill("b")
+        pool.submit("b", call(pow, 2, 3), str(tmp_path), {}, queued=True)
+        assert wait_for(pool, 2) == {"a": ("ok", ("ok", 2, None, b"")), "b": ("ok", ("ok", 8, None, b""))}
+
+
 def test_killing_a_running_call_lets_the_call_queued_behind_it_run(tmp_path):
     with FunctionPool(1, str(tmp_path)) as pool:
         pool.submit("long", call(time.sleep, 60), str(tmp_path), {})

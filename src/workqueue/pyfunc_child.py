@@ -184,7 +184,8 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
     while True:
         for request in requests.read(wait=not calls):
             if request[0] == "cancel":
-                canceled.add(request[1])
+                if any(call[0] == request[1] for call in calls):
+                    canceled.add(request[1])  # else it already ran: a later call may reuse the id
             else:
                 calls.append(request[1:])
         if not calls:
