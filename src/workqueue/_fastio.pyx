@@ -23,7 +23,7 @@ from posix.unistd cimport read, write
 
 CHUNK_SIZE = 1 << 20
 POOL_MAX = 16  # idle chunk buffers kept per size (16 MiB at the default chunk size)
-cdef dict _pool = {}
+_pool = {}  # chunk size -> idle and in-flight buffers; module-level so tests can see it
 cdef int _FLAGS_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 cdef int _FLAGS_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 

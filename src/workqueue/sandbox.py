@@ -73,20 +73,28 @@ def _empty(path: str) -> bool:
 
 
 def _tree_size(path: str) -> Tuple[int, int]:
-    """Bytes in the files below ``path`` and how many entries it holds, symlinks not followed
-    (one scandir for an empty sandbox)."""
+    """Bytes in the files below ``path`` and how many entries it holds (-1 if it cannot be read),
+    symlinks not followed (one scandir for an empty sandbox)."""
     total = count = 0
     try:
         with os.scandir(path) as entries:
             for entry in entries:
                 count += 1
-                if entry.is_dir(follow_symlinks=False):
-                    total += _tree_size(entry.path)[0]
-                else:
-                    total += entry.stat(follow_symlinks=False).st_size
+                total += _entry_size(entry)
     except OSError:
         count = -1
     return total, count
+
+
+def _entry_size(entry: os.DirEntry) -> int:
+    """0 for an entry that vanished meanwhile (a task deleting its temporary files), so that the
+    rest of the tree is still counted."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return _tree_size(entry.path)[0]
+        return entry.stat(follow_symlinks=False).st_size
+    except OSError:
+        return 0
 
 
 def _remove(path: str) -> None:
