@@ -132,6 +132,11 @@ def disk_dir():
     return "/var/tmp" if os.path.isdir("/var/tmp") else None
 
 
+def memory_dir():
+    """A directory in memory (tmpfs), where large transfers are not decided by the disk's speed."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
 def transfer(spec, q, tmp):
     size, repeats = spec["size"], spec.get("repeats", 3)
     src = write_random(os.path.join(tmp, "in.bin"), size)
@@ -164,8 +169,8 @@ def _cold_run(q, path):
 
 def main():
     spec = json.loads(sys.argv[1])
-    in_memory = spec["workload"] == "transfer" and os.path.isdir("/dev/shm")
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if in_memory else None) as tmp:
+    in_memory = spec["workload"] == "transfer" and memory_dir() is not None
+    with tempfile.TemporaryDirectory(dir=memory_dir() if in_memory else None) as tmp:
         os.chdir(tmp)
         q = wq.WorkQueue(0)
         workers = start_workers(q.port, spec.get("workers", 1), tmp if in_memory else None)

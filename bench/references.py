@@ -11,6 +11,8 @@ from typing import Dict, List, Optional
 
 import zmq
 
+from .cctools_driver import memory_dir, write_random
+
 FRAME_BYTES = 1 << 20
 
 
@@ -76,12 +78,9 @@ def zmq_throughput(total_bytes: int, files: bool = False, repeats: int = 3) -> f
     frames = max(1, total_bytes // FRAME_BYTES)
     if not files:
         return max(_zmq_stream(frames, None, None) for _ in range(repeats))
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    with tempfile.TemporaryDirectory(dir=shm) as tmp:
-        source, target = os.path.join(tmp, "source"), os.path.join(tmp, "target")
-        with open(source, "wb") as f:
-            for _ in range(frames):
-                f.write(os.urandom(FRAME_BYTES))
+    with tempfile.TemporaryDirectory(dir=memory_dir()) as tmp:
+        source = write_random(os.path.join(tmp, "source"), frames * FRAME_BYTES)
+        target = os.path.join(tmp, "target")
         return max(_zmq_stream(frames, source, target) for _ in range(repeats))
 
 

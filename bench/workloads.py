@@ -12,7 +12,8 @@ import psutil
 
 import workqueue as wq
 
-from .cctools_driver import QUICK_RUNS, SMALL_INPUTS, disk_dir, evict, make_output, remove, write_random
+from .cctools_driver import (QUICK_RUNS, SMALL_INPUTS, disk_dir, evict, make_output, memory_dir, remove,
+                             write_random)
 from .references import _percentile
 
 
@@ -78,8 +79,7 @@ def transfer(size: int, repeats: int = 3) -> Dict[str, float]:
     ``size`` brought back; and the seconds of a task whose input is in the worker's cache. Files and
     the worker's workspace live in memory (/dev/shm), except the cold input, so that the machine's
     disk, whose write speed swings widely on virtual machines, does not decide the figures."""
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    with tempfile.TemporaryDirectory(dir=shm) as tmp, wq.Manager(port=0, host="127.0.0.1") as m, \
+    with tempfile.TemporaryDirectory(dir=memory_dir()) as tmp, wq.Manager(port=0, host="127.0.0.1") as m, \
             wq.local_workers(1, m, cores=1, extra=["-s", tmp]):
         _connected(m, 1)
         src = write_random(os.path.join(tmp, "in.bin"), size)
