@@ -23,6 +23,7 @@ one process run in order; killing one that has not started yet only cancels it.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -33,7 +34,7 @@ import struct
 import subprocess
 import sys
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Deque, Dict, Iterator, List, Optional, Tuple
 
 import cloudpickle
 
@@ -74,6 +75,7 @@ class _Child:
         os.set_blocking(self.resp_r, False)
         self.calls: Deque[_Call] = deque()
         self.buffer = bytearray()
+        self.unwritten = bytearray()  # requests held back by FunctionPool.batch
 
     @property
     def queued_bytes(self) -> int:
@@ -86,9 +88,17 @@ class _Child:
     def pid(self) -> int:
         return self.process.pid
 
-    def send(self, request: bytes) -> None:
-        """Blocking write: the child is idle and reading, so this finishes at pipe speed."""
-        view = memoryview(len(request).to_bytes(HEADER_SIZE, "big") + request)
+    def send(self, request: bytes, hold: bool = False) -> None:
+        """Blocking write: the child is idle and reading, so this finishes at pipe speed. With
+        ``hold`` the request waits for :meth:`flush`."""
+        self.unwritten += len(request).to_bytes(HEADER_SIZE, "big")
+        self.unwritten += request
+        if not hold:
+            self.flush()
+
+    def flush(self) -> None:
+        data, self.unwritten = self.unwritten, bytearray()
+        view = memoryview(data)
         while view:
             view = view[os.write(self.req_w, view):]
 
@@ -150,6 +160,7 @@ class FunctionPool:
         self._children: List[_Child] = []
         self._by_task: Dict[str, _Child] = {}
         self._closed = False
+        self._batching = 0
         for _ in range(size):
             self._spawn()
 
@@ -190,6 +201,21 @@ class FunctionPool:
                                protocol=pickle.HIGHEST_PROTOCOL)
         self._send(child, _Call(task_id, request))
         return True
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Calls submitted inside go to each process in one write when the block ends: a write
+        to an idle process wakes it, and on a loaded machine each wake-up preempts the caller
+        (one write per call cost the worker 48 us of wall time per trivial call)."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                for child in self._children:
+                    if child.unwritten:
+                        self._write(child)
 
     def has_room(self, payload_size: int, queued: bool = False) -> bool:
         """Whether ``submit`` would take a call of this size now (ask first when the call's
@@ -275,10 +301,12 @@ class FunctionPool:
         self._by_task[call.task_id] = child
         self._write(child, call.request)
 
-    @staticmethod
-    def _write(child: _Child, request: bytes) -> None:
+    def _write(self, child: _Child, request: bytes = b"") -> None:
         try:
-            child.send(request)
+            if request:
+                child.send(request, hold=self._batching > 0)
+            else:
+                child.flush()
         except (BrokenPipeError, OSError) as exc:
             logger.warning("function process %d is gone: %s", child.pid, exc)
             # collect() sees the EOF and reports its running call as died

@@ -5,6 +5,7 @@ poller at once, so there is no polling delay between a task ending and its resul
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import math
@@ -17,7 +18,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 import psutil
 import zmq
@@ -315,23 +316,24 @@ class Worker:
                     poller.register(pool.fileno(), zmq.POLLIN)
                     pools_watched.add(pool.fileno())
             events = poller.poll(self._poll_timeout_ms(session))
-            for sock, _ in events:
-                if sock is session.socket:
-                    outcome = self._receive(session)
-                    if outcome:
-                        return outcome
-                elif sock in pools_watched:
-                    self._calls_finished(session)
-                elif sock is session.monitor:
-                    session.monitor.recv_multipart()
-                    raise WorkerRejected("authentication failed: the manager refused this worker's CURVE key "
-                                         "(or --curve-server-key is not the manager's public key)")
-                else:
-                    poller.unregister(sock)
-                    watched.discard(sock)
-                    sandbox = self.by_pidfd.pop(sock, None)
-                    if sandbox is not None:
-                        self._task_exited(session, sandbox)
+            with self._calls_batched():
+                for sock, _ in events:
+                    if sock is session.socket:
+                        outcome = self._receive(session)
+                        if outcome:
+                            return outcome
+                    elif sock in pools_watched:
+                        self._calls_finished(session)
+                    elif sock is session.monitor:
+                        session.monitor.recv_multipart()
+                        raise WorkerRejected("authentication failed: the manager refused this worker's CURVE "
+                                             "key (or --curve-server-key is not the manager's public key)")
+                    else:
+                        poller.unregister(sock)
+                        watched.discard(sock)
+                        sandbox = self.by_pidfd.pop(sock, None)
+                        if sandbox is not None:
+                            self._task_exited(session, sandbox)
             now = time.monotonic()
             if not session.welcomed and now - started > min(HELLO_TIMEOUT, self.options.connect_timeout):
                 log.info("no answer from %s", session.address)
@@ -352,6 +354,11 @@ class Worker:
                 session.send(protocol.encode("bye", reason="idle timeout"))
                 session.flush()
                 return "idle"
+
+    def _calls_batched(self) -> ContextManager[None]:
+        """Function calls started while handling one round of events reach each pooled process
+        in one write (see :meth:`FunctionPool.batch`)."""
+        return self.functions.batch() if self.functions is not None else contextlib.nullcontext()
 
     def _poll_timeout_ms(self, session: _Session) -> int:
         wait = min(session.keepalive, 1.0)
