@@ -131,6 +131,48 @@ def test_a_call_that_replaces_or_closes_sys_stdout_spoils_nothing_for_the_next(p
     assert outcomes["polite"] == ("ok", ("ok", 1, None, b"hello again\n"))
 
 
+def counter_in_a_closure():
+    """A function sent by value (a closure) that counts its calls in its own globals-like cell."""
+    calls = []
+
+    def count():
+        calls.append(1)
+        return len(calls)
+    return count
+
+
+def test_each_call_gets_the_state_its_function_was_sent_with(tmp_path):
+    """What one call does to its closure is not seen by the next call of the same function in
+    the same process: each call is a fresh copy, whichever process runs it."""
+    with FunctionPool(1, str(tmp_path)) as pool:
+        count = counter_in_a_closure()
+        for i in range(3):
+            pool.submit(str(i), call(count), str(tmp_path), {})
+            assert wait_for(pool, 1)[str(i)] == ("ok", ("ok", 1, None, b""))
+
+
+def test_a_value_of_a_class_only_the_function_knows_comes_back(pool, tmp_path):
+    """The standard pickler would name the class for import; cloudpickle must send it by value."""
+    def make():
+        class Point:
+            def __init__(self, x):
+                self.x = x
+        return Point(7)
+    pool.submit("1", call(make), str(tmp_path), {})
+    status, (_, value, _, _) = wait_for(pool, 1)["1"]
+    assert status == "ok" and type(value).__name__ == "Point" and value.x == 7
+
+
+def test_calls_submitted_in_a_batch_reach_each_process_together(tmp_path):
+    with FunctionPool(1, str(tmp_path), depth=4) as pool:
+        with pool.batch():
+            assert pool.submit("a", call(pow, 2, 1), str(tmp_path), {})
+            assert pool.submit("b", call(pow, 2, 2), str(tmp_path), {}, queued=True)
+            select.select([pool.fileno()], [], [], 0.3)
+            assert pool.collect() == [], "nothing was written before the batch ended"
+        assert {k: v[1][1] for k, v in wait_for(pool, 2).items()} == {"a": 2, "b": 4}
+
+
 def test_a_task_can_unset_an_inherited_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("PYFUNC_TEST_VAR", "inherited")
     with FunctionPool(1, str(tmp_path)) as pool:

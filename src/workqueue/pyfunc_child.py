@@ -5,13 +5,12 @@ writes framed replies to RESP_FD (never to stdout, which the called functions ow
 8-byte big-endian length and that many bytes.
 
 Requests: ``pickle.dumps(("call", task_id, cwd, env, payload))`` where payload is
-``cloudpickle.dumps((fn, args, kwargs))``, and ``pickle.dumps(("cancel", task_id))``. Calls queue in
-the pipe and run in order; between two calls the process reads everything waiting in the pipe, so a
-call canceled before its turn is skipped. Each call gets one reply: a status byte, the call's start
-and end times (``!dd``), then ``cloudpickle.dumps(("ok", value, None, printed))`` after ``o``,
-``cloudpickle.dumps(("error", exception, traceback_text, printed))`` after ``e``, or nothing after
-``c`` (skipped); ``printed`` is what the call wrote to its stdout and stderr. The status byte lets
-the pool tell them apart without unpickling the value.
+``cloudpickle.dumps((fn, args, kwargs))``, and ``pickle.dumps(("cancel", task_id))``. Calls queue in the pipe and run in order; between two
+calls the process reads everything waiting in the pipe, so a call canceled before its turn is
+skipped. Each call gets one reply: a status byte, the call's start and end times (``!dd``), then the
+pickled ``("ok", value, None, printed)`` after ``o``, ``("error", exception, traceback_text,
+printed)`` after ``e``, or nothing after ``c`` (skipped); ``printed`` is what the call wrote to its
+stdout and stderr. The status byte lets the pool tell them apart without unpickling the value.
 
 This file is run by path, not with ``-m``, so that starting it does not import the ``workqueue``
 package (ZeroMQ and all); it imports only the standard library and cloudpickle.
@@ -87,7 +86,10 @@ def _write_frame(fd: int, data: bytes) -> None:
 
 
 def _run(cloudpickle: Any, payload: bytes, printed: "_Printed") -> bytes:
-    """Call the function; the reply is ``_encode`` of its outcome."""
+    """Call the function; the reply is ``_encode`` of its outcome. The function is unpickled for
+    each call, even when the same one came before: caching it by its bytes (as Dask does) would save
+    5 us a call, but would let a call see what earlier calls did to the state the function carries
+    with it (its closure), which depends on which process ran them."""
     try:
         fn, args, kwargs = cloudpickle.loads(payload)
         outcome = ("ok", fn(*args, **kwargs), None)
@@ -101,12 +103,23 @@ def _encode(cloudpickle: Any, outcome: tuple) -> bytes:
     becomes an error; an exception that does not pickle is sent as its text."""
     status, value, traceback_text, printed = outcome
     try:
-        return status[:1].encode() + cloudpickle.dumps(outcome)
+        return status[:1].encode() + _dumps(cloudpickle, outcome)
     except Exception as exc:
         if status == "ok":
             return _encode(cloudpickle, ("error", exc, traceback.format_exc(), printed))
         text = RuntimeError(f"{type(value).__name__}: {value}")
         return b"e" + cloudpickle.dumps(("error", text, traceback_text, printed))
+
+
+def _dumps(cloudpickle: Any, outcome: tuple) -> bytes:
+    """The standard pickler, eight times faster than cloudpickle's, which takes what it refuses:
+    values made by functions sent by value, whose classes the master's side can import only as
+    cloudpickle sends them. (Such a class is not importable here, so the standard pickler
+    refuses it rather than naming it.)"""
+    try:
+        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class _Printed:
@@ -200,13 +213,12 @@ def serve(req_fd: int, resp_fd: int, home: str) -> int:
         _apply_env(env, applied, base_env)
         start = time.time()
         try:
-            os.chdir(cwd)
+            os.chdir(cwd)  # and no step back home after: the next call's chdir is enough
             sys.path[:] = [cwd] + base_path
             reply = _run(cloudpickle, payload, printed)
         except Exception as exc:  # a bad cwd
             reply = _encode(cloudpickle, ("error", exc, traceback.format_exc(), printed.take()))
         finally:
-            os.chdir(home)
             sys.path[:] = base_path
         _write_frame(resp_fd, reply[:1] + TIMES.pack(start, time.time()) + reply[1:])
 
