@@ -247,6 +247,19 @@ def test_queued_calls_wait_behind_a_busy_process_and_run_in_order(tmp_path):
     assert a_start <= a_end <= b_start <= b_end
 
 
+def test_room_in_a_pipe_comes_back_as_queued_calls_run(tmp_path):
+    from workqueue.pyfunc import HEADER_SIZE, QUEUED_BYTES_MAX, REQUEST_OVERHEAD
+    largest = QUEUED_BYTES_MAX - REQUEST_OVERHEAD - 2 * HEADER_SIZE
+    with FunctionPool(1, str(tmp_path), depth=8) as pool:
+        for round_ in range(3):
+            pool.submit(f"r{round_}", call(time.sleep, 0.2), str(tmp_path), {})
+            assert pool.has_room(largest, queued=True), f"round {round_}: room leaked"
+            for i in range(7):
+                assert pool.submit(f"q{round_}.{i}", call(pow, 2, i), str(tmp_path), {}, queued=True)
+            assert not pool.has_room(largest, queued=True)
+            assert len(wait_for(pool, 8)) == 8
+
+
 def test_a_canceled_queued_call_never_runs(tmp_path):
     with FunctionPool(1, str(tmp_path)) as pool:
         mark = str(tmp_path / "ran")

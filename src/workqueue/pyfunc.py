@@ -24,7 +24,6 @@ one process run in order; killing one that has not started yet only cancels it.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import pickle
@@ -59,6 +58,10 @@ class _Call:
         self.cancelled = False
 
 
+def _pipe_bytes(call: _Call) -> int:
+    return len(call.request) + HEADER_SIZE + REQUEST_OVERHEAD
+
+
 class _Child:
     """One child process and the parent's ends of its two pipes."""
 
@@ -76,13 +79,23 @@ class _Child:
         self.calls: Deque[_Call] = deque()
         self.buffer = bytearray()
         self.unwritten = bytearray()  # requests held back by FunctionPool.batch
+        self.queued_bytes = 0  # what may sit unread in the request pipe: see add()
 
-    @property
-    def queued_bytes(self) -> int:
-        """What may sit unread in the request pipe: the calls behind the running one (and their
-        cancel requests, which REQUEST_OVERHEAD leaves room for)."""
-        waiting = itertools.islice(self.calls, 1, None)
-        return sum(len(call.request) + HEADER_SIZE + REQUEST_OVERHEAD for call in waiting)
+    def add(self, call: _Call) -> None:
+        """A call sent to this process. Those behind the running one count in ``queued_bytes``,
+        with room for their cancel requests."""
+        if self.calls:
+            self.queued_bytes += _pipe_bytes(call)
+        self.calls.append(call)
+
+    def pop_finished(self) -> Optional[_Call]:
+        """The running call, which has ended; the next one starts running."""
+        if not self.calls:
+            return None
+        call = self.calls.popleft()
+        if self.calls:
+            self.queued_bytes -= _pipe_bytes(self.calls[0])
+        return call
 
     @property
     def pid(self) -> int:
@@ -297,7 +310,7 @@ class FunctionPool:
         return min(busy, key=lambda c: len(c.calls), default=None)
 
     def _send(self, child: _Child, call: _Call) -> None:
-        child.calls.append(call)
+        child.add(call)
         self._by_task[call.task_id] = child
         self._write(child, call.request)
 
@@ -326,7 +339,7 @@ class FunctionPool:
                 self._send(child, call)
 
     def _finish(self, child: _Child, reply: bytes) -> Optional[Outcome]:
-        call = child.calls.popleft() if child.calls else None
+        call = child.pop_finished()
         if call is None or call.cancelled:
             return None
         self._by_task.pop(call.task_id, None)

@@ -112,6 +112,7 @@ class Sandbox:
         self.call_payload = call_payload
         self.task_id: int = task["task_id"]
         self.attempt: int = task["attempt"]
+        self.allocation: Tuple = tuple(sorted(task["resources"].items()))  # hashable: compared often
         self._dirs = dirs
         self.dir = dirs.take(self.task_id, coprocess_name=task["kind"] == "remote")
         self.pid = 0

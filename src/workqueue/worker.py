@@ -525,13 +525,13 @@ class Worker:
         """
         if self.functions is None or not self.functions.has_room(0, queued=True):
             return
-        allocations = {_allocation(s) for s in self.running.values() if s.task["kind"] == "function"}
+        allocations = {s.allocation for s in self.running.values() if s.task["kind"] == "function"}
         if len(allocations) != 1:
             return
         for sandbox in self.queued:
             if sandbox.in_pool:
                 continue
-            if sandbox.task["kind"] != "function" or _allocation(sandbox) not in allocations:
+            if sandbox.task["kind"] != "function" or sandbox.allocation not in allocations:
                 return
             if not self._submit_call(sandbox, queued=True):
                 return
@@ -559,8 +559,6 @@ class Worker:
     def _submit_call(self, sandbox: Sandbox, queued: bool = False) -> bool:
         pool = self._function_pool()
         call = sandbox.call()
-        if not pool.has_room(len(call), queued):
-            return False
         return pool.submit(str(sandbox.task_id), call, cwd=sandbox.dir, queued=queued,
                            env={k: v for k, v in sandbox.task_env().items() if v is not None})
 
@@ -741,9 +739,6 @@ class Worker:
         self.by_pidfd.clear()
         self.free = dict(self.resources)
 
-
-def _allocation(sandbox: Sandbox) -> Tuple:
-    return tuple(sorted(sandbox.task["resources"].items()))
 
 
 def main(argv: Optional[List[str]] = None) -> None:
