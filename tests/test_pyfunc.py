@@ -248,8 +248,8 @@ def test_queued_calls_wait_behind_a_busy_process_and_run_in_order(tmp_path):
 
 
 def test_room_in_a_pipe_comes_back_as_queued_calls_run(tmp_path):
-    from workqueue.pyfunc import HEADER_SIZE, QUEUED_BYTES_MAX, REQUEST_OVERHEAD
-    largest = QUEUED_BYTES_MAX - REQUEST_OVERHEAD - 2 * HEADER_SIZE
+    from workqueue.pyfunc import CANCEL_ROOM, HEADER_SIZE, QUEUED_BYTES_MAX, REQUEST_OVERHEAD
+    largest = QUEUED_BYTES_MAX - REQUEST_OVERHEAD - HEADER_SIZE - CANCEL_ROOM
     with FunctionPool(1, str(tmp_path), depth=8) as pool:
         for round_ in range(3):
             pool.submit(f"r{round_}", call(time.sleep, 0.2), str(tmp_path), {})

@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Tuple
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
+READ_SIZE = 64 << 10  # a recv of 1 MiB allocates 1 MiB first: 15 us where 64 KiB costs 1.3 us
 Outcome = Tuple[str, str, str]  # (task_id, status "ok" | "error" | "died", reply JSON text)
 
 
@@ -222,7 +223,7 @@ class Coprocess:
         eof = False
         while True:
             try:
-                data = self._sock.recv(1 << 20)
+                data = self._sock.recv(READ_SIZE)
             except BlockingIOError:
                 break
             except OSError:

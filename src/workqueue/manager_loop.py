@@ -29,7 +29,7 @@ PUBLISH_INTERVAL = 0.02  # seconds between snapshots for the user's thread (comp
 PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on average may be prefetched
 PREFETCH_MIN_SAMPLES = 5
 PREFETCH_QUEUE_SECONDS = 0.02  # work queued ahead on a busy worker, per core
-PREFETCH_MAX_DEPTH = 16
+PREFETCH_MAX_DEPTH = 64  # per core; each wake-up of a worker then serves more tasks (see FunctionPool)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any, Deque, Dict, List, Optional, Set
 
 HEADER = struct.Struct("!Q")
 TIMES = struct.Struct("!dd")
+READ_SIZE = 64 << 10  # a pipe's capacity; a larger read allocates its whole size first
 PRINTED_LIMIT = 1 << 30  # what a call prints comes back up to this size, like a command's stdout
 
 
@@ -60,7 +61,7 @@ class _Requests:
             select.select([self.fd], [], [])
         while not self.closed:
             try:
-                chunk = os.read(self.fd, 1 << 20)
+                chunk = os.read(self.fd, READ_SIZE)
             except BlockingIOError:
                 break
             if not chunk:

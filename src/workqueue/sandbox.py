@@ -26,7 +26,7 @@ class SandboxDirs:
     outside the sandbox, where the task cannot mistake it for one of its own files.
     """
 
-    def __init__(self, workspace: str, keep: int = 64) -> None:
+    def __init__(self, workspace: str, keep: int = 256) -> None:
         self.workspace = workspace
         self.keep = keep
         self._free: List[str] = []
