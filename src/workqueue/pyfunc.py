@@ -60,6 +60,22 @@ class _Call:
         self.cancelled = False
 
 
+def _split_frames(buffer: bytearray) -> List[bytes]:
+    """Take the complete frames off the front of ``buffer``, with one deletion at the end, not one
+    per frame (each moved the rest of the buffer)."""
+    frames = []
+    start, end = 0, len(buffer)
+    with memoryview(buffer) as view:
+        while end - start >= HEADER_SIZE:
+            size = int.from_bytes(view[start:start + HEADER_SIZE], "big")
+            if end - start - HEADER_SIZE < size:
+                break
+            frames.append(bytes(view[start + HEADER_SIZE:start + HEADER_SIZE + size]))
+            start += HEADER_SIZE + size
+    del buffer[:start]
+    return frames
+
+
 def _pipe_bytes(call: _Call) -> int:
     return len(call.request) + HEADER_SIZE + CANCEL_ROOM
 
@@ -129,14 +145,7 @@ class _Child:
                 eof = True
                 break
             self.buffer += chunk
-        replies = []
-        while len(self.buffer) >= HEADER_SIZE:
-            size = int.from_bytes(self.buffer[:HEADER_SIZE], "big")
-            if len(self.buffer) < HEADER_SIZE + size:
-                break
-            replies.append(bytes(self.buffer[HEADER_SIZE:HEADER_SIZE + size]))
-            del self.buffer[:HEADER_SIZE + size]
-        return replies, eof
+        return _split_frames(self.buffer), eof
 
     def kill(self) -> int:
         """SIGKILL the child's whole process group (it may have started its own children); reap it."""

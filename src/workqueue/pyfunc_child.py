@@ -70,13 +70,17 @@ class _Requests:
         return self._frames()
 
     def _frames(self) -> List[tuple]:
+        """The complete requests, taken off the buffer with one deletion at the end."""
         frames = []
-        while len(self.buffer) >= HEADER.size:
-            size = HEADER.unpack_from(self.buffer)[0]
-            if len(self.buffer) < HEADER.size + size:
-                break
-            frames.append(pickle.loads(self.buffer[HEADER.size:HEADER.size + size]))
-            del self.buffer[:HEADER.size + size]
+        start, end = 0, len(self.buffer)
+        with memoryview(self.buffer) as view:
+            while end - start >= HEADER.size:
+                size = HEADER.unpack_from(view, start)[0]
+                if end - start - HEADER.size < size:
+                    break
+                frames.append(pickle.loads(view[start + HEADER.size:start + HEADER.size + size]))
+                start += HEADER.size + size
+        del self.buffer[:start]
         return frames
 
 

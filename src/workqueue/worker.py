@@ -135,11 +135,16 @@ class _Session:
             self.held_since = time.monotonic()
         self.held.append(frames)
 
-    def release_results(self, busy: bool) -> None:
-        """Let held results go: at once when nothing is queued, else after RESULT_HOLD_SECONDS."""
+    def release_results(self, queued: int) -> None:
+        """Let held results go once they are as many as the tasks still ``queued`` here, or
+        RESULT_HOLD_MAX, or RESULT_HOLD_SECONDS after the first; at once when nothing is queued.
+
+        Holding them until the queue ran dry starved the worker: the master then spent as long
+        on the results (about 65 us each) as the worker had spent on the tasks, while the worker
+        waited for more; released at half-way, the refill arrives before the queue is empty."""
         if not self.held:
             return
-        if busy and len(self.held) < RESULT_HOLD_MAX and self.hold_left() > 0:
+        if len(self.held) < min(queued, RESULT_HOLD_MAX) and self.hold_left() > 0:
             return
         for frames in self.held:
             self.outbox.message(frames)
@@ -304,7 +309,7 @@ class Worker:
         pools_watched: set = set()
         started = time.monotonic()
         while True:
-            session.release_results(busy=bool(self.queued))
+            session.release_results(queued=len(self.queued))
             session.flush()
             if not session.held:
                 self._clean_reported()
@@ -350,7 +355,7 @@ class Worker:
             if session.welcomed and not self.running and not self.queued and \
                     now - self.last_activity > self.options.idle_timeout:
                 log.info("idle for %.0f s: exiting", self.options.idle_timeout)
-                session.release_results(busy=False)
+                session.release_results(queued=0)
                 session.send(protocol.encode("bye", reason="idle timeout"))
                 session.flush()
                 return "idle"
@@ -673,7 +678,7 @@ class Worker:
         self._report(session, sandbox, result, exit_code, measured, sandbox.stdout(), missing, limits)
 
     def _send_output(self, session: _Session, sandbox: Sandbox, name: str, path: str) -> None:
-        session.release_results(busy=False)  # results held so far must not wait behind this file
+        session.release_results(queued=0)  # results held so far must not wait behind this file
         source = FileSource(path)
         session.xfers += 1
         mode = os.stat(path).st_mode & 0o777
