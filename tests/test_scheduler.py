@@ -168,3 +168,16 @@ def test_no_prefetch_without_approval_and_queued_tasks_return_with_their_worker(
     assert [a.task_id for a in s.schedule(prefetch_depth=lambda tid: 1)] == [1]
     assert s.remove_worker("w") == [0, 1]
     assert s.ready_count == 3
+
+
+def test_schedule_for_one_worker_books_only_on_it():
+    s = Scheduler()
+    for name in ("a", "b"):
+        s.add_worker(name, {"cores": 1, "memory": 1000, "disk": 1000, "gpus": 0})
+    for i in range(8):
+        s.submit(i, declared(cores=1))
+    booked = s.schedule(lambda task_id: 2, only="b")
+    assert {a.worker for a in booked} == {"b"}
+    assert len(booked) == 3  # one running and two queued on b's one core
+    assert s.schedule(lambda task_id: 2, only="gone") == []
+    assert {a.worker for a in s.schedule(lambda task_id: 2)} == {"a"}

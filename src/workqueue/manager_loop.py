@@ -210,7 +210,19 @@ class ManagerLoop:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            finished = len(self._finished_now)
             self._handle_frames(frames)
+            if len(self._finished_now) > finished:
+                self._refill(frames[0].bytes)
+
+    def _refill(self, identity: bytes) -> None:
+        """Send a worker that has just reported results its next tasks at once, before reading the
+        other workers' messages: handling a bundle of results takes as long as the worker took to
+        run those tasks, so a refill sent only after the whole batch found the worker idle."""
+        conn = self.workers.get(identity)
+        if conn is not None:
+            self._dispatch(only=identity)
+            self._pump(conn, chunks=1)
 
     def _handle_frames(self, frames: List[zmq.Frame]) -> None:
         identity = frames[0].bytes
@@ -462,9 +474,9 @@ class ManagerLoop:
             return 0
         return max(1, min(PREFETCH_MAX_DEPTH, int(PREFETCH_QUEUE_SECONDS / max(times.mean, 1e-6))))
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, only: Optional[bytes] = None) -> None:
         prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
-        for assignment in self.scheduler.schedule(prefetch_depth):
+        for assignment in self.scheduler.schedule(prefetch_depth, only):
             record = self.tasks[assignment.task_id]
             conn = self.workers[assignment.worker]
             try:

@@ -167,25 +167,34 @@ class Scheduler:
         return entry is not None and entry.worker is None
 
     # -- dispatch -------------------------------------------------------------------------------
-    def schedule(self, prefetch_depth: Optional[Callable[[int], int]] = None) -> List[Assignment]:
+    def schedule(self, prefetch_depth: Optional[Callable[[int], int]] = None,
+                 only: Optional[WorkerId] = None) -> List[Assignment]:
         """Book as many ready tasks as fit, best priority first, on the workers with room; then
-        queue tasks on full workers, up to ``prefetch_depth(task_id)`` per core (0: none)."""
+        queue tasks on full workers, up to ``prefetch_depth(task_id)`` per core (0: none).
+        ``only``: look at that one worker (the one that has just freed room), not at them all."""
         assignments: List[Assignment] = []
         if not self._ready_count:
             return assignments
-        for worker, books in self._workers.items():
+        if only is None:
+            workers = list(self._workers.items())
+        elif only in self._workers:
+            workers = [(only, self._workers[only])]
+        else:
+            return assignments
+        for worker, books in workers:
             while self._ready_count:
                 shape = self._best_fitting_shape(books)
                 if shape is None:
                     break
                 assignments.append(self._book(shape, worker, books))
         if prefetch_depth is not None:
-            self._prefetch(prefetch_depth, assignments)
+            self._prefetch(prefetch_depth, assignments, workers)
         return assignments
 
-    def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment]) -> None:
+    def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment],
+                  workers: List[Tuple[WorkerId, WorkerBooks]]) -> None:
         """One task per worker per pass, so that a short queue spreads over every worker."""
-        candidates = [(worker, books) for worker, books in self._workers.items() if not books.draining]
+        candidates = [(worker, books) for worker, books in workers if not books.draining]
         while candidates and self._ready_count:
             more = []
             for worker, books in candidates:
