@@ -448,8 +448,11 @@ class ManagerLoop:
         conn.completed += 1
         wall_time = message["measured"].get("wall_time")
         if wall_time is not None:
-            self.category_times.setdefault(record.spec["category"], CategoryTimes()).add(wall_time)
-        result = Result(message["result"]) if message["result"] in Result._value2member_map_ else Result.UNKNOWN
+            times = self.category_times.get(record.spec["category"])
+            if times is None:
+                times = self.category_times[record.spec["category"]] = CategoryTimes()
+            times.add(wall_time)
+        result = Result._value2member_map_.get(message["result"], Result.UNKNOWN)  # no Enum call per result
         if result in TRANSIENT:
             self._requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
             return
@@ -497,17 +500,16 @@ class ManagerLoop:
         record.allocation = assignment.allocation
         record.dispatch_time = time.time()
         conn.tasks.add(record.task_id)
-        if self.scheduler.is_queued(record.task_id):
+        if assignment.queued:
             self.counters["tasks_prefetched"] += 1
         limits = {}
         if spec["max_run_time"]:
             limits["wall_time"] = float(spec["max_run_time"])
         if spec["end_time"]:
             limits["end_time"] = float(spec["end_time"])
-        env = {k: v for k, v in spec["env"].items()}
         conn.outbox.message(protocol.encode(
             "task", [spec.get("call_payload", b"")], task_id=record.task_id, attempt=record.attempts, command=spec["command"],
-            kind=spec.get("kind", "command"), env=env, resources=assignment.allocation,
+            kind=spec.get("kind", "command"), env=spec["env"], resources=assignment.allocation,
             declared={k: v for k, v in spec["resources"].items() if v is not None},
             inputs=inputs, outputs=[f.remote for f in spec["outputs"]], limits=limits,
             call=spec.get("call", {})))
@@ -611,7 +613,8 @@ class ManagerLoop:
         self._abort_incoming(record)
         counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
         self.counters[counter] += 1
-        self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
+        if self.transactions.enabled:
+            self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
         self._finished_now.append((record.task_id, outcome))
 
     def _hand_over_finished(self) -> None:

@@ -41,9 +41,16 @@ def request_shape(declared: Dict[str, Optional[float]]) -> Tuple:
 
 
 def shape_resources(shape: Tuple) -> Optional[Resources]:
+    """The booking of a shape, as a dict shared by every task of that shape: read it, never change it."""
     if shape[0] == WHOLE:
         return None
-    return dict(zip(RESOURCE_NAMES, shape))
+    resources = _SHAPE_RESOURCES.get(shape)
+    if resources is None:
+        resources = _SHAPE_RESOURCES[shape] = dict(zip(RESOURCE_NAMES, shape))
+    return resources
+
+
+_SHAPE_RESOURCES: Dict[Tuple, Resources] = {}
 
 
 @dataclass
@@ -53,6 +60,7 @@ class WorkerBooks:
     running: Set[int] = field(default_factory=set)
     queued: List[int] = field(default_factory=list)
     draining: bool = False
+    ever_fits: Dict[Tuple, bool] = field(default_factory=dict)  # by shape: the total never changes
 
     @property
     def prefetch_limit(self) -> int:
@@ -70,16 +78,19 @@ class WorkerBooks:
         return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
 
     def could_ever_fit(self, shape: Tuple) -> bool:
-        if shape[0] == WHOLE:
-            return True
-        return all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+        fits = self.ever_fits.get(shape)
+        if fits is None:
+            fits = self.ever_fits[shape] = shape[0] == WHOLE or \
+                all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+        return fits
 
 
 @dataclass
 class Assignment:
     task_id: int
     worker: WorkerId
-    allocation: Resources
+    allocation: Resources  # shared with the scheduler's books and other tasks: read only
+    queued: bool = False  # booked to wait on a busy worker (prefetched)
 
 
 @dataclass
@@ -294,7 +305,7 @@ class Scheduler:
         else:
             self._hold(books, task_id, allocation)
         self._count_ready(shape, -1)
-        return Assignment(task_id, worker, dict(allocation))
+        return Assignment(task_id, worker, allocation, queued)
 
     @staticmethod
     def _hold(books: WorkerBooks, task_id: int, allocation: Resources) -> None:

@@ -15,6 +15,10 @@ class TransactionsLog:
             self._file = open(path, "a", buffering=1)
             self._file.write("# time pid TASK taskid state info | time pid WORKER workerid event info\n")
 
+    @property
+    def enabled(self) -> bool:
+        return self._file is not None
+
     def task(self, task_id: int, state: str, *info: Any) -> None:
         self._write("TASK", task_id, state, info)
 
