@@ -145,6 +145,8 @@ class _Child:
                 eof = True
                 break
             self.buffer += chunk
+            if len(chunk) < READ_SIZE:
+                break  # drained for now (another read would raise); an EOF after it shows next time
         return _split_frames(self.buffer), eof
 
     def kill(self) -> int:

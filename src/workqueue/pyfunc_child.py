@@ -67,6 +67,8 @@ class _Requests:
             if not chunk:
                 self.closed = True
             self.buffer += chunk
+            if len(chunk) < READ_SIZE:
+                break  # drained: another read would only raise BlockingIOError
         return self._frames()
 
     def _frames(self) -> List[tuple]:
