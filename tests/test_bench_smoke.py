@@ -21,6 +21,9 @@ def test_the_harness_prints_a_table_and_writes_json(tmp_path):
     assert ("latency", "round trip median") in figures
     assert any(w == "transfer" and f.endswith(" in") for w, f in figures)
     for row in results["rows"]:
+        if row["figure"] == "cache hit overhead":  # a difference of two medians: below the noise it may be < 0
+            assert abs(row["value"]) < 1, row
+            continue
         assert row["value"] > 0, row
         if row["reference_value"]:
             assert row["ratio"] == row["value"] / row["reference_value"]
