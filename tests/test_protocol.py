@@ -87,6 +87,26 @@ def test_a_bundle_splits_back_into_its_messages():
     assert protocol.split(first) == [first]
 
 
+def test_single_frame_messages_are_packed_into_one_frame_and_others_are_not():
+    small = [protocol.encode("result", [b"out %d" % i], task_id=i, attempt=1, result=0) for i in range(3)]
+    packed = protocol.bundle(small)
+    assert len(packed) == 1
+    assert [protocol.decode(p)["task_id"] for p in protocol.split(packed)] == [0, 1, 2]
+    chunk = protocol.encode("chunk", [b"x" * (protocol.INLINE_MAX + 1)], xfer=1, seq=0)
+    mixed = protocol.bundle([small[0], chunk])
+    assert len(mixed) == 4  # the bundle header, the result, the chunk header and its payload
+    assert [protocol.decode(p).type for p in protocol.split(mixed)] == ["result", "chunk"]
+
+
+@pytest.mark.parametrize("fields, extra", [
+    ({"m": "not a list"}, []), ({"m": []}, []), ({"m": [b"ok", 7]}, []), ({"m": [b"ok"]}, [b"stray frame"]),
+])
+def test_a_packed_bundle_that_is_not_one_is_refused(fields, extra):
+    header = msgpack.packb({"t": "bundle", **fields}, use_bin_type=True)
+    with pytest.raises(protocol.ProtocolError, match="packed bundle"):
+        protocol.split([header, *extra])
+
+
 def test_a_bundle_whose_counts_lie_is_refused():
     import msgpack
     header = msgpack.packb({"t": "bundle", "n": [2, 2]})

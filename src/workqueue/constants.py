@@ -2,7 +2,7 @@
 import enum
 
 DEFAULT_PORT = 9123
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class Result(enum.IntEnum):

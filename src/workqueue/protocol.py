@@ -8,6 +8,9 @@ through msgpack. ``decode`` accepts anything a stranger might send and either re
 Several messages for the same peer may travel as one *bundle*: ``[bundle-header, *message1,
 *message2, ...]``, whose header lists each message's frame count. A busy loop sends what it has
 queued as one bundle, so a burst of small messages costs one send and one receive, not one each.
+When every message is a single frame (its payload inline), the bundle is one frame that holds them
+all (a *packed* bundle): ZeroMQ then moves one part, not one per task, and pyzmq makes one frame
+object on each side.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ MAX_HEADER_BYTES = 1 << 20
 BUNDLE = "bundle"
 INLINE = "p"  # header field holding a small payload in place of its frames
 INLINE_MAX = 16 << 10
+PACKED_MAX = 512 << 10  # a packed bundle stays well under MAX_HEADER_BYTES
 
 _REQUIRED = object()
 
@@ -131,6 +135,9 @@ def bundle(messages: Sequence[List[Any]]) -> List[Any]:
     """One message of several: send it like any other, and ``split`` it on arrival."""
     if len(messages) == 1:
         return list(messages[0])
+    if all(len(m) == 1 and type(m[0]) is bytes for m in messages) and \
+            sum(len(m[0]) for m in messages) <= PACKED_MAX:
+        return [msgpack.packb({"t": BUNDLE, "m": [m[0] for m in messages]}, use_bin_type=True)]
     header = msgpack.packb({"t": BUNDLE, "n": [len(m) for m in messages]}, use_bin_type=True)
     return [header, *(frame for message in messages for frame in message)]
 
@@ -149,6 +156,12 @@ def split(frames: Sequence[Any]) -> List[Sequence[Any]]:
         raise ProtocolError(f"undecodable header: {error.__class__.__name__}") from None
     if not isinstance(fields, dict) or fields.get("t") != BUNDLE:
         return [frames]
+    packed = fields.get("m")
+    if packed is not None:
+        if len(frames) != 1 or not isinstance(packed, list) or not packed or \
+                not all(type(item) is bytes for item in packed):
+            raise ProtocolError("packed bundle: not a list of messages in one frame")
+        return [[item] for item in packed]
     counts = fields.get("n")
     if not isinstance(counts, list) or not all(type(n) is int and n > 0 for n in counts) \
             or sum(counts) != len(frames) - 1:
