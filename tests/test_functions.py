@@ -15,11 +15,13 @@ def test_a_function_runs_remotely_and_its_value_comes_back(manager, worker):
         return a + b, os.getpid()
 
     t = wq.PythonTask(add, 2, b=3)
+    assert t.output is None, "no value before the task has run"
     manager.submit(t)
     drain(manager)
     value, pid = t.output
     assert value == 5 and pid != os.getpid()
     assert t.result == Result.SUCCESS and t.succeeded
+    assert t.output is t.output, "unpickled once, the same object each time"
 
 
 def test_what_a_function_prints_comes_back_beside_its_value(manager, worker):

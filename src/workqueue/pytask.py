@@ -15,6 +15,7 @@ from .task import Task
 
 INLINE_LIMIT = 1 << 20
 CALL_FILE = ".workqueue-call"
+_NOT_YET = object()
 
 
 class FunctionTaskFailed(Exception):
@@ -31,6 +32,7 @@ class PythonTask(Task):
 
     def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(getattr(func, "__name__", "function"))
+        self._unpickled: Any = _NOT_YET
         payload = cloudpickle.dumps((func, args, kwargs))
         self._call: Dict[str, Any] = {}
         self._call_payload = b""
@@ -63,10 +65,19 @@ class PythonTask(Task):
             return None
         return outcome[3].decode("utf-8", "replace")
 
+    def _set_outcome(self, outcome: Dict[str, Any]) -> None:
+        super()._set_outcome(outcome)
+        self._unpickled = _NOT_YET
+
     def _call_outcome(self) -> Any:
         """``(status, value, traceback_text, printed)`` as the function's process sent it, a
-        ``FunctionTaskFailed`` when none came back, or None before the task ran."""
-        raw = self._outcome.get("stdout")
+        ``FunctionTaskFailed`` when none came back, or None before the task ran. Unpickled once:
+        ``output`` is the same object each time it is read."""
+        if self._unpickled is _NOT_YET:
+            self._unpickled = self._unpickle(self._outcome.get("stdout"))
+        return self._unpickled
+
+    def _unpickle(self, raw: Optional[bytes]) -> Any:
         if raw is None:
             return None
         try:

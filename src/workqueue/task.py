@@ -130,7 +130,7 @@ class Task:
     @property
     def result(self) -> Optional[Result]:
         value = self._outcome.get("result")
-        return None if value is None else Result(value)
+        return None if value is None else Result._value2member_map_.get(value, Result.UNKNOWN)
 
     @property
     def return_status(self) -> int:
