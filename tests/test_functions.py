@@ -24,6 +24,23 @@ def test_a_function_runs_remotely_and_its_value_comes_back(manager, worker):
     assert t.output is t.output, "unpickled once, the same object each time"
 
 
+def test_a_function_task_sees_the_environment_it_asked_for(manager, worker, monkeypatch):
+    def look():
+        return os.environ.get("WQ_TEST_SET"), os.environ.get("HOME"), os.environ["CORES"]
+
+    t = wq.PythonTask(look)
+    t.set_env("WQ_TEST_SET", "yes")
+    t.set_env("HOME", None)  # unset for this task only
+    t.set_resources(cores=1)
+    manager.submit(t)
+    drain(manager)
+    assert t.output == ("yes", None, "1")
+    after = wq.PythonTask(look)
+    manager.submit(after)
+    drain(manager)
+    assert after.output[0] is None and after.output[1] == os.environ["HOME"]
+
+
 def test_what_a_function_prints_comes_back_beside_its_value(manager, worker):
     def chatty(n):
         print("working on", n)

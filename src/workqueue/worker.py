@@ -564,8 +564,7 @@ class Worker:
     def _submit_call(self, sandbox: Sandbox, queued: bool = False) -> bool:
         pool = self._function_pool()
         call = sandbox.call()
-        return pool.submit(str(sandbox.task_id), call, cwd=sandbox.dir, queued=queued,
-                           env={k: v for k, v in sandbox.task_env().items() if v is not None})
+        return pool.submit(str(sandbox.task_id), call, cwd=sandbox.dir, queued=queued, env=sandbox.task_env())
 
     def _function_pool(self) -> FunctionPool:
         """Persistent Python processes, one per core, started with the first function task."""
