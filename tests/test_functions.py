@@ -22,6 +22,10 @@ def test_a_function_runs_remotely_and_its_value_comes_back(manager, worker):
     assert value == 5 and pid != os.getpid()
     assert t.result == Result.SUCCESS and t.succeeded
     assert t.output is t.output, "unpickled once, the same object each time"
+    import copy
+    import pickle
+    for twin in (copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
+        assert twin.output[0] == 5 and twin.succeeded
 
 
 def test_a_function_task_sees_the_environment_it_asked_for(manager, worker, monkeypatch):

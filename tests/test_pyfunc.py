@@ -163,6 +163,23 @@ def test_a_value_of_a_class_only_the_function_knows_comes_back(pool, tmp_path):
     assert status == "ok" and type(value).__name__ == "Point" and value.x == 7
 
 
+def test_a_value_holding_a_bound_method_comes_back_loadable(pool, tmp_path):
+    """The standard pickler saves a bound method as its object plus the method's name, which this
+    object's class does not have; cloudpickle saves the function itself."""
+    def make():
+        import collections
+        import types
+
+        def helper(self):
+            return len(self)
+        value = collections.OrderedDict(a=1)
+        value.callback = types.MethodType(helper, value)
+        return value
+    pool.submit("1", call(make), str(tmp_path), {})
+    status, (_, value, _, _) = wait_for(pool, 1)["1"]
+    assert status == "ok" and value.callback() == 1
+
+
 def test_calls_submitted_in_a_batch_reach_each_process_together(tmp_path):
     with FunctionPool(1, str(tmp_path), depth=4) as pool:
         with pool.batch():

@@ -174,10 +174,22 @@ def test_schedule_for_one_worker_books_only_on_it():
     s = Scheduler()
     for name in ("a", "b"):
         s.add_worker(name, {"cores": 1, "memory": 1000, "disk": 1000, "gpus": 0})
-    for i in range(8):
+    for i in range(12):
         s.submit(i, declared(cores=1))
     booked = s.schedule(lambda task_id: 2, only="b")
-    assert {a.worker for a in booked} == {"b"}
-    assert len(booked) == 3  # one running and two queued on b's one core
+    assert [(a.worker, a.queued) for a in booked] == [("b", False)], "a has a free core: no prefetch on b yet"
     assert s.schedule(lambda task_id: 2, only="gone") == []
-    assert {a.worker for a in s.schedule(lambda task_id: 2)} == {"a"}
+    booked = s.schedule(lambda task_id: 2)
+    assert sorted((a.worker, a.queued) for a in booked) == [("a", False)] + [("a", True)] * 2 + [("b", True)] * 2
+    s.finish(booked[0].task_id)  # a's running task ends: a queued one takes its core
+    assert [(a.worker, a.queued) for a in s.schedule(lambda task_id: 2, only="a")] == [("a", True)]
+
+
+def test_prefetch_per_worker_is_capped_whatever_its_cores():
+    from workqueue.scheduler import QUEUED_MAX
+    s = Scheduler()
+    s.add_worker("big", {"cores": 64, "memory": 1000, "disk": 1000, "gpus": 0})
+    for i in range(64 + 2 * QUEUED_MAX):
+        s.submit(i, declared(cores=1))
+    booked = s.schedule(lambda task_id: 64)
+    assert sum(a.queued for a in booked) == QUEUED_MAX and sum(not a.queued for a in booked) == 64

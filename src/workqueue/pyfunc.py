@@ -24,6 +24,7 @@ one process run in order; killing one that has not started yet only cancels it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import pickle
@@ -45,7 +46,7 @@ TIMES = struct.Struct("!dd")  # a reply's start and end, after its status byte
 REQUEST_OVERHEAD = 4096  # a request's size beyond its payload, for has_room's estimate (paths, environment)
 CANCEL_ROOM = 64  # kept free in the pipe for each queued call: a cancel request is ~30 bytes
 READ_SIZE = 64 << 10  # a pipe's capacity: asking for 1 MiB made each read allocate (and fault in) 1 MiB
-QUEUED_BYTES_MAX = 32 << 10  # queued requests stay well inside the pipe's 64 KiB: writes never block
+QUEUED_BYTES_MAX = 32 << 10  # queued requests stay within half the pipe (see _pipe_capacity): writes never block
 Outcome = Tuple[str, str, bytes, Optional[Tuple[float, float]]]  # (task_id, status, payload, times)
 
 
@@ -76,6 +77,15 @@ def _split_frames(buffer: bytearray) -> List[bytes]:
     return frames
 
 
+def _pipe_capacity(fd: int) -> int:
+    """The pipe's buffer: 64 KiB by default on Linux, but a user past ``pipe-user-pages-soft``
+    gets one page. Queued requests must fit in it, or the blocking write would stall the worker."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    except (AttributeError, OSError):  # not Linux
+        return 16 << 10
+
+
 def _pipe_bytes(call: _Call) -> int:
     return len(call.request) + HEADER_SIZE + CANCEL_ROOM
 
@@ -98,6 +108,7 @@ class _Child:
         self.buffer = bytearray()
         self.unwritten = bytearray()  # requests held back by FunctionPool.batch
         self.queued_bytes = 0  # what may sit unread in the request pipe: see add()
+        self.queue_limit = min(QUEUED_BYTES_MAX, _pipe_capacity(self.req_w) // 2)
 
     def add(self, call: _Call) -> None:
         """A call sent to this process. Those behind the running one count in ``queued_bytes``,
@@ -222,12 +233,16 @@ class FunctionPool:
             raise RuntimeError("FunctionPool is closed")
         if task_id in self._by_task:
             raise ValueError(f"task {task_id} is already running in the pool")
+        child = self._queue_behind(len(payload)) if queued else self._idle_child()
+        if child is None:
+            return False  # before the request is built: a request is at least its payload
         request = pickle.dumps(("call", task_id, os.path.abspath(cwd),
                                 {str(k): None if v is None else str(v) for k, v in env.items()}, payload),
                                protocol=pickle.HIGHEST_PROTOCOL)
-        child = self._queue_behind(len(request)) if queued else self._idle_child()
-        if child is None:
-            return False
+        if queued:
+            child = self._queue_behind(len(request))
+            if child is None:
+                return False
         self._send(child, _Call(task_id, request))
         return True
 
@@ -280,7 +295,7 @@ class FunctionPool:
         if child.calls[0] is call:
             self._restart(child)
         else:
-            self._write(child, pickle.dumps(("cancel", task_id)))
+            self._write(child, pickle.dumps(("cancel", task_id)), hold=False)  # the sooner, the likelier in time
         return True
 
     def close(self) -> None:
@@ -320,8 +335,9 @@ class FunctionPool:
 
     def _queue_behind(self, request_size: int) -> Optional[_Child]:
         """A busy process with room in its pipe and the fewest calls, or None."""
-        room = QUEUED_BYTES_MAX - request_size - HEADER_SIZE - CANCEL_ROOM
-        busy = [c for c in self._children if c.calls and len(c.calls) < self.depth and c.queued_bytes <= room]
+        wanted = request_size + HEADER_SIZE + CANCEL_ROOM
+        busy = [c for c in self._children if c.calls and len(c.calls) < self.depth
+                and c.queued_bytes + wanted <= c.queue_limit]
         return min(busy, key=lambda c: len(c.calls), default=None)
 
     def _send(self, child: _Child, call: _Call) -> None:
@@ -329,10 +345,12 @@ class FunctionPool:
         self._by_task[call.task_id] = child
         self._write(child, call.request)
 
-    def _write(self, child: _Child, request: bytes = b"") -> None:
+    def _write(self, child: _Child, request: bytes = b"", hold: bool = True) -> None:
+        """Send ``request`` (after anything held back for ``child``), or only what is held back;
+        inside a batch, requests are held back unless ``hold`` is False."""
         try:
             if request:
-                child.send(request, hold=self._batching > 0)
+                child.send(request, hold=hold and self._batching > 0)
             else:
                 child.flush()
         except (BrokenPipeError, OSError) as exc:

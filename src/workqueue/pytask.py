@@ -5,7 +5,7 @@ Small calls ride inside the task message; large ones go as a file through the tr
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import cloudpickle
 
@@ -15,7 +15,6 @@ from .task import Task
 
 INLINE_LIMIT = 1 << 20
 CALL_FILE = ".workqueue-call"
-_NOT_YET = object()
 
 
 class FunctionTaskFailed(Exception):
@@ -32,7 +31,7 @@ class PythonTask(Task):
 
     def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(getattr(func, "__name__", "function"))
-        self._unpickled: Any = _NOT_YET
+        self._unpickled: Tuple[Optional[bytes], Any] = (None, None)  # (the bytes, what they gave)
         payload = cloudpickle.dumps((func, args, kwargs))
         self._call: Dict[str, Any] = {}
         self._call_payload = b""
@@ -65,21 +64,20 @@ class PythonTask(Task):
             return None
         return outcome[3].decode("utf-8", "replace")
 
-    def _set_outcome(self, outcome: Dict[str, Any]) -> None:
-        super()._set_outcome(outcome)
-        self._unpickled = _NOT_YET
-
     def _call_outcome(self) -> Any:
         """``(status, value, traceback_text, printed)`` as the function's process sent it, a
-        ``FunctionTaskFailed`` when none came back, or None before the task ran. Unpickled once:
-        ``output`` is the same object each time it is read."""
-        if self._unpickled is _NOT_YET:
-            self._unpickled = self._unpickle(self._outcome.get("stdout"))
-        return self._unpickled
-
-    def _unpickle(self, raw: Optional[bytes]) -> Any:
+        ``FunctionTaskFailed`` when none came back, or None before the task ran. Unpickled once
+        per outcome: ``output`` is the same object each time it is read."""
+        raw = self._outcome.get("stdout")
         if raw is None:
             return None
+        unpickled_from, value = self._unpickled
+        if unpickled_from is not raw:
+            value = self._unpickle(raw)
+            self._unpickled = (raw, value)
+        return value
+
+    def _unpickle(self, raw: bytes) -> Any:
         try:
             return cloudpickle.loads(raw)
         except Exception:

@@ -41,16 +41,13 @@ def request_shape(declared: Dict[str, Optional[float]]) -> Tuple:
 
 
 def shape_resources(shape: Tuple) -> Optional[Resources]:
-    """The booking of a shape, as a dict shared by every task of that shape: read it, never change it."""
     if shape[0] == WHOLE:
         return None
-    resources = _SHAPE_RESOURCES.get(shape)
-    if resources is None:
-        resources = _SHAPE_RESOURCES[shape] = dict(zip(RESOURCE_NAMES, shape))
-    return resources
+    return dict(zip(RESOURCE_NAMES, shape))
 
 
-_SHAPE_RESOURCES: Dict[Tuple, Resources] = {}
+MEMO_MAX = 1024  # shapes remembered (bookings, fits) before the memo starts over: shapes may be countless
+QUEUED_MAX = 256  # prefetched tasks per worker, whatever its cores: its books are scanned per event
 
 
 @dataclass
@@ -80,6 +77,8 @@ class WorkerBooks:
     def could_ever_fit(self, shape: Tuple) -> bool:
         fits = self.ever_fits.get(shape)
         if fits is None:
+            if len(self.ever_fits) >= MEMO_MAX:
+                self.ever_fits.clear()
             fits = self.ever_fits[shape] = shape[0] == WHOLE or \
                 all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
         return fits
@@ -114,15 +113,19 @@ class Scheduler:
         self._ready_declared_cores = 0.0
         self._ready_whole = 0
         self._arrivals = itertools.count()
+        self._allocations: Dict[Tuple, Resources] = {}
+        self._with_room: Set[WorkerId] = set()
 
     # -- workers --------------------------------------------------------------------------------
     def add_worker(self, worker: WorkerId, resources: Resources) -> None:
         total = {name: float(resources.get(name, 0)) for name in RESOURCE_NAMES}
-        self._workers[worker] = WorkerBooks(total=total, free=dict(total))
+        books = self._workers[worker] = WorkerBooks(total=total, free=dict(total))
+        self._note_room(worker, books)
 
     def remove_worker(self, worker: WorkerId) -> List[int]:
         """Forget a worker; its running tasks go back to the ready queues, keeping their place."""
         books = self._workers.pop(worker, None)
+        self._with_room.discard(worker)
         if books is None:
             return []
         returned = sorted(books.running) + books.queued
@@ -136,6 +139,7 @@ class Scheduler:
     def drain_worker(self, worker: WorkerId) -> None:
         if worker in self._workers:
             self._workers[worker].draining = True
+            self._with_room.discard(worker)
 
     def worker_books(self, worker: WorkerId) -> Optional[WorkerBooks]:
         return self._workers.get(worker)
@@ -182,7 +186,8 @@ class Scheduler:
                  only: Optional[WorkerId] = None) -> List[Assignment]:
         """Book as many ready tasks as fit, best priority first, on the workers with room; then
         queue tasks on full workers, up to ``prefetch_depth(task_id)`` per core (0: none).
-        ``only``: look at that one worker (the one that has just freed room), not at them all."""
+        ``only``: look at that one worker (the one that has just freed room), not at them all; it
+        gets no prefetched tasks while another worker has a free core, which a full pass fills first."""
         assignments: List[Assignment] = []
         if not self._ready_count:
             return assignments
@@ -198,8 +203,8 @@ class Scheduler:
                 if shape is None:
                     break
                 assignments.append(self._book(shape, worker, books))
-        if prefetch_depth is not None:
-            self._prefetch(prefetch_depth, assignments, workers)
+        if prefetch_depth is not None and not (only is not None and any(w != only for w in self._with_room)):
+            self._prefetch(prefetch_depth, assignments, workers)  # (a worker with a free core goes first)
         return assignments
 
     def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment],
@@ -212,7 +217,7 @@ class Scheduler:
                 shape = self._best_shape(books.could_ever_fit) if self._ready_count else None
                 if shape is None:
                     continue
-                if len(books.queued) >= books.prefetch_limit * prefetch_depth(self._head(shape)[2]):
+                if len(books.queued) >= min(QUEUED_MAX, books.prefetch_limit * prefetch_depth(self._head(shape)[2])):
                     continue
                 assignments.append(self._book(shape, worker, books, queued=True))
                 more.append((worker, books))
@@ -298,14 +303,31 @@ class Scheduler:
     def _book(self, shape: Tuple, worker: WorkerId, books: WorkerBooks, queued: bool = False) -> Assignment:
         _, _, task_id = heapq.heappop(self._ready[shape])
         entry = self._tasks[task_id]
-        allocation = dict(books.total) if shape[0] == WHOLE else shape_resources(shape)
+        allocation = dict(books.total) if shape[0] == WHOLE else self._allocation(shape)
         entry.worker, entry.allocation, entry.queued = worker, allocation, queued
         if queued:
             books.queued.append(task_id)
         else:
             self._hold(books, task_id, allocation)
+            self._note_room(worker, books)
         self._count_ready(shape, -1)
         return Assignment(task_id, worker, allocation, queued)
+
+    def _allocation(self, shape: Tuple) -> Resources:
+        """The booking of a shape, one dict shared by the tasks of that shape: read only."""
+        allocation = self._allocations.get(shape)
+        if allocation is None:
+            if len(self._allocations) >= MEMO_MAX:
+                self._allocations.clear()
+            allocation = self._allocations[shape] = shape_resources(shape)
+        return allocation
+
+    def _note_room(self, worker: WorkerId, books: WorkerBooks) -> None:
+        """Keep ``_with_room``: the workers that have a free core and take new tasks."""
+        if books.free["cores"] > 1e-9 and not books.draining:
+            self._with_room.add(worker)
+        else:
+            self._with_room.discard(worker)
 
     @staticmethod
     def _hold(books: WorkerBooks, task_id: int, allocation: Resources) -> None:
@@ -323,6 +345,7 @@ class Scheduler:
                 for name in RESOURCE_NAMES:
                     books.free[name] += entry.allocation[name]
                 self._promote(books)
+                self._note_room(entry.worker, books)
         entry.worker = entry.allocation = None
         entry.queued = False
 
