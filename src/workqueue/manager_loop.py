@@ -219,10 +219,9 @@ class ManagerLoop:
         """Send a worker that has just reported results its next tasks at once, before reading the
         other workers' messages: handling a bundle of results takes as long as the worker took to
         run those tasks, so a refill sent only after the whole batch found the worker idle."""
-        conn = self.workers.get(identity)
-        if conn is not None:
-            self._dispatch(only=identity)
-            self._pump(conn, chunks=1)
+        if identity in self.workers:
+            for conn in self._dispatch(only=identity):
+                self._pump(conn, chunks=1)
 
     def _handle_frames(self, frames: List[zmq.Frame]) -> None:
         identity = frames[0].bytes
@@ -477,11 +476,13 @@ class ManagerLoop:
             return 0
         return max(1, min(PREFETCH_MAX_DEPTH, int(PREFETCH_QUEUE_SECONDS / max(times.mean, 1e-6))))
 
-    def _dispatch(self, only: Optional[bytes] = None) -> None:
+    def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
+        """Book and queue what can run (see Scheduler.schedule); return the workers sent tasks."""
         prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
+        sent_to: Dict[bytes, WorkerConn] = {}
         for assignment in self.scheduler.schedule(prefetch_depth, only):
             record = self.tasks[assignment.task_id]
-            conn = self.workers[assignment.worker]
+            conn = sent_to[assignment.worker] = self.workers[assignment.worker]
             try:
                 self._send_task(record, conn, assignment)
             except OSError as error:
@@ -491,6 +492,7 @@ class ManagerLoop:
                 outcome["stdout"] = f"input missing: {error}".encode()
                 log.warning("task %d: %s", record.task_id, error)
                 self._complete(record, outcome)
+        return list(sent_to.values())
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec

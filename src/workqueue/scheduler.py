@@ -186,15 +186,15 @@ class Scheduler:
                  only: Optional[WorkerId] = None) -> List[Assignment]:
         """Book as many ready tasks as fit, best priority first, on the workers with room; then
         queue tasks on full workers, up to ``prefetch_depth(task_id)`` per core (0: none).
-        ``only``: look at that one worker (the one that has just freed room), not at them all; it
-        gets no prefetched tasks while another worker has a free core, which a full pass fills first."""
+        ``only``: look at that one worker (the one that has just freed room) and at those with a free
+        core, not at them all; ``only`` gets prefetched tasks once no other worker has a free core."""
         assignments: List[Assignment] = []
         if not self._ready_count:
             return assignments
         if only is None:
             workers = list(self._workers.items())
-        elif only in self._workers:
-            workers = [(only, self._workers[only])]
+        elif only in self._workers:  # and the workers with a free core, which go first
+            workers = [(w, self._workers[w]) for w in self._with_room if w != only] + [(only, self._workers[only])]
         else:
             return assignments
         for worker, books in workers:
@@ -204,7 +204,7 @@ class Scheduler:
                     break
                 assignments.append(self._book(shape, worker, books))
         if prefetch_depth is not None and not (only is not None and any(w != only for w in self._with_room)):
-            self._prefetch(prefetch_depth, assignments, workers)  # (a worker with a free core goes first)
+            self._prefetch(prefetch_depth, assignments, workers[-1:] if only is not None else workers)
         return assignments
 
     def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment],
