@@ -30,7 +30,6 @@ import os
 import pickle
 import selectors
 import signal
-import struct
 import subprocess
 import sys
 from collections import deque
@@ -38,14 +37,14 @@ from typing import Deque, Dict, Iterator, List, Optional, Tuple
 
 import cloudpickle
 
+from .pyfunc_child import HEADER, READ_SIZE, TIMES, frame, split_frames
+
 logger = logging.getLogger(__name__)
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_child.py")
-HEADER_SIZE = 8
-TIMES = struct.Struct("!dd")  # a reply's start and end, after its status byte
+HEADER_SIZE = HEADER.size
 REQUEST_OVERHEAD = 4096  # a request's size beyond its payload, for has_room's estimate (paths, environment)
 CANCEL_ROOM = 64  # kept free in the pipe for each queued call: a cancel request is ~30 bytes
-READ_SIZE = 64 << 10  # a pipe's capacity: asking for 1 MiB made each read allocate (and fault in) 1 MiB
 QUEUED_BYTES_MAX = 32 << 10  # queued requests stay within half the pipe (see _pipe_capacity): writes never block
 Outcome = Tuple[str, str, bytes, Optional[Tuple[float, float]]]  # (task_id, status, payload, times)
 
@@ -59,22 +58,6 @@ class _Call:
         self.task_id = task_id
         self.request = request
         self.cancelled = False
-
-
-def _split_frames(buffer: bytearray) -> List[bytes]:
-    """Take the complete frames off the front of ``buffer``, with one deletion at the end, not one
-    per frame (each moved the rest of the buffer)."""
-    frames = []
-    start, end = 0, len(buffer)
-    with memoryview(buffer) as view:
-        while end - start >= HEADER_SIZE:
-            size = int.from_bytes(view[start:start + HEADER_SIZE], "big")
-            if end - start - HEADER_SIZE < size:
-                break
-            frames.append(bytes(view[start + HEADER_SIZE:start + HEADER_SIZE + size]))
-            start += HEADER_SIZE + size
-    del buffer[:start]
-    return frames
 
 
 def _pipe_capacity(fd: int) -> int:
@@ -133,8 +116,7 @@ class _Child:
     def send(self, request: bytes, hold: bool = False) -> None:
         """Blocking write: the child is idle and reading, so this finishes at pipe speed. With
         ``hold`` the request waits for :meth:`flush`."""
-        self.unwritten += len(request).to_bytes(HEADER_SIZE, "big")
-        self.unwritten += request
+        self.unwritten += frame(request)
         if not hold:
             self.flush()
 
@@ -158,7 +140,7 @@ class _Child:
             self.buffer += chunk
             if len(chunk) < READ_SIZE:
                 break  # drained for now (another read would raise); an EOF after it shows next time
-        return _split_frames(self.buffer), eof
+        return split_frames(self.buffer), eof
 
     def kill(self) -> int:
         """SIGKILL the child's whole process group (it may have started its own children); reap it."""

@@ -7,11 +7,12 @@ writes framed replies to RESP_FD (never to stdout, which the called functions ow
 Requests: ``pickle.dumps(("call", task_id, cwd, env, payload))`` where payload is
 ``cloudpickle.dumps((fn, args, kwargs))``, and ``pickle.dumps(("cancel", task_id))``. Calls queue in
 the pipe and run in order; between two calls the process reads everything waiting in the pipe, so
-a call canceled before its turn is skipped. Each call gets one reply: a status byte, the call's start and end times (``!dd``), then the
-pickled ``("ok", value, None, printed)`` after ``o``, ``("error", exception, traceback_text,
-printed)`` after ``e``, or nothing after ``c`` (skipped); ``printed`` is what the call wrote to its
-stdout and stderr, all pickled by cloudpickle. The status byte lets the pool tell them apart
-without unpickling the value.
+a call canceled before its turn is skipped. Each call gets one reply: a status byte, the call's
+start and end times (``!dd``), then the pickled ``("ok", value, None, printed)`` after ``o``,
+``("error", exception, traceback_text, printed)`` after ``e``, or nothing after ``c`` (skipped);
+``printed`` is what the call wrote to its stdout and stderr, all pickled by cloudpickle. The status
+byte lets the pool tell them apart without unpickling the value. The framing (``HEADER``,
+``split_frames``, ``frame``) serves both ends: the pool imports it from here.
 
 This file is run by path, not with ``-m``, so that starting it does not import the ``workqueue``
 package (ZeroMQ and all); it imports only the standard library and cloudpickle.
@@ -31,7 +32,7 @@ from typing import Any, Deque, Dict, List, Optional, Set
 
 HEADER = struct.Struct("!Q")
 TIMES = struct.Struct("!dd")
-READ_SIZE = 64 << 10  # a pipe's capacity; a larger read allocates its whole size first
+READ_SIZE = 64 << 10  # a pipe's capacity; a read of 1 MiB allocated (and faulted in) 1 MiB first
 PRINTED_LIMIT = 1 << 30  # what a call prints comes back up to this size, like a command's stdout
 
 
@@ -74,22 +75,31 @@ class _Requests:
         return self._frames()
 
     def _frames(self) -> List[tuple]:
-        """The complete requests, taken off the buffer with one deletion at the end."""
-        frames = []
-        start, end = 0, len(self.buffer)
-        with memoryview(self.buffer) as view:
-            while end - start >= HEADER.size:
-                size = HEADER.unpack_from(view, start)[0]
-                if end - start - HEADER.size < size:
-                    break
-                frames.append(pickle.loads(view[start + HEADER.size:start + HEADER.size + size]))
-                start += HEADER.size + size
-        del self.buffer[:start]
-        return frames
+        return [pickle.loads(frame) for frame in split_frames(self.buffer)]
+
+
+def split_frames(buffer: bytearray) -> List[bytes]:
+    """Take the complete frames off the front of ``buffer``, with one deletion at the end, not one
+    per frame (each moved the rest of the buffer)."""
+    frames = []
+    start, end = 0, len(buffer)
+    with memoryview(buffer) as view:
+        while end - start >= HEADER.size:
+            size = HEADER.unpack_from(view, start)[0]
+            if end - start - HEADER.size < size:
+                break
+            frames.append(bytes(view[start + HEADER.size:start + HEADER.size + size]))
+            start += HEADER.size + size
+    del buffer[:start]
+    return frames
+
+
+def frame(data: bytes) -> bytes:
+    return HEADER.pack(len(data)) + data
 
 
 def _write_frame(fd: int, data: bytes) -> None:
-    view = memoryview(HEADER.pack(len(data)) + data)
+    view = memoryview(frame(data))
     while view:
         view = view[os.write(fd, view):]
 

@@ -203,8 +203,12 @@ class Scheduler:
                 if shape is None:
                     break
                 assignments.append(self._book(shape, worker, books))
-        if prefetch_depth is not None and not (only is not None and any(w != only for w in self._with_room)):
-            self._prefetch(prefetch_depth, assignments, workers[-1:] if only is not None else workers)
+        if prefetch_depth is None:
+            return assignments
+        if only is None:
+            self._prefetch(prefetch_depth, assignments, workers)
+        elif not any(w != only for w in self._with_room):
+            self._prefetch(prefetch_depth, assignments, [(only, self._workers[only])])
         return assignments
 
     def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment],

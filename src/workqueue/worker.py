@@ -744,7 +744,6 @@ class Worker:
         self.free = dict(self.resources)
 
 
-
 def main(argv: Optional[List[str]] = None) -> None:
     from .cli.worker import main as cli_main
     cli_main(argv)
