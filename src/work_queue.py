@@ -90,16 +90,16 @@ class Task(_wq.Task):
         self._max_retries = max_retries
 
     def specify_running_time_max(self, seconds: float) -> None:
-        self._max_run_time = seconds
+        self.set_max_run_time(seconds)
 
     def specify_running_time(self, useconds: float) -> None:
-        self._max_run_time = useconds / _US
+        self.set_max_run_time(useconds / _US)
 
     def specify_running_time_min(self, seconds: float) -> None:
         pass  # a scheduling hint for workers with --wall-time; workqueue workers have no wall time
 
     def specify_end_time(self, useconds: float) -> None:
-        self._end_time = useconds / _US
+        self.set_end_time(useconds / _US)
 
     def specify_environment_variable(self, name: str, value: Optional[str] = None) -> None:
         self.set_env(name, value)

@@ -45,6 +45,23 @@ def test_a_function_task_sees_the_environment_it_asked_for(manager, worker, monk
     assert after.output[0] is None and after.output[1] == os.environ["HOME"]
 
 
+def test_a_call_past_its_max_run_time_is_stopped_and_the_worker_goes_on(manager, worker):
+    import time
+    slow = wq.PythonTask(time.sleep, 60)
+    slow.set_resources(cores=1)
+    slow.set_max_run_time(1)
+    started = time.monotonic()
+    manager.submit(slow)
+    drain(manager)
+    assert slow.result == Result.TASK_MAX_RUN_TIME and time.monotonic() - started < 30
+    assert isinstance(slow.output, wq.FunctionTaskFailed) and not slow.succeeded
+    after = [wq.PythonTask(pow, 2, n) for n in range(4)]
+    for t in after:
+        manager.submit(t)
+    drain(manager)
+    assert [t.output for t in after] == [1, 2, 4, 8]
+
+
 def test_what_a_function_prints_comes_back_beside_its_value(manager, worker):
     def chatty(n):
         print("working on", n)

@@ -95,6 +95,14 @@ class Task:
                 raise ValueError(f"resource {name} must not be negative (got {value})")
             self._resources[name] = value
 
+    def set_max_run_time(self, seconds: Optional[float]) -> None:
+        """Kill the task (``Result.TASK_MAX_RUN_TIME``) once it has run this long on a worker."""
+        self._max_run_time = seconds
+
+    def set_end_time(self, epoch_seconds: Optional[float]) -> None:
+        """Kill the task (``Result.TASK_TIMEOUT``) if it still runs at this wall-clock time."""
+        self._end_time = epoch_seconds
+
     def set_env(self, name: str, value: Optional[str]) -> None:
         self._env[name] = value
 

@@ -700,23 +700,31 @@ class Worker:
         because removing a task's files can take longer than sending them (46 ms for a 256 MiB
         input on tmpfs)."""
         while self.reported:
-            self.reported.pop().cleanup(self.cache)
+            sandbox = self.reported.pop()
+            sandbox.cleanup(self.cache, reuse=sandbox.killed_for is None)  # a stopped call may yet start
 
     def _enforce_limits(self, session: _Session) -> None:
-        """Kill, with its whole process tree, a task that outgrows what it declared or outlives its time."""
+        """Kill, with its whole process tree, a task that outgrows what it declared or outlives its
+        time. A call in a pooled process is stopped (the pool replaces the process) and reported
+        here; a command's exit is reported when its process group is gone."""
         now = time.time()
         for sandbox in list(self.running.values()):
-            exceeded = sandbox.sample(now, sandbox.task["declared"])
-            if exceeded:
-                log.info("task %d exceeded %s: killed", sandbox.task_id, exceeded)
-                sandbox.kill((Result.RESOURCE_EXHAUSTION, exceeded))
-            limits = sandbox.task["limits"]
-            wall = limits.get("wall_time")
-            if wall and now - sandbox.start_time > wall:
-                sandbox.kill((Result.TASK_MAX_RUN_TIME, {"wall_time": wall}))
-            end = limits.get("end_time")
-            if end and now > end:
-                sandbox.kill((Result.TASK_TIMEOUT, {"end_time": end}))
+            reason = _limit_exceeded(sandbox, now)
+            if reason is None:
+                continue
+            sandbox.kill(reason)
+            if not sandbox.pid:
+                self._end_call(session, sandbox)
+
+    def _end_call(self, session: _Session, sandbox: Sandbox) -> None:
+        result, limits = sandbox.killed_for
+        log.info("task %d exceeded %s: stopped", sandbox.task_id, limits)
+        del self.running[sandbox.task_id]
+        self._stop(sandbox)
+        self._hold(sandbox.task["resources"], +1)
+        self._report(session, sandbox, result, -1, sandbox.finish_call(),
+                     f"stopped: {result.name} {limits}".encode(), [], limits)
+        self._start_queued(session)
 
     def _drop_queued(self, sandbox: Sandbox) -> None:
         if sandbox.in_pool and self.functions is not None:
@@ -742,6 +750,22 @@ class Worker:
         self.running.clear()
         self.by_pidfd.clear()
         self.free = dict(self.resources)
+
+
+def _limit_exceeded(sandbox: Sandbox, now: float) -> Optional[Tuple[Result, Dict[str, float]]]:
+    """The first limit a running task is past, with why: memory or disk it declared, its run time,
+    its end time."""
+    exceeded = sandbox.sample(now, sandbox.task["declared"])
+    if exceeded:
+        return Result.RESOURCE_EXHAUSTION, exceeded
+    limits = sandbox.task["limits"]
+    wall = limits.get("wall_time")
+    if wall and now - sandbox.start_time > wall:
+        return Result.TASK_MAX_RUN_TIME, {"wall_time": wall}
+    end = limits.get("end_time")
+    if end and now > end:
+        return Result.TASK_TIMEOUT, {"end_time": end}
+    return None
 
 
 def main(argv: Optional[List[str]] = None) -> None:
