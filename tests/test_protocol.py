@@ -17,7 +17,7 @@ def test_round_trip_keeps_fields_and_payload():
 def test_defaults_fill_optional_fields():
     message = protocol.decode(protocol.hello("w1", "host", {"cores": 2}))
     assert message["version"] == PROTOCOL_VERSION
-    assert message["cached"] == [] and message["nonce"] == b""
+    assert message["nonce"] == b"" and message["features"] == []
 
 
 @pytest.mark.parametrize("frames, reason", [

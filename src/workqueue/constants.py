@@ -2,7 +2,7 @@
 import enum
 
 DEFAULT_PORT = 9123
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 
 class Result(enum.IntEnum):

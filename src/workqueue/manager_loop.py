@@ -352,15 +352,12 @@ class ManagerLoop:
             last_heard=time.monotonic(), nonce=message["nonce"], features=list(message["features"]),
             last_sent=time.monotonic(), outbox=Outbox(credits=self.credits),
         )
-        conn.cached.update(message["cached"])
         self.workers[identity] = conn
         if self.settings.password is None:
             self._welcome(conn)
             return
         conn.manager_nonce = auth.new_nonce()
-        self._send_to(conn, protocol.encode(
-            "challenge", nonce=conn.manager_nonce,
-            proof=auth.manager_proof(self.settings.password, conn.manager_nonce, conn.nonce)))
+        self._send_to(conn, protocol.encode("challenge", nonce=conn.manager_nonce))
 
     def _on_auth(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
         if conn.ready or self.settings.password is None:
@@ -379,9 +376,12 @@ class ManagerLoop:
         conn.ready = True
         self.scheduler.add_worker(conn.identity, conn.resources)
         self.counters["workers_joined"] += 1
+        proof = b""
+        if self.settings.password is not None:
+            proof = auth.manager_proof(self.settings.password, conn.manager_nonce, conn.nonce)
         self._send_to(conn, protocol.encode(
             "welcome", version=PROTOCOL_VERSION, keepalive=self.settings.keepalive_interval,
-            timeout=self.settings.keepalive_timeout))
+            timeout=self.settings.keepalive_timeout, proof=proof))
         log.info("worker %s (%s) joined with %s", conn.worker_id, conn.hostname, conn.resources)
         self.transactions.worker(conn.worker_id, "CONNECTION", conn.hostname)
         self._warn_unfit()

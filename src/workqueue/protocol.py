@@ -37,7 +37,6 @@ SCHEMA: Dict[str, Tuple[Dict[str, Tuple[Any, Any]], int]] = {
         "worker_id": (str, _REQUIRED),
         "hostname": (str, ""),
         "resources": (dict, _REQUIRED),
-        "cached": (list, []),
         "nonce": (bytes, b""),
         "features": (list, []),
         "coprocesses": (list, []),
@@ -64,10 +63,15 @@ SCHEMA: Dict[str, Tuple[Dict[str, Tuple[Any, Any]], int]] = {
     "cache-update": ({"added": (list, []), "removed": (list, [])}, 0),
     "bye": ({"reason": (str, "")}, 0),
     # manager -> worker
-    "welcome": ({"version": (int, _REQUIRED), "keepalive": (float, 5.0), "timeout": (float, 30.0)}, 0),
+    "welcome": ({
+        "version": (int, _REQUIRED),
+        "keepalive": (float, 5.0),
+        "timeout": (float, 30.0),
+        "proof": (bytes, b""),  # the manager's proof, sent only once the worker has proved itself
+    }, 0),
     "reject": ({"reason": (str, _REQUIRED)}, 0),
     "reset": ({"reason": (str, "")}, 0),
-    "challenge": ({"nonce": (bytes, _REQUIRED), "proof": (bytes, _REQUIRED)}, 0),
+    "challenge": ({"nonce": (bytes, _REQUIRED)}, 0),
     "put": ({
         "xfer": (int, _REQUIRED),
         "digest": (str, _REQUIRED),
@@ -100,7 +104,7 @@ SCHEMA: Dict[str, Tuple[Dict[str, Tuple[Any, Any]], int]] = {
     }, 1),
     "ack": ({"xfer": (int, _REQUIRED), "seq": (int, _REQUIRED)}, 0),
     # status clients <-> manager
-    "status": ({"what": (str, "queue")}, 0),
+    "status": ({"what": (str, "queue"), "nonce": (bytes, b""), "proof": (bytes, b"")}, 0),
     "status-reply": ({"data": ((dict, list), _REQUIRED)}, 0),
 }
 

@@ -114,7 +114,7 @@ class _Session:
         self.outbox = Outbox()
         self.incoming: Dict[int, Tuple[Incoming, str, int]] = {}
         self.welcomed = False
-        self.challenged = False
+        self.manager_nonce = b""
         self.nonce = auth.new_nonce()
         self.keepalive = 5.0
         self.timeout = 30.0
@@ -291,8 +291,7 @@ class Worker:
         session = self.session = _Session(self, address)
         try:
             session.send(protocol.hello(
-                self.worker_id, self.hostname, self.resources, cached=self.cache.kept(),
-                nonce=session.nonce, features=self.options.features,
+                self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
                 coprocesses=[self.coprocesses.name] if self.coprocesses else []))
             return self._session_loop(session)
         finally:
@@ -421,17 +420,22 @@ class Worker:
         password = self.options.password
         if password is None:
             raise WorkerRejected("authentication failed: this manager requires a password (use -P FILE)")
-        expected = auth.manager_proof(password, message["nonce"], session.nonce)
-        if not auth.verify(expected, message["proof"]):
-            raise WorkerRejected("authentication failed: the manager does not know our password")
-        session.challenged = True
+        session.manager_nonce = message["nonce"]
         session.send(protocol.encode("auth", proof=auth.worker_proof(password, session.nonce, message["nonce"])))
         return None
 
     def _on_welcome(self, session: _Session, message: protocol.Message) -> Optional[str]:
-        if self.options.password is not None and not session.challenged:
-            raise WorkerRejected("authentication failed: the manager did not ask for the password")
+        password = self.options.password
+        if password is not None:
+            if not session.manager_nonce:
+                raise WorkerRejected("authentication failed: the manager did not ask for the password")
+            expected = auth.manager_proof(password, session.manager_nonce, session.nonce)
+            if not auth.verify(expected, message["proof"]):
+                raise WorkerRejected("authentication failed: the manager does not know our password")
         session.welcomed = True
+        kept = self.cache.kept()
+        if kept:
+            session.send(protocol.encode("cache-update", added=kept))
         session.keepalive = message["keepalive"]
         session.timeout = message["timeout"]
         self.last_activity = time.monotonic()
