@@ -132,6 +132,7 @@ class ManagerLoop:
         self.finished = finished
         self.settings = settings
         self.stop_requested = False
+        self.failure: Optional[BaseException] = None  # why the loop stopped on its own, if it did
         self.wake_pending = False  # set by the user's thread when it sends a wake-up
         self._finished_now: List[Tuple[int, Dict[str, Any]]] = []
         self.scheduler = Scheduler()
@@ -180,7 +181,8 @@ class ManagerLoop:
                 self._hand_over_finished()
                 if time.monotonic() >= self._next_publish:
                     self._publish()
-        except Exception:
+        except Exception as error:
+            self.failure = error
             log.exception("the manager loop failed")
             raise
         finally:
