@@ -20,7 +20,7 @@ from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 import zmq
 
 from .constants import DEFAULT_PORT, Result
-from .manager_loop import ManagerLoop, Settings
+from .manager_loop import ManagerLoop, Settings, configure_router
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,7 @@ class Manager:
             from . import curve
             self._zap = curve.authenticator(self._ctx, curve_allowed)
             curve.serve(router, curve_key)
-        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.setsockopt(zmq.SNDHWM, 0)
-        router.setsockopt(zmq.RCVHWM, 0)
+        configure_router(router)
         try:
             self.port = _bind(router, host, port)
         except Exception:

@@ -30,6 +30,21 @@ PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on 
 PREFETCH_MIN_SAMPLES = 5
 PREFETCH_QUEUE_SECONDS = 0.02  # work queued ahead on a busy worker, per core
 PREFETCH_MAX_DEPTH = 64  # per core; each wake-up of a worker then serves more tasks (see FunctionPool)
+SEND_HWM = 1000  # messages queued per peer before a send would block: a peer that reads nothing
+RECEIVE_HWM = 64  # holds at most this many of ours; ZeroMQ stops reading a peer this far ahead of us
+MAX_FRAME_BYTES = 65 << 20
+
+
+def configure_router(router: zmq.Socket) -> None:
+    """Bounds on what any one peer can make the master hold, set before the socket binds.
+
+    Every send is non-blocking: a peer whose queue is full gets nothing more until it reads, and
+    the loop never waits for it. A frame larger than any legitimate one ends that connection.
+    """
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    router.setsockopt(zmq.SNDHWM, SEND_HWM)
+    router.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
+    router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
 
 
 @dataclass
