@@ -30,6 +30,10 @@ def worker_proof(password: bytes, worker_nonce: bytes, manager_nonce: bytes) -> 
     return proof(password, "worker", worker_nonce, manager_nonce)
 
 
+def status_proof(password: bytes, client_nonce: bytes, manager_nonce: bytes) -> bytes:
+    return proof(password, "status", client_nonce, manager_nonce)
+
+
 def verify(expected: bytes, received: bytes) -> bool:
     return hmac.compare_digest(expected, received)
 

@@ -12,6 +12,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import batch, status
+from .auth import read_password_file
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,9 @@ class Factory:
             logger.warning("no master named %r in the catalog", self.manager_name)
             return None
         try:
-            return status.query(address[0], address[1], "queue", self.query_timeout)
-        except (TimeoutError, ConnectionError) as error:
+            password = read_password_file(self.password_file) if self.password_file else None
+            return status.query(address[0], address[1], "queue", self.query_timeout, password)
+        except (TimeoutError, ConnectionError, PermissionError) as error:
             logger.warning("factory: %s", error)
             return None
 

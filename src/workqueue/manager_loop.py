@@ -15,10 +15,15 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import zmq
 
-from . import auth, protocol
+from . import protocol
 from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
-from .scheduler import Assignment, Scheduler
+from .manager_door import Door
+from .manager_status import status
+from .outputs import local_output_path, output_mode
+from .ratelimit import Throttle
+from .manager_inputs import expand_directories, input_megabytes
+from .scheduler import Assignment, Scheduler, describe_shape
 from .transactions import TransactionsLog
 from .transfer import BytesSource, Credits, FileSource, Incoming, Outbox, TransferError, partial_name
 
@@ -84,9 +89,6 @@ class WorkerConn:
     address: str
     resources: Dict[str, float]
     last_heard: float
-    nonce: bytes = b""
-    manager_nonce: bytes = b""
-    ready: bool = False
     cached: Set[str] = field(default_factory=set)
     outbox: Outbox = field(default_factory=Outbox)
     last_sent: float = 0.0
@@ -111,33 +113,6 @@ class TaskRecord:
     warned_unfit: bool = False
 
 
-def _expand_directories(inputs: List[File]) -> List[File]:
-    """A directory input becomes one input per file below it (and one per empty directory)."""
-    expanded = []
-    for f in inputs:
-        if f.data is not None or not os.path.isdir(f.local):
-            expanded.append(f)
-            continue
-        for parent, dirs, files in os.walk(f.local):
-            rel = os.path.relpath(parent, f.local)
-            remote_parent = f.remote if rel == "." else os.path.join(f.remote, rel)
-            if not dirs and not files:
-                expanded.append(File(parent, remote_parent, cache=False))
-            for name in sorted(files):
-                expanded.append(File(os.path.join(parent, name), os.path.join(remote_parent, name), cache=f.cache))
-    return expanded
-
-
-def _local_output_path(outputs: List[File], name: str) -> Optional[str]:
-    """Where an arriving output goes: its declared path, or a path inside a declared directory."""
-    for f in outputs:
-        if f.remote == name:
-            return f.local
-        if name.startswith(f.remote + "/"):
-            return os.path.join(f.local, name[len(f.remote) + 1:])
-    return None
-
-
 class ManagerLoop:
     def __init__(self, router: zmq.Socket, wake: zmq.Socket, commands: "queue.SimpleQueue[tuple]",
                  finished: "queue.SimpleQueue[list]", settings: Settings) -> None:
@@ -155,7 +130,6 @@ class ManagerLoop:
         self.tasks: Dict[int, TaskRecord] = {}
         self.receiving: Dict[Tuple[bytes, int], Tuple[Optional[Incoming], int, str]] = {}
         self._warned_shapes: Set[Tuple] = set()
-        self._warned_open = False
         self.category_max: Dict[str, Dict[str, float]] = {}
         self.category_times: Dict[str, CategoryTimes] = {}
         self.advertiser: Any = None  # catalog.Advertiser of a named master
@@ -167,14 +141,17 @@ class ManagerLoop:
             "tasks_submitted": 0, "tasks_done": 0, "tasks_failed": 0, "tasks_requeued": 0,
             "tasks_canceled": 0, "bytes_sent": 0, "bytes_received": 0, "cache_hits": 0,
             "workers_joined": 0, "workers_removed": 0, "workers_lost": 0, "workers_rejected": 0,
-            "messages_dropped": 0, "tasks_prefetched": 0,
+            "messages_dropped": 0, "messages_failed": 0, "tasks_prefetched": 0,
         }
         self.requeue_reasons: Dict[str, int] = {}
         self.transactions = TransactionsLog(settings.transactions_log)
+        self.door = Door(self)
+        self.log_throttle = Throttle()
+        self._worker_handlers = {
+            name[len("_on_"):].replace("_", "-"): getattr(self, name) for name in dir(self) if name.startswith("_on_")}
         self.snapshot: Dict[str, Any] = {}
         self._publish()
         self._next_maintenance = 0.0
-        self._dropped_logged = 0
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -244,43 +221,61 @@ class ManagerLoop:
         identity = frames[0].bytes
         try:
             parts = protocol.split(frames[1:])
-        except protocol.ProtocolError as error:
-            self._drop(identity, str(error))
+        except Exception as error:  # ProtocolError, or anything split did not foresee
+            self.drop(identity, str(error))
             return
         for part in parts:
             self._handle_message(identity, part)
 
     def _handle_message(self, identity: bytes, frames: List[zmq.Frame]) -> None:
+        """Decode and handle one message. Whatever happens, the loop goes on: a message that is
+        not valid is dropped, and one whose handling fails costs its sender its place."""
+        message = None
+        conn = self.workers.get(identity)
         try:
             message = protocol.decode(frames)
-        except protocol.ProtocolError as error:
-            self._drop(identity, str(error))
-            return
-        conn = self.workers.get(identity)
-        if conn is not None:
+            if conn is None:
+                self.door.receive(identity, message)
+                return
             conn.last_heard = time.monotonic()
-        handler = getattr(self, "_on_" + message.type.replace("-", "_"), None)
-        if handler is None:
-            self._drop(identity, f"unexpected {message.type!r} from a worker")
-            return
-        if conn is None and message.type not in ("hello", "status"):
-            self._send(identity, protocol.encode("reset", reason="unknown worker: say hello"))
-            return
-        if conn is not None and not conn.ready and message.type not in ("auth", "hello", "bye"):
-            self._drop(identity, f"{message.type!r} before authentication")
-            return
-        try:
-            handler(identity, conn, message)
+            handler = self._worker_handlers.get(message.type)
+            if handler is None:
+                self.drop(identity, f"unexpected {message.type!r} from worker {conn.worker_id}")
+                return
+            handler(conn, message)
+        except protocol.ProtocolError as error:
+            self.drop(identity, str(error))
         except (TransferError, OSError) as error:
-            log.warning("worker %s: %s", conn.worker_id if conn else identity.hex(), error)
+            log.warning("worker %s: %s", conn.worker_id if conn else identity.hex()[:16], error)
             if conn is not None:
                 self._remove_worker(conn, f"transfer failed: {error}")
+        except Exception as error:  # a defect of ours, or a message no check foresaw: never the loop's end
+            self._handler_failed(identity, conn, message, error)
 
-    def _drop(self, identity: bytes, reason: str) -> None:
+    def _handler_failed(self, identity: bytes, conn: Optional[WorkerConn], message: Optional[protocol.Message],
+                        error: Exception) -> None:
+        """Drop the message and the worker that sent it, and log why (with the traceback, rate-limited)."""
+        self.counters["messages_failed"] += 1
+        kind = message.type if message is not None else "message"
+        if self.log_throttle.allow("failed", time.monotonic()):
+            log.error("a %r from %s could not be handled (dropped): %r", kind,
+                      conn.worker_id if conn else identity.hex()[:16], error, exc_info=error)
+        conn = self.workers.get(identity)
+        if conn is not None:
+            self._remove_worker(conn, f"its {kind!r} could not be handled")
+
+    def drop(self, identity: bytes, reason: str) -> None:
         self.counters["messages_dropped"] += 1
-        if self._dropped_logged < 100:
-            self._dropped_logged += 1
-            log.warning("dropped a message from %s: %s", identity.hex()[:16], reason)
+        self.log_limited("dropped", logging.WARNING, "dropped a message from %s: %s", identity.hex()[:16], reason)
+
+    def log_limited(self, kind: str, level: int, message: str, *args: Any) -> None:
+        """Log, unless messages of this kind have been logged too often lately (the count of those
+        left out is logged with the next one that goes through)."""
+        if self.log_throttle.allow(kind, time.monotonic()):
+            suppressed = self.log_throttle.take_suppressed(kind)
+            if suppressed:
+                message += f" ({suppressed} similar message(s) not logged)"
+            log.log(level, message, *args)
 
     # -- commands from the user's thread --------------------------------------------------------
     def _run_commands(self) -> None:
@@ -289,14 +284,28 @@ class ManagerLoop:
                 command = self.commands.get_nowait()
             except queue.Empty:
                 return
-            getattr(self, "_cmd_" + command[0])(*command[1:])
+            try:
+                getattr(self, "_cmd_" + command[0])(*command[1:])
+            except Exception as error:  # the API checks arguments; this is the loop's last defence
+                self._command_failed(command, error)
+
+    def _command_failed(self, command: tuple, error: Exception) -> None:
+        """Log a command that failed; a task whose submission failed is handed back failed."""
+        log.error("the %r command failed: %r", command[0], error, exc_info=error)
+        if command[0] != "submit":
+            return
+        task_id, spec, submit_time = command[1:]
+        record = self.tasks.get(task_id) or TaskRecord(task_id, spec, submit_time)
+        outcome = self._outcome(record, None, Result.UNKNOWN, -1)
+        outcome["stdout"] = f"the manager could not queue this task: {error!r}".encode()
+        self._complete(record, outcome)
 
     def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
         category_max = self.category_max.get(spec["category"])
         if category_max and all(v is None for v in spec["resources"].values()):
             spec["resources"].update({k: v for k, v in category_max.items() if k in spec["resources"]})
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time)
-        self.scheduler.submit(task_id, spec["resources"], spec["priority"])
+        self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]))
         self.counters["tasks_submitted"] += 1
         self.transactions.task(task_id, "WAITING", spec["category"])
 
@@ -325,7 +334,7 @@ class ManagerLoop:
                 self._send_to(conn, protocol.encode("invalidate", digest=digest))
 
     def _cmd_shutdown_workers(self, count: int) -> None:
-        idle = [c for c in self.workers.values() if c.ready and not c.tasks]
+        idle = [c for c in self.workers.values() if not c.tasks]
         for conn in idle[:count or len(idle)]:
             self._send_to(conn, protocol.encode("shutdown", reason="asked by the manager"))
             self._pump(conn)
@@ -352,50 +361,20 @@ class ManagerLoop:
             self.transactions = TransactionsLog(value)
 
     def _cmd_status(self, what: str, reply: "queue.SimpleQueue[Any]") -> None:
-        reply.put(self.status(what))
+        reply.put(status(self, what))
 
     # -- worker messages ------------------------------------------------------------------------
-    def _on_hello(self, identity: bytes, conn: Optional[WorkerConn], message: protocol.Message) -> None:
-        if conn is not None:
-            self._remove_worker(conn, "said hello again")
-        if message["version"] != PROTOCOL_VERSION:
-            reason = (f"protocol version mismatch: the manager speaks {PROTOCOL_VERSION}, "
-                      f"the worker {message['version']}")
-            self._reject(identity, reason)
-            return
+    def admit(self, identity: bytes, hello: Dict[str, Any], proof: bytes) -> None:
+        """A peer that has proved itself (or needed not) becomes a worker."""
+        now = time.monotonic()
         conn = WorkerConn(
-            identity=identity, worker_id=message["worker_id"], hostname=message["hostname"],
-            address=message["hostname"], resources=dict(message["resources"]),
-            last_heard=time.monotonic(), nonce=message["nonce"], features=list(message["features"]),
-            last_sent=time.monotonic(), outbox=Outbox(credits=self.credits),
+            identity=identity, worker_id=hello["worker_id"], hostname=hello["hostname"],
+            address=hello["hostname"], resources=dict(hello["resources"]), last_heard=now,
+            features=list(hello["features"]), last_sent=now, outbox=Outbox(credits=self.credits),
         )
         self.workers[identity] = conn
-        if self.settings.password is None:
-            self._welcome(conn)
-            return
-        conn.manager_nonce = auth.new_nonce()
-        self._send_to(conn, protocol.encode("challenge", nonce=conn.manager_nonce))
-
-    def _on_auth(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
-        if conn.ready or self.settings.password is None:
-            return
-        expected = auth.worker_proof(self.settings.password, conn.nonce, conn.manager_nonce)
-        if auth.verify(expected, message["proof"]):
-            self._welcome(conn)
-        else:
-            del self.workers[identity]
-            self._reject(identity, "authentication failed: wrong password")
-
-    def _welcome(self, conn: WorkerConn) -> None:
-        if self.settings.password is None and not self._warned_open:
-            self._warned_open = True
-            log.warning("this manager has no password: any host that can reach its port can join as a worker")
-        conn.ready = True
         self.scheduler.add_worker(conn.identity, conn.resources)
         self.counters["workers_joined"] += 1
-        proof = b""
-        if self.settings.password is not None:
-            proof = auth.manager_proof(self.settings.password, conn.manager_nonce, conn.nonce)
         self._send_to(conn, protocol.encode(
             "welcome", version=PROTOCOL_VERSION, keepalive=self.settings.keepalive_interval,
             timeout=self.settings.keepalive_timeout, proof=proof))
@@ -403,37 +382,32 @@ class ManagerLoop:
         self.transactions.worker(conn.worker_id, "CONNECTION", conn.hostname)
         self._warn_unfit()
 
-    def _reject(self, identity: bytes, reason: str) -> None:
-        self.counters["workers_rejected"] += 1
-        log.warning("rejected worker %s: %s", identity.hex()[:16], reason)
-        self._send(identity, protocol.encode("reject", reason=reason))
-
-    def _on_heartbeat(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+    def _on_heartbeat(self, conn: WorkerConn, message: protocol.Message) -> None:
         pass
 
-    def _on_bye(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
-        if not conn.ready:
-            self.workers.pop(identity, None)
-            self.counters["workers_rejected"] += 1
-            log.warning("worker %s (%s) refused to join: %s", conn.worker_id, conn.hostname, message["reason"])
-            return
+    def _on_hello(self, conn: WorkerConn, message: protocol.Message) -> None:
+        self._remove_worker(conn, "said hello again")
+        self.door.receive(conn.identity, message)
+
+    def _on_bye(self, conn: WorkerConn, message: protocol.Message) -> None:
         self._remove_worker(conn, message["reason"] or "worker left")
 
-    def _on_ack(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+    def _on_ack(self, conn: WorkerConn, message: protocol.Message) -> None:
         conn.outbox.ack()
 
-    def _on_cache_update(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+    def _on_cache_update(self, conn: WorkerConn, message: protocol.Message) -> None:
         conn.cached.update(message["added"])
         conn.cached.difference_update(message["removed"])
 
-    def _on_status(self, identity: bytes, conn: Optional[WorkerConn], message: protocol.Message) -> None:
-        self._send(identity, protocol.encode("status-reply", data=self.status(message["what"])))
-
-    def _on_output(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+    def _on_output(self, conn: WorkerConn, message: protocol.Message) -> None:
+        identity = conn.identity
         key = (identity, message["xfer"])
         record = self._current(conn, message["task_id"], message["attempt"])
-        local = None if record is None else _local_output_path(record.spec["outputs"], message["name"])
+        local = None if record is None else local_output_path(record.spec["outputs"], message["name"])
         if local is None:
+            if record is not None:
+                self.log_limited("output-name", logging.WARNING, "worker %s sent an output %r that task %d "
+                                 "did not declare: discarded", conn.worker_id, message["name"], record.task_id)
             self.receiving[key] = (None, message["task_id"], message["name"])  # stale: acked, discarded
             return
         os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
@@ -442,9 +416,9 @@ class ManagerLoop:
         record.incoming[message["name"]] = (incoming, local, message["mode"])
         self.receiving[key] = (incoming, message["task_id"], message["name"])
 
-    def _on_chunk(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
-        key = (identity, message["xfer"])
-        self._send(identity, protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
+    def _on_chunk(self, conn: WorkerConn, message: protocol.Message) -> None:
+        key = (conn.identity, message["xfer"])
+        self.send_to_peer(conn.identity, protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
         incoming, task_id, _ = self.receiving.get(key, (None, None, None))
         if message["last"]:
             self.receiving.pop(key, None)
@@ -455,7 +429,7 @@ class ManagerLoop:
         self.tasks[task_id].bytes_received += len(data)
         self.counters["bytes_received"] += len(data)
 
-    def _on_result(self, identity: bytes, conn: WorkerConn, message: protocol.Message) -> None:
+    def _on_result(self, conn: WorkerConn, message: protocol.Message) -> None:
         record = self._current(conn, message["task_id"], message["attempt"])
         if record is None:
             log.debug("ignored a stale result for task %d from %s", message["task_id"], conn.worker_id)
@@ -513,7 +487,7 @@ class ManagerLoop:
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec
-        inputs = [self._stage_input(record, conn, f) for f in _expand_directories(spec["inputs"])]
+        inputs = [self._stage_input(record, conn, f) for f in expand_directories(spec["inputs"])]
         record.attempts += 1
         record.worker = conn.identity
         record.allocation = assignment.allocation
@@ -576,9 +550,12 @@ class ManagerLoop:
             pending = [conn for conn in pending if self._pump(conn, chunks=1)]
 
     def _pump(self, conn: WorkerConn, chunks: Optional[int] = None) -> int:
-        """Send what ``conn``'s outbox may send now; return how many chunks went."""
+        """Send what ``conn``'s outbox may send now; return how many chunks went. A worker that has
+        not read what it was sent keeps the rest in its outbox until it does."""
         try:
             return conn.outbox.pump(lambda frames: self._send_now(conn, frames), chunks)
+        except zmq.Again:
+            return 0
         except zmq.ZMQError as error:
             self._remove_worker(conn, f"unreachable ({error})")
             return 0
@@ -587,12 +564,13 @@ class ManagerLoop:
         conn.outbox.message(frames)
 
     def _send_now(self, conn: WorkerConn, frames: List[Any]) -> None:
-        self.router.send_multipart([conn.identity, *frames], copy=False)
+        self.router.send_multipart([conn.identity, *frames], zmq.NOBLOCK, copy=False)
         conn.last_sent = time.monotonic()
 
-    def _send(self, identity: bytes, frames: List[Any]) -> None:
+    def send_to_peer(self, identity: bytes, frames: List[Any]) -> None:
+        """Send now, past any outbox; a peer that is gone or reads nothing just misses it."""
         try:
-            self.router.send_multipart([identity, *frames])
+            self.router.send_multipart([identity, *frames], zmq.NOBLOCK)
         except zmq.ZMQError:
             pass
 
@@ -612,7 +590,7 @@ class ManagerLoop:
                 if name not in missing:
                     failed.append(name)
                 continue
-            incoming.finish(local, mode & 0o777 | 0o600)
+            incoming.finish(local, output_mode(mode))
         record.incoming.clear()
         return failed
 
@@ -693,13 +671,14 @@ class ManagerLoop:
         if now < self._next_maintenance:
             return
         self._next_maintenance = now + min(1.0, self.settings.keepalive_interval / 2)
+        self.door.expire(now)
         for conn in list(self.workers.values()):
             if now - conn.last_heard > self.settings.keepalive_timeout:
                 self.counters["workers_lost"] += 1
                 log.warning("worker %s (%s) silent for %.0f s: declared lost", conn.worker_id,
                             conn.hostname, now - conn.last_heard)
                 self._remove_worker(conn, "lost (no heartbeat)")
-            elif conn.ready and now - conn.last_sent > self.settings.keepalive_interval:
+            elif now - conn.last_sent > self.settings.keepalive_interval:
                 self._send_to(conn, protocol.encode("heartbeat"))
         self._warn_unfit()
         if self.advertiser is not None:
@@ -710,8 +689,8 @@ class ManagerLoop:
             if shape not in self._warned_shapes:
                 self._warned_shapes.add(shape)
                 total = max((c.resources for c in self.workers.values()), key=lambda r: r.get("cores", 0))
-                log.warning("%d task(s) need cores=%g memory=%g disk=%g gpus=%g, more than any connected "
-                            "worker has (largest: %s); they wait for a bigger worker", count, *shape, total)
+                log.warning("%d task(s) need %s, more than any connected worker has (largest: %s); they "
+                            "wait for a bigger worker", count, describe_shape(shape), total)
 
     # -- figures --------------------------------------------------------------------------------
     def _publish(self) -> None:
@@ -720,7 +699,7 @@ class ManagerLoop:
         unfit = sum(count for _, count in self.scheduler.unfit_shapes()) if self.workers else 0
         snapshot = dict(self.counters)
         snapshot.update(
-            workers_connected=len(self.workers), workers_busy=busy, workers_idle=len(self.workers) - busy,
+            workers_connected=len(self.workers), handshakes_pending=len(self.door.pending), workers_busy=busy, workers_idle=len(self.workers) - busy,
             tasks_waiting=self.scheduler.ready_count, tasks_running=self.scheduler.running_count,
             tasks_unfit=unfit, total_cores=total["cores"], free_cores=free["cores"],
             total_memory=total["memory"], total_disk=total["disk"], total_gpus=total["gpus"],
@@ -729,25 +708,3 @@ class ManagerLoop:
         )
         self.snapshot = snapshot
         self._next_publish = time.monotonic() + PUBLISH_INTERVAL
-
-    def status(self, what: str) -> Any:
-        if what == "workers":
-            return [{
-                "worker_id": c.worker_id, "hostname": c.hostname, "resources": c.resources,
-                "free": dict(self.scheduler.worker_books(c.identity).free) if c.ready else {},
-                "running": len(c.tasks), "completed": c.completed, "cached_files": len(c.cached),
-            } for c in self.workers.values()]
-        if what == "tasks":
-            rows = []
-            for record in self.tasks.values():
-                conn = self.workers.get(record.worker) if record.worker else None
-                rows.append({
-                    "task_id": record.task_id,
-                    "state": ("QUEUED" if self.scheduler.is_queued(record.task_id) else "RUNNING") if conn else "WAITING",
-                    "command": record.spec["command"], "tag": record.spec["tag"],
-                    "category": record.spec["category"], "priority": record.spec["priority"],
-                    "worker": conn.worker_id if conn else None, "attempts": record.attempts,
-                    "resources": {k: v for k, v in record.spec["resources"].items() if v is not None},
-                })
-            return rows
-        return dict(self.snapshot)

@@ -25,19 +25,38 @@ WorkerId = Hashable
 WHOLE = "whole"  # the shape of a task that declared nothing: it takes an entire worker
 
 
-def request_shape(declared: Dict[str, Optional[float]]) -> Tuple:
-    """The booking a task needs, from what it declared (CCTools' rules, simplified).
+def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0) -> Tuple:
+    """The booking a task needs, from what it declared (CCTools' rules, simplified) and the size of
+    its inputs.
 
     Nothing declared: the whole worker. Otherwise unset memory, disk and gpus count as 0, and unset
-    cores as 1 (0 for a task that asks for gpus), so declared tasks pack side by side.
+    cores as 1 (0 for a task that asks for gpus), so declared tasks pack side by side. A worker
+    must have room on disk for the inputs: a task whose inputs fill more than a worker's disk is
+    never sent there (it could only fail, or be evicted and sent again). The input size is rounded
+    down to a power of two, so tasks with inputs of many sizes still fall into a few shapes.
     """
+    disk_floor = input_disk_floor(input_mb)
     if all(declared.get(name) is None for name in RESOURCE_NAMES):
-        return (WHOLE,)
+        return (WHOLE, disk_floor) if disk_floor else (WHOLE,)
     gpus = declared.get("gpus") or 0
     cores = declared.get("cores")
     if cores is None:
         cores = 0 if gpus else 1
-    return (float(cores), float(declared.get("memory") or 0), float(declared.get("disk") or 0), float(gpus))
+    disk = max(float(declared.get("disk") or 0), disk_floor)
+    return (float(cores), float(declared.get("memory") or 0), disk, float(gpus))
+
+
+def input_disk_floor(input_mb: float) -> float:
+    """The largest power of two (in MB) not above ``input_mb``; 0 below 1 MB."""
+    if input_mb < 1:
+        return 0.0
+    return float(1 << (int(input_mb).bit_length() - 1))
+
+
+def describe_shape(shape: Tuple) -> str:
+    if shape[0] == WHOLE:
+        return f"a whole worker with disk >= {shape[1]:g} MB" if len(shape) > 1 else "a whole worker"
+    return "cores={:g} memory={:g} disk={:g} gpus={:g}".format(*shape)
 
 
 def shape_resources(shape: Tuple) -> Optional[Resources]:
@@ -71,7 +90,7 @@ class WorkerBooks:
 
     def fits_now(self, shape: Tuple) -> bool:
         if shape[0] == WHOLE:
-            return not self.running
+            return not self.running and (len(shape) == 1 or self.total["disk"] >= shape[1])
         return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
 
     def could_ever_fit(self, shape: Tuple) -> bool:
@@ -79,8 +98,11 @@ class WorkerBooks:
         if fits is None:
             if len(self.ever_fits) >= MEMO_MAX:
                 self.ever_fits.clear()
-            fits = self.ever_fits[shape] = shape[0] == WHOLE or \
-                all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+            if shape[0] == WHOLE:
+                fits = len(shape) == 1 or self.total["disk"] >= shape[1]
+            else:
+                fits = all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+            self.ever_fits[shape] = fits
         return fits
 
 
@@ -145,10 +167,11 @@ class Scheduler:
         return self._workers.get(worker)
 
     # -- tasks ----------------------------------------------------------------------------------
-    def submit(self, task_id: int, declared: Dict[str, Optional[float]], priority: float = 0) -> None:
+    def submit(self, task_id: int, declared: Dict[str, Optional[float]], priority: float = 0,
+               input_mb: float = 0.0) -> None:
         if task_id in self._tasks:
             raise ValueError(f"task {task_id} is already known to the scheduler")
-        entry = _Entry(request_shape(declared), priority, next(self._arrivals))
+        entry = _Entry(request_shape(declared, input_mb), priority, next(self._arrivals))
         self._tasks[task_id] = entry
         self._push_ready(task_id, entry)
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import click
 
 from .. import status as status_room
+from ..auth import read_password_file
 
 
 def _address(host: str, port: Optional[str]) -> Tuple[str, int]:
@@ -78,12 +79,16 @@ def _tasks(rows: List[Dict[str, Any]]) -> str:
 @click.option("-T", "what", flag_value="tasks", help="One line per task the master holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw data as JSON.")
 @click.option("-t", "--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for an answer.")
-def status(host: str, port: Optional[str], what: str, as_json: bool, timeout: float) -> None:
+@click.option("-P", "--password", "password_file", type=click.Path(exists=True, dir_okay=False),
+              help="Password file of a master that has one.")
+def status(host: str, port: Optional[str], what: str, as_json: bool, timeout: float,
+           password_file: Optional[str]) -> None:
     """Show a running master's queue, workers (-W) or tasks (-T): HOST PORT or HOST:PORT."""
     host, number = _address(host, port)
+    password = read_password_file(password_file) if password_file else None
     try:
-        data = status_room.query(host, number, what, timeout)
-    except (TimeoutError, ConnectionError) as error:
+        data = status_room.query(host, number, what, timeout, password)
+    except (TimeoutError, ConnectionError, PermissionError) as error:
         click.echo(f"workqueue status: {error}", err=True)
         sys.exit(1)
     if as_json:

@@ -1,0 +1,75 @@
+"""What the master tells about itself: the rows of ``status`` and how much of it strangers may get.
+
+A status request costs the asker one small message and the master one reply that may be megabytes
+(every waiting task's row). A peer that asks and never reads would make the master queue those
+replies for ever, so replies to the port share a byte budget that refills at a steady rate; what
+does not fit is not sent. The rows of a long queue are capped, with the count of the rest.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+STATUS_WHAT = ("queue", "workers", "tasks")
+TASK_ROWS_MAX = 10_000
+BUDGET_BYTES_PER_SECOND = 4 << 20
+BUDGET_BURST_BYTES = 16 << 20
+
+
+class ByteBudget:
+    """A token bucket of bytes. Pure: the caller passes the time."""
+
+    def __init__(self, rate: float = BUDGET_BYTES_PER_SECOND, burst: float = BUDGET_BURST_BYTES) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._last = None
+        self.refused = 0
+
+    def spend(self, size: int, now: float) -> bool:
+        """Take ``size`` bytes from the budget if it holds them; False (nothing taken) if not."""
+        if self._last is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if size > self._tokens:
+            self.refused += 1
+            return False
+        self._tokens -= size
+        return True
+
+
+def worker_rows(loop: Any) -> List[Dict[str, Any]]:
+    return [{
+        "worker_id": c.worker_id, "hostname": c.hostname, "resources": c.resources,
+        "free": dict(loop.scheduler.worker_books(c.identity).free),
+        "running": len(c.tasks), "completed": c.completed, "cached_files": len(c.cached),
+    } for c in loop.workers.values()]
+
+
+def task_rows(loop: Any, limit: int = TASK_ROWS_MAX) -> List[Dict[str, Any]]:
+    """One row per task not yet finished, the first ``limit`` of them; a last row counts the rest."""
+    rows = []
+    for record in loop.tasks.values():
+        if len(rows) == limit:
+            rows.append({"task_id": None, "state": "MORE", "command": f"... and {len(loop.tasks) - limit} more"})
+            break
+        conn = loop.workers.get(record.worker) if record.worker else None
+        state = "WAITING"
+        if conn is not None:
+            state = "QUEUED" if loop.scheduler.is_queued(record.task_id) else "RUNNING"
+        spec = record.spec
+        rows.append({
+            "task_id": record.task_id, "state": state, "command": spec["command"], "tag": spec["tag"],
+            "category": spec["category"], "priority": spec["priority"],
+            "worker": conn.worker_id if conn else None, "attempts": record.attempts,
+            "resources": {k: v for k, v in spec["resources"].items() if v is not None},
+        })
+    return rows
+
+
+def status(loop: Any, what: str) -> Any:
+    """The answer to a status request: a dict for 'queue', a list of rows for the others."""
+    if what == "workers":
+        return worker_rows(loop)
+    if what == "tasks":
+        return task_rows(loop)
+    return dict(loop.snapshot)

@@ -1,0 +1,36 @@
+"""How often a kind of event may be logged. Pure: the caller passes the time.
+
+A peer can make the same complaint happen thousands of times a second; the log must still be
+readable and must not fill the disk. Each kind of event gets a few lines per interval; the rest are
+counted, and the count goes out with the next line that is allowed.
+"""
+from __future__ import annotations
+
+from typing import Dict, Hashable, Tuple
+
+KINDS_MAX = 1024  # kinds remembered: callers use a few fixed kinds, never a peer's identity
+
+
+class Throttle:
+    def __init__(self, per_interval: int = 10, interval: float = 60.0) -> None:
+        self.per_interval = per_interval
+        self.interval = interval
+        self._windows: Dict[Hashable, Tuple[float, int]] = {}  # kind -> (window start, events allowed)
+        self._suppressed: Dict[Hashable, int] = {}
+
+    def allow(self, kind: Hashable, now: float) -> bool:
+        """True if an event of this kind may be logged now; otherwise it is counted as suppressed."""
+        start, allowed = self._windows.get(kind, (now, 0))
+        if now - start >= self.interval:
+            start, allowed = now, 0
+        if allowed >= self.per_interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return False
+        if len(self._windows) >= KINDS_MAX and kind not in self._windows:
+            self._windows.clear()
+        self._windows[kind] = (start, allowed + 1)
+        return True
+
+    def take_suppressed(self, kind: Hashable) -> int:
+        """How many events of this kind were suppressed since the last call; the count restarts."""
+        return self._suppressed.pop(kind, 0)
