@@ -6,12 +6,12 @@ sandbox is refused before anything is sent.
 from __future__ import annotations
 
 import os
-import posixpath
 import stat
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
 
 from . import fastio
+from .names import check_remote_name  # defined there; still importable from here
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,6 @@ class File:
 
 
 FileLike = Union[str, "os.PathLike[str]", File, Tuple[str, str]]
-
-
-def check_remote_name(name: str) -> str:
-    """Return ``name`` normalized, or raise ValueError if it would land outside the sandbox."""
-    if not isinstance(name, str) or not name or "\0" in name:
-        raise ValueError(f"invalid remote file name {name!r}")
-    if name.startswith("/"):
-        raise ValueError(f"remote file name {name!r} is absolute: it must stay inside the task's sandbox")
-    normal = posixpath.normpath(name)
-    if normal == ".." or normal.startswith("../") or normal == ".":
-        raise ValueError(f"remote file name {name!r} escapes the task's sandbox")
-    return normal
 
 
 def as_file(spec: FileLike, cache: bool = False) -> File:
