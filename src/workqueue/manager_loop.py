@@ -222,7 +222,7 @@ class ManagerLoop:
         try:
             parts = protocol.split(frames[1:])
         except Exception as error:  # ProtocolError, or anything split did not foresee
-            self.drop(identity, str(error))
+            self._invalid(identity, str(error))
             return
         for part in parts:
             self._handle_message(identity, part)
@@ -244,7 +244,7 @@ class ManagerLoop:
                 return
             handler(conn, message)
         except protocol.ProtocolError as error:
-            self.drop(identity, str(error))
+            self._invalid(identity, str(error))
         except (TransferError, OSError) as error:
             log.warning("worker %s: %s", conn.worker_id if conn else identity.hex()[:16], error)
             if conn is not None:
@@ -263,6 +263,14 @@ class ManagerLoop:
         conn = self.workers.get(identity)
         if conn is not None:
             self._remove_worker(conn, f"its {kind!r} could not be handled")
+
+    def _invalid(self, identity: bytes, reason: str) -> None:
+        """A message that breaks the protocol is dropped; a worker that sent one is removed (its
+        tasks run again elsewhere): whatever it does next cannot be trusted."""
+        self.drop(identity, reason)
+        conn = self.workers.get(identity)
+        if conn is not None:
+            self._remove_worker(conn, f"sent an invalid message ({reason})")
 
     def drop(self, identity: bytes, reason: str) -> None:
         self.counters["messages_dropped"] += 1
