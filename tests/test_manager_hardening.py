@@ -10,7 +10,6 @@ import time
 import msgpack
 import psutil
 import pytest
-import zmq
 
 import workqueue as wq
 from workqueue import auth, fastio, protocol, status

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from . import auth, protocol
 from .constants import PROTOCOL_VERSION
@@ -46,7 +46,7 @@ class Door:
         if kind == "hello":
             self._hello(identity, message.fields)
         elif kind == "auth":
-            self._auth(identity, message["proof"])
+            self._auth(identity, message["proof"], message["cached"])
         elif kind == "status":
             self._status(identity, message.fields)
         elif kind == "bye":
@@ -67,13 +67,14 @@ class Door:
             return
         if self.password is None:
             self._warn_open()
-            self.loop.admit(identity, hello, proof=b"")
+            self.loop.admit(identity, hello, hello["cached"], proof=b"")
             return
+        del hello["cached"]  # a stranger's list is not kept: the worker sends it again with its proof
         nonce = auth.new_nonce()
         self.pending.add(identity, nonce, time.monotonic(), hello=hello)
         self.loop.send_to_peer(identity, protocol.encode("challenge", nonce=nonce))
 
-    def _auth(self, identity: bytes, proof: bytes) -> None:
+    def _auth(self, identity: bytes, proof: bytes, cached: List[str]) -> None:
         pending = self.pending.take(identity, time.monotonic())
         if pending is None or not pending.is_worker or self.password is None:
             self.loop.drop(identity, "an answer to no current challenge")
@@ -82,7 +83,7 @@ class Door:
         if not auth.verify(auth.worker_proof(self.password, worker_nonce, pending.manager_nonce), proof):
             self.reject(identity, "authentication failed: wrong password")
             return
-        self.loop.admit(identity, pending.hello,
+        self.loop.admit(identity, pending.hello, cached,
                         proof=auth.manager_proof(self.password, pending.manager_nonce, worker_nonce))
 
     def _bye(self, identity: bytes, reason: str) -> None:

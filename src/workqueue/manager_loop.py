@@ -10,7 +10,6 @@ import logging
 import os
 import queue
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import zmq
@@ -19,20 +18,19 @@ from . import protocol
 from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
 from .manager_door import Door
-from .manager_status import status
-from .outputs import local_output_path, output_mode
-from .ratelimit import Throttle
 from .manager_inputs import expand_directories, input_megabytes
+from .manager_records import TRANSIENT, CategoryTimes, Settings, TaskRecord, WorkerConn
+from .manager_status import snapshot, status
+from .outputs import OutputReceiver, abort_outputs, finish_outputs
+from .ratelimit import Throttle
 from .scheduler import Assignment, Scheduler, describe_shape
 from .transactions import TransactionsLog
-from .transfer import BytesSource, Credits, FileSource, Incoming, Outbox, TransferError, partial_name
+from .transfer import BytesSource, Credits, FileSource, Outbox, TransferError
 
 log = logging.getLogger("workqueue.manager")
 
 BATCH = 256  # messages handled per poll wake-up before dispatching again
 PUBLISH_INTERVAL = 0.02  # seconds between snapshots for the user's thread (completions go out at once)
-PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on average may be prefetched
-PREFETCH_MIN_SAMPLES = 5
 PREFETCH_QUEUE_SECONDS = 0.02  # work queued ahead on a busy worker, per core
 PREFETCH_MAX_DEPTH = 64  # per core; each wake-up of a worker then serves more tasks (see FunctionPool)
 SEND_HWM = 1000  # messages queued per peer before a send would block: a peer that reads nothing
@@ -52,67 +50,6 @@ def configure_router(router: zmq.Socket) -> None:
     router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
 
 
-@dataclass
-class CategoryTimes:
-    """Mean wall time of a category's finished tasks: what prefetching decisions rest on."""
-
-    count: int = 0
-    mean: float = 0.0
-
-    def add(self, seconds: float) -> None:
-        self.count += 1
-        self.mean += (seconds - self.mean) / min(self.count, 100)
-
-    @property
-    def short(self) -> bool:
-        return self.count >= PREFETCH_MIN_SAMPLES and self.mean < PREFETCH_MAX_SECONDS
-
-# results a worker reports that are not the task's fault: the task runs again elsewhere
-TRANSIENT = {Result.FORSAKEN}
-
-
-@dataclass
-class Settings:
-    password: Optional[bytes] = None
-    keepalive_interval: float = 5.0
-    keepalive_timeout: float = 30.0
-    transactions_log: Optional[str] = None
-    hungry_minimum: int = 10
-    prefetch: bool = True
-
-
-@dataclass
-class WorkerConn:
-    identity: bytes
-    worker_id: str
-    hostname: str
-    address: str
-    resources: Dict[str, float]
-    last_heard: float
-    cached: Set[str] = field(default_factory=set)
-    outbox: Outbox = field(default_factory=Outbox)
-    last_sent: float = 0.0
-    tasks: Set[int] = field(default_factory=set)
-    completed: int = 0
-    features: List[str] = field(default_factory=list)
-
-
-@dataclass
-class TaskRecord:
-    task_id: int
-    spec: Dict[str, Any]
-    submit_time: float
-    attempts: int = 0
-    worker: Optional[bytes] = None
-    allocation: Dict[str, float] = field(default_factory=dict)
-    dispatch_time: float = 0.0
-    incoming: Dict[str, Tuple[Incoming, str, int]] = field(default_factory=dict)
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    cache_hits: int = 0
-    warned_unfit: bool = False
-
-
 class ManagerLoop:
     def __init__(self, router: zmq.Socket, wake: zmq.Socket, commands: "queue.SimpleQueue[tuple]",
                  finished: "queue.SimpleQueue[list]", settings: Settings) -> None:
@@ -128,7 +65,7 @@ class ManagerLoop:
         self.scheduler = Scheduler()
         self.workers: Dict[bytes, WorkerConn] = {}
         self.tasks: Dict[int, TaskRecord] = {}
-        self.receiving: Dict[Tuple[bytes, int], Tuple[Optional[Incoming], int, str]] = {}
+        self.outputs = OutputReceiver()
         self._warned_shapes: Set[Tuple] = set()
         self.category_max: Dict[str, Dict[str, float]] = {}
         self.category_times: Dict[str, CategoryTimes] = {}
@@ -326,7 +263,7 @@ class ManagerLoop:
             if conn is not None:
                 conn.tasks.discard(task_id)
                 self._send_to(conn, protocol.encode("kill", task_id=task_id))
-        self._abort_incoming(record)
+        abort_outputs(record)
         self.scheduler.finish(task_id)
         self.counters["tasks_canceled"] += 1
         self.transactions.task(task_id, "CANCELED")
@@ -372,7 +309,7 @@ class ManagerLoop:
         reply.put(status(self, what))
 
     # -- worker messages ------------------------------------------------------------------------
-    def admit(self, identity: bytes, hello: Dict[str, Any], proof: bytes) -> None:
+    def admit(self, identity: bytes, hello: Dict[str, Any], cached: List[str], proof: bytes) -> None:
         """A peer that has proved itself (or needed not) becomes a worker."""
         now = time.monotonic()
         conn = WorkerConn(
@@ -380,6 +317,7 @@ class ManagerLoop:
             address=hello["hostname"], resources=dict(hello["resources"]), last_heard=now,
             features=list(hello["features"]), last_sent=now, outbox=Outbox(credits=self.credits),
         )
+        conn.cached.update(cached)
         self.workers[identity] = conn
         self.scheduler.add_worker(conn.identity, conn.resources)
         self.counters["workers_joined"] += 1
@@ -408,28 +346,16 @@ class ManagerLoop:
         conn.cached.difference_update(message["removed"])
 
     def _on_output(self, conn: WorkerConn, message: protocol.Message) -> None:
-        identity = conn.identity
-        key = (identity, message["xfer"])
-        record = self._current(conn, message["task_id"], message["attempt"])
-        local = None if record is None else local_output_path(record.spec["outputs"], message["name"])
-        if local is None:
-            if record is not None:
-                self.log_limited("output-name", logging.WARNING, "worker %s sent an output %r that task %d "
-                                 "did not declare: discarded", conn.worker_id, message["name"], record.task_id)
-            self.receiving[key] = (None, message["task_id"], message["name"])  # stale: acked, discarded
-            return
-        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
-        incoming = Incoming(partial_name(local, f"{message['task_id']}-{message['xfer']}"),
-                            expected_size=message["size"])
-        record.incoming[message["name"]] = (incoming, local, message["mode"])
-        self.receiving[key] = (incoming, message["task_id"], message["name"])
+        task_id = message["task_id"]
+        record = self._current(conn, task_id, message["attempt"])
+        if not self.outputs.begin(conn.identity, message["xfer"], task_id, record, message["name"],
+                                  message["size"], message["mode"]):
+            self.log_limited("output-name", logging.WARNING, "worker %s sent an output %r that task %d did not "
+                             "declare: discarded", conn.worker_id, message["name"], task_id)
 
     def _on_chunk(self, conn: WorkerConn, message: protocol.Message) -> None:
-        key = (conn.identity, message["xfer"])
         self.send_to_peer(conn.identity, protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
-        incoming, task_id, _ = self.receiving.get(key, (None, None, None))
-        if message["last"]:
-            self.receiving.pop(key, None)
+        incoming, task_id = self.outputs.chunk(conn.identity, message["xfer"], message["last"])
         if incoming is None or task_id not in self.tasks:
             return
         data = protocol.as_buffer(message.payload[0])
@@ -455,7 +381,7 @@ class ManagerLoop:
             self._requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
             return
         missing = list(message["missing"])
-        missing += self._finish_outputs(record, missing)
+        missing += finish_outputs(record, missing)
         if missing and result == Result.SUCCESS:
             result = Result.OUTPUT_MISSING
         stdout = message.payload[0]
@@ -589,19 +515,6 @@ class ManagerLoop:
             return None
         return record
 
-    def _finish_outputs(self, record: TaskRecord, missing: List[str]) -> List[str]:
-        """Rename received outputs into place; return the names whose transfer did not complete."""
-        failed = []
-        for name, (incoming, local, mode) in record.incoming.items():
-            if incoming.digest is None:
-                incoming.abort()
-                if name not in missing:
-                    failed.append(name)
-                continue
-            incoming.finish(local, output_mode(mode))
-        record.incoming.clear()
-        return failed
-
     def _outcome(self, record: TaskRecord, conn: Optional[WorkerConn], result: Result, exit_code: int) -> Dict[str, Any]:
         return {
             "result": int(result), "exit_code": exit_code, "stdout": b"",
@@ -615,7 +528,7 @@ class ManagerLoop:
     def _complete(self, record: TaskRecord, outcome: Dict[str, Any]) -> None:
         self.tasks.pop(record.task_id, None)
         self.scheduler.finish(record.task_id)
-        self._abort_incoming(record)
+        abort_outputs(record)
         counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
         self.counters[counter] += 1
         if self.transactions.enabled:
@@ -635,7 +548,7 @@ class ManagerLoop:
         conn = self.workers.get(record.worker) if record.worker else None
         if conn is not None:
             conn.tasks.discard(record.task_id)
-        self._abort_incoming(record)
+        abort_outputs(record)
         record.worker = None
         max_retries = record.spec["max_retries"]
         if max_retries and record.attempts >= max_retries:
@@ -649,14 +562,9 @@ class ManagerLoop:
         self.transactions.task(record.task_id, "WAITING", f"requeued ({reason})")
         self.scheduler.requeue(record.task_id)
 
-    def _abort_incoming(self, record: TaskRecord) -> None:
-        for incoming, _, _ in record.incoming.values():
-            incoming.abort()
-        record.incoming.clear()
-
     def _abort_all_incoming(self) -> None:
         for record in self.tasks.values():
-            self._abort_incoming(record)
+            abort_outputs(record)
 
     # -- workers coming and going ---------------------------------------------------------------
     def _remove_worker(self, conn: WorkerConn, reason: str) -> None:
@@ -668,8 +576,7 @@ class ManagerLoop:
             record = self.tasks.get(task_id)
             if record is not None:
                 self._requeue(record, f"worker {conn.worker_id} {reason}", "worker lost")
-        for key in [k for k in self.receiving if k[0] == conn.identity]:
-            self.receiving.pop(key)
+        self.outputs.forget_worker(conn.identity)
         self.counters["workers_removed"] += 1
         log.info("worker %s removed: %s", conn.worker_id, reason)
         self.transactions.worker(conn.worker_id, "DISCONNECTION", reason)
@@ -702,17 +609,5 @@ class ManagerLoop:
 
     # -- figures --------------------------------------------------------------------------------
     def _publish(self) -> None:
-        total, free = self.scheduler.capacity()
-        busy = sum(1 for c in self.workers.values() if c.tasks)
-        unfit = sum(count for _, count in self.scheduler.unfit_shapes()) if self.workers else 0
-        snapshot = dict(self.counters)
-        snapshot.update(
-            workers_connected=len(self.workers), handshakes_pending=len(self.door.pending), workers_busy=busy, workers_idle=len(self.workers) - busy,
-            tasks_waiting=self.scheduler.ready_count, tasks_running=self.scheduler.running_count,
-            tasks_unfit=unfit, total_cores=total["cores"], free_cores=free["cores"],
-            total_memory=total["memory"], total_disk=total["disk"], total_gpus=total["gpus"],
-            hungry=self.scheduler.hungry(self.settings.hungry_minimum),
-            hungry_minimum=self.settings.hungry_minimum, requeue_reasons=dict(self.requeue_reasons),
-        )
-        self.snapshot = snapshot
+        self.snapshot = snapshot(self)
         self._next_publish = time.monotonic() + PUBLISH_INTERVAL

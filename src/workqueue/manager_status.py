@@ -1,4 +1,5 @@
-"""What the master tells about itself: the rows of ``status`` and how much of it strangers may get.
+"""What the master tells about itself: its figures, the rows of ``status``, and how much of it
+the port may get.
 
 A status request costs the asker one small message and the master one reply that may be megabytes
 (every waiting task's row). A peer that asks and never reads would make the master queue those
@@ -35,6 +36,24 @@ class ByteBudget:
             return False
         self._tokens -= size
         return True
+
+
+def snapshot(loop: Any) -> Dict[str, Any]:
+    """The figures the user's thread reads (``Manager.stats``): counters, workers, tasks, capacity."""
+    total, free = loop.scheduler.capacity()
+    busy = sum(1 for c in loop.workers.values() if c.tasks)
+    unfit = sum(count for _, count in loop.scheduler.unfit_shapes()) if loop.workers else 0
+    figures = dict(loop.counters)
+    figures.update(
+        workers_connected=len(loop.workers), workers_busy=busy, workers_idle=len(loop.workers) - busy,
+        handshakes_pending=len(loop.door.pending),
+        tasks_waiting=loop.scheduler.ready_count, tasks_running=loop.scheduler.running_count,
+        tasks_unfit=unfit, total_cores=total["cores"], free_cores=free["cores"],
+        total_memory=total["memory"], total_disk=total["disk"], total_gpus=total["gpus"],
+        hungry=loop.scheduler.hungry(loop.settings.hungry_minimum),
+        hungry_minimum=loop.settings.hungry_minimum, requeue_reasons=dict(loop.requeue_reasons),
+    )
+    return figures
 
 
 def worker_rows(loop: Any) -> List[Dict[str, Any]]:

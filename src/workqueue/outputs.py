@@ -1,4 +1,5 @@
-"""Where an output arriving from a worker lands on the master, if anywhere.
+"""Outputs arriving from workers: where each may land on the master, if anywhere, and the files
+on their way there.
 
 The worker names each file it sends; the name is the worker's word, not the task's. It is accepted
 only if it is a declared output, or a clean relative path below a declared output (a directory),
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .files import File
+from .transfer import Incoming, partial_name
 
 PARTIAL_MODE_BITS = 0o755  # a worker may make an output executable, never writable by others
 
@@ -45,3 +47,61 @@ def _below(directory: str, relative: str) -> Optional[str]:
 def output_mode(mode: int) -> int:
     """The permission bits an output gets: the worker's, less group and other write, plus owner rw."""
     return mode & PARTIAL_MODE_BITS | 0o600
+
+
+class OutputReceiver:
+    """Output files on their way from workers. Each is written under a partial name beside its
+    destination and renamed into place only when its task's result arrives (``finish``), so a
+    half-received file is never under its final name.
+
+    The task records passed in hold the task's files in ``record.incoming`` (name -> (file, local
+    path, mode)); this object holds the streams by (worker, transfer id).
+    """
+
+    def __init__(self) -> None:
+        self._streams: Dict[Tuple[bytes, int], Tuple[Optional[Incoming], int]] = {}
+
+    def begin(self, worker: bytes, xfer: int, task_id: int, record: Any, name: str, size: int, mode: int) -> bool:
+        """Start receiving output ``name`` of a current task (``record``, None for a stale one).
+        Returns False if the task declared no such output; its chunks are then acknowledged and
+        discarded, as are a stale task's."""
+        local = None if record is None else local_output_path(record.spec["outputs"], name)
+        if local is None:
+            self._streams[(worker, xfer)] = (None, task_id)
+            return record is None
+        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+        incoming = Incoming(partial_name(local, f"{task_id}-{xfer}"), expected_size=size)
+        record.incoming[name] = (incoming, local, mode)
+        self._streams[(worker, xfer)] = (incoming, task_id)
+        return True
+
+    def chunk(self, worker: bytes, xfer: int, last: bool) -> Tuple[Optional[Incoming], Optional[int]]:
+        """The file a chunk belongs to and its task's id ((None, None) for one to discard)."""
+        key = (worker, xfer)
+        incoming, task_id = self._streams.pop(key, (None, None)) if last else self._streams.get(key, (None, None))
+        return incoming, task_id
+
+    def forget_worker(self, worker: bytes) -> None:
+        for key in [k for k in self._streams if k[0] == worker]:
+            del self._streams[key]
+
+
+def finish_outputs(record: Any, missing: List[str]) -> List[str]:
+    """Rename a task's received outputs into place; return the names whose transfer did not complete."""
+    failed = []
+    for name, (incoming, local, mode) in record.incoming.items():
+        if incoming.digest is None:
+            incoming.abort()
+            if name not in missing:
+                failed.append(name)
+            continue
+        incoming.finish(local, output_mode(mode))
+    record.incoming.clear()
+    return failed
+
+
+def abort_outputs(record: Any) -> None:
+    """Remove a task's partly received outputs."""
+    for incoming, _, _ in record.incoming.values():
+        incoming.abort()
+    record.incoming.clear()

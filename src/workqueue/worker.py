@@ -172,7 +172,7 @@ class Worker:
         try:
             session.send(protocol.hello(
                 self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
-                coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else []))
+                coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept()))
             return self._session_loop(session)
         finally:
             self.tasks.kill_all()
@@ -312,7 +312,8 @@ class Worker:
         if password is None:
             raise WorkerRejected("authentication failed: this manager requires a password (use -P FILE)")
         session.manager_nonce = message["nonce"]
-        session.send(protocol.encode("auth", proof=auth.worker_proof(password, session.nonce, message["nonce"])))
+        session.send(protocol.encode("auth", proof=auth.worker_proof(password, session.nonce, message["nonce"]),
+                                     cached=self.cache.kept()))
         return None
 
     def _on_welcome(self, session: Session, message: protocol.Message) -> Optional[str]:
@@ -324,9 +325,6 @@ class Worker:
             if not auth.verify(expected, message["proof"]):
                 raise WorkerRejected("authentication failed: the manager does not know our password")
         session.welcomed = True
-        kept = self.cache.kept()
-        if kept:
-            session.send(protocol.encode("cache-update", added=kept))
         session.keepalive = message["keepalive"]
         session.timeout = message["timeout"]
         self.tasks.last_activity = time.monotonic()

@@ -1,0 +1,74 @@
+"""What the master's loop knows of each worker and each task, and its settings: plain records."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from .constants import Result
+from .transfer import Incoming, Outbox
+
+PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on average may be prefetched
+PREFETCH_MIN_SAMPLES = 5
+
+
+@dataclass
+class CategoryTimes:
+    """Mean wall time of a category's finished tasks: what prefetching decisions rest on."""
+
+    count: int = 0
+    mean: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.mean += (seconds - self.mean) / min(self.count, 100)
+
+    @property
+    def short(self) -> bool:
+        return self.count >= PREFETCH_MIN_SAMPLES and self.mean < PREFETCH_MAX_SECONDS
+
+
+
+# results a worker reports that are not the task's fault: the task runs again elsewhere
+TRANSIENT = {Result.FORSAKEN}
+
+
+@dataclass
+class Settings:
+    password: Optional[bytes] = None
+    keepalive_interval: float = 5.0
+    keepalive_timeout: float = 30.0
+    transactions_log: Optional[str] = None
+    hungry_minimum: int = 10
+    prefetch: bool = True
+
+
+@dataclass
+class WorkerConn:
+    identity: bytes
+    worker_id: str
+    hostname: str
+    address: str
+    resources: Dict[str, float]
+    last_heard: float
+    cached: Set[str] = field(default_factory=set)
+    outbox: Outbox = field(default_factory=Outbox)
+    last_sent: float = 0.0
+    tasks: Set[int] = field(default_factory=set)
+    completed: int = 0
+    features: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskRecord:
+    task_id: int
+    spec: Dict[str, Any]
+    submit_time: float
+    attempts: int = 0
+    worker: Optional[bytes] = None
+    allocation: Dict[str, float] = field(default_factory=dict)
+    dispatch_time: float = 0.0
+    incoming: Dict[str, Tuple[Incoming, str, int]] = field(default_factory=dict)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    cache_hits: int = 0
+    warned_unfit: bool = False
