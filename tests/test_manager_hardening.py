@@ -327,3 +327,28 @@ def test_a_flood_of_small_messages_leaves_memory_bounded():
         grown = rss_mib() - before
         assert grown < 100, f"the master grew by {grown:.0f} MiB"
         assert_still_serving(m)
+
+
+def test_a_worker_opening_too_many_outputs_at_once_is_removed_and_leaves_no_files(tmp_path):
+    from workqueue.outputs import STREAMS_PER_WORKER_MAX
+    with wq.Manager(port=0) as m:
+        fake = fake_worker(m)
+        m.submit(wq.Task("true", outputs=[(str(tmp_path / "dir"), "dir")]))
+        task = next_message(fake)
+        for xfer in range(1, STREAMS_PER_WORKER_MAX + 2):
+            fake.send_multipart(protocol.encode("output", xfer=xfer, task_id=task["task_id"], attempt=task["attempt"],
+                                                name=f"dir/f{xfer}", size=10))
+        assert wait_for(lambda: m.stats["workers_removed"] == 1)
+        assert wait_for(lambda: not any(os.scandir(tmp_path / "dir")))  # partial files removed
+        assert m.stats["tasks_waiting"] == 1
+
+
+def test_a_worker_claiming_too_many_cached_files_is_removed(monkeypatch):
+    from workqueue import manager_loop
+    monkeypatch.setattr(manager_loop, "CACHED_PER_WORKER_MAX", 10)
+    with wq.Manager(port=0) as m:
+        fake = fake_worker(m)
+        fake.send_multipart(protocol.encode("cache-update", added=[f"{i:032x}" for i in range(6)]))
+        fake.send_multipart(protocol.encode("cache-update", added=[f"{i:032x}" for i in range(6, 12)]))
+        assert wait_for(lambda: m.stats["workers_removed"] == 1)
+        assert m._loop.failure is None

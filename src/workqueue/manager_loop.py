@@ -35,7 +35,7 @@ PREFETCH_QUEUE_SECONDS = 0.02  # work queued ahead on a busy worker, per core
 PREFETCH_MAX_DEPTH = 64  # per core; each wake-up of a worker then serves more tasks (see FunctionPool)
 SEND_HWM = 1000  # messages queued per peer before a send would block: a peer that reads nothing
 RECEIVE_HWM = 64  # holds at most this many of ours; ZeroMQ stops reading a peer this far ahead of us
-MAX_FRAME_BYTES = 65 << 20
+CACHED_PER_WORKER_MAX = 1 << 20  # digests remembered per worker (about 100 MB at most)
 
 
 def configure_router(router: zmq.Socket) -> None:
@@ -47,7 +47,7 @@ def configure_router(router: zmq.Socket) -> None:
     router.setsockopt(zmq.ROUTER_MANDATORY, 1)
     router.setsockopt(zmq.SNDHWM, SEND_HWM)
     router.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
-    router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+    router.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
 
 
 class ManagerLoop:
@@ -317,7 +317,7 @@ class ManagerLoop:
             address=hello["hostname"], resources=dict(hello["resources"]), last_heard=now,
             features=list(hello["features"]), last_sent=now, outbox=Outbox(credits=self.credits),
         )
-        conn.cached.update(cached)
+        conn.cached.update(cached[:CACHED_PER_WORKER_MAX])
         self.workers[identity] = conn
         self.scheduler.add_worker(conn.identity, conn.resources)
         self.counters["workers_joined"] += 1
@@ -342,8 +342,10 @@ class ManagerLoop:
         conn.outbox.ack()
 
     def _on_cache_update(self, conn: WorkerConn, message: protocol.Message) -> None:
-        conn.cached.update(message["added"])
         conn.cached.difference_update(message["removed"])
+        if len(conn.cached) + len(message["added"]) > CACHED_PER_WORKER_MAX:
+            raise protocol.ProtocolError(f"more than {CACHED_PER_WORKER_MAX} cached files")
+        conn.cached.update(message["added"])
 
     def _on_output(self, conn: WorkerConn, message: protocol.Message) -> None:
         task_id = message["task_id"]

@@ -13,9 +13,11 @@ import posixpath
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .files import File
+from .protocol import ProtocolError
 from .transfer import Incoming, partial_name
 
 PARTIAL_MODE_BITS = 0o755  # a worker may make an output executable, never writable by others
+STREAMS_PER_WORKER_MAX = 16  # a worker sends its outputs one after another: one or two are open at once
 
 
 def local_output_path(outputs: Iterable[File], name: str) -> Optional[str]:
@@ -64,13 +66,19 @@ class OutputReceiver:
     def begin(self, worker: bytes, xfer: int, task_id: int, record: Any, name: str, size: int, mode: int) -> bool:
         """Start receiving output ``name`` of a current task (``record``, None for a stale one).
         Returns False if the task declared no such output; its chunks are then acknowledged and
-        discarded, as are a stale task's."""
+        discarded, as are a stale task's. Raises ProtocolError for a worker that opens more streams
+        at once than any worker does (each holds an open file)."""
+        if sum(1 for key in self._streams if key[0] == worker) >= STREAMS_PER_WORKER_MAX:
+            raise ProtocolError(f"more than {STREAMS_PER_WORKER_MAX} outputs on their way at once")
         local = None if record is None else local_output_path(record.spec["outputs"], name)
         if local is None:
             self._streams[(worker, xfer)] = (None, task_id)
             return record is None
         os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
         incoming = Incoming(partial_name(local, f"{task_id}-{xfer}"), expected_size=size)
+        previous = record.incoming.get(name)
+        if previous is not None:
+            previous[0].abort()  # the same output sent again: the last one counts
         record.incoming[name] = (incoming, local, mode)
         self._streams[(worker, xfer)] = (incoming, task_id)
         return True
