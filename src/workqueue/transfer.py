@@ -215,9 +215,15 @@ class Incoming:
         return self._writer.size
 
     def add(self, seq: int, data: Any, last: bool, sender_digest: str) -> bool:
-        """Write one chunk; return True when the file is complete and verified."""
+        """Write one chunk; return True when the file is complete and verified.
+
+        A chunk that would take the file past its expected size is refused before it is written:
+        the sender's declared size bounds what it can make us store."""
         if seq != self._next_seq:
             raise TransferError(f"chunk {seq} arrived, expected {self._next_seq}")
+        if self.expected_size >= 0 and self._writer.size + len(data) > self.expected_size:
+            raise TransferError(f"chunk {seq} of {len(data)} bytes would take the file past its "
+                                f"declared {self.expected_size} bytes")
         self._next_seq += 1
         self._writer.write(data)
         if not last:
