@@ -1,4 +1,5 @@
-"""How often a kind of event may be logged. Pure: the caller passes the time.
+"""How often a kind of event may be logged. ``Throttle`` is pure (the caller passes the time);
+``LimitedLog`` puts one between a logger and a clock.
 
 A peer can make the same complaint happen thousands of times a second; the log must still be
 readable and must not fill the disk. Each kind of event gets a few lines per interval; the rest are
@@ -6,7 +7,9 @@ counted, and the count goes out with the next line that is allowed.
 """
 from __future__ import annotations
 
-from typing import Dict, Hashable, Tuple
+import logging
+import time
+from typing import Any, Callable, Dict, Hashable, Optional, Tuple
 
 KINDS_MAX = 1024  # kinds remembered: callers use a few fixed kinds, never a peer's identity
 
@@ -34,3 +37,23 @@ class Throttle:
     def take_suppressed(self, kind: Hashable) -> int:
         """How many events of this kind were suppressed since the last call; the count restarts."""
         return self._suppressed.pop(kind, 0)
+
+
+class LimitedLog:
+    """A logger whose lines of each kind go through a ``Throttle``; the count of the lines left
+    out goes with the next line of that kind that is let through."""
+
+    def __init__(self, logger: logging.Logger, throttle: Optional[Throttle] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.throttle = throttle or Throttle()
+        self.clock = clock
+
+    def __call__(self, kind: Hashable, level: int, message: str, *args: Any, **kwargs: Any) -> None:
+        """``logger.log(level, message, *args, **kwargs)`` unless ``kind`` is over its budget."""
+        if not self.throttle.allow(kind, self.clock()):
+            return
+        suppressed = self.throttle.take_suppressed(kind)
+        if suppressed:
+            message += f" ({suppressed} similar message(s) not logged)"
+        self.logger.log(level, message, *args, **kwargs)
