@@ -8,13 +8,30 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional
 
+from . import fastio
 from .transfer import Incoming
 
 log = logging.getLogger(__name__)
+
+DIGEST_LENGTH = len(fastio.hash_bytes(b""))
+_plain_hex_digest = re.compile("[0-9a-f]{%d}" % DIGEST_LENGTH).fullmatch
+
+
+def is_digest(value: Any) -> bool:
+    """True for a digest as fastio writes it (lowercase hex of its length): the only names a
+    cached file may have, since a digest from a peer becomes a path."""
+    return type(value) is str and _plain_hex_digest(value) is not None
+
+
+def _checked(digest: Any) -> str:
+    if not is_digest(digest):
+        raise ValueError(f"{str(digest)[:80]!r} is not a digest ({DIGEST_LENGTH} lowercase hex characters)")
+    return digest
 
 
 @dataclass
@@ -34,7 +51,8 @@ class Cache:
         self.hits = 0
 
     def path(self, digest: str) -> str:
-        return os.path.join(self.root, digest)
+        """Where a cached file lives; ValueError for anything but a plain digest."""
+        return os.path.join(self.root, _checked(digest))
 
     def has(self, digest: str) -> bool:
         return digest in self._entries
@@ -44,8 +62,12 @@ class Cache:
         return [d for d, e in self._entries.items() if e.keep]
 
     def receive(self, digest: str, size: int, xfer: int) -> Incoming:
-        """Where the bytes of an arriving file go until they are verified."""
-        return Incoming(os.path.join(self._tmp, f"{xfer}-{digest}"), expected_digest=digest, expected_size=size)
+        """Where the bytes of an arriving file go until they are verified (at most ``size`` bytes
+        of them); ValueError for a digest that is not plain hex, or a negative size."""
+        if type(size) is not int or size < 0:
+            raise ValueError(f"a file of size {size!r}")
+        name = f"{xfer:d}-{_checked(digest)}"
+        return Incoming(os.path.join(self._tmp, name), expected_digest=digest, expected_size=size)
 
     def admit(self, digest: str, incoming: Incoming, mode: int) -> List[str]:
         """Move a verified file into the store; return digests evicted to stay in budget."""
