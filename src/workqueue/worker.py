@@ -6,6 +6,9 @@ poller at once, so there is no polling delay between a task ending and its resul
 The rooms it uses: ``worker_session`` (one connection), ``worker_tasks`` (the tasks' books and
 their processes), ``worker_files`` (files arriving into the cache), ``worker_resources`` (what
 this machine offers).
+
+Every peer may be hostile, the master included: a message that cannot be handled is dropped with a
+rate-limited log line and the worker keeps serving; only a rejection or a signal ends it.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ import zmq
 from . import auth, protocol
 from .cache import Cache
 from .coprocess import CoprocessPool
-from .sandbox import SAMPLE_INTERVAL, Sandbox
+from .ratelimit import LimitedLog
+from .sandbox import SAMPLE_INTERVAL
 from .worker_files import FileReceiver
 from .worker_resources import detect_resources
 from .worker_session import Session
@@ -41,8 +45,10 @@ HELLO_TIMEOUT = 10.0
 Handler = Callable[[Session, protocol.Message], Optional[str]]
 
 
-class WorkerStopped(Exception):
-    """Raised by the SIGTERM/SIGINT handler to unwind the loop and clean up."""
+class WorkerStopped(BaseException):
+    """Raised by the SIGTERM/SIGINT handler to unwind the loop and clean up. A BaseException, as
+    KeyboardInterrupt is: the ``except Exception`` that keeps one bad message or task from ending
+    the worker must not swallow a signal that arrives meanwhile."""
 
 
 class WorkerRejected(Exception):
@@ -81,6 +87,7 @@ class Worker:
         self.hostname = socket.gethostname()
         parent = options.workdir or os.environ.get("_CONDOR_SCRATCH_DIR") or tempfile.gettempdir()
         self.workspace = os.path.join(os.path.abspath(parent), f"worker-{os.getuid()}-{os.getpid()}")
+        self.complain = LimitedLog(log)
         self.resources: Dict[str, float] = {}
         self.cache: Optional[Cache] = None
         self.tasks: Optional[TaskRunner] = None
@@ -99,8 +106,8 @@ class Worker:
             self.resources = detect_resources(self.workspace, self.options)
             budget = int(self.resources["disk"]) << 20 if self.options.disk else None
             self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
-            self.tasks = TaskRunner(self.workspace, self.resources, self.cache)
-            self.files = FileReceiver(self.cache, f"{self.worker_id} ({self.hostname})")
+            self.tasks = TaskRunner(self.workspace, self.resources, self.cache, complain=self.complain)
+            self.files = FileReceiver(self.cache, f"{self.worker_id} ({self.hostname})", self.complain)
             self.handlers = self._message_handlers()
             if self.options.coprocess:
                 size = self.options.coprocesses_total or max(1, int(self.resources["cores"]))
@@ -266,8 +273,8 @@ class Worker:
             session.last_heard = time.monotonic()
             try:
                 parts = protocol.split(frames)
-            except protocol.ProtocolError as error:
-                log.warning("dropped a message from the manager: %s", error)
+            except Exception as error:  # ProtocolError, or anything split did not foresee
+                self.complain("dropped", logging.WARNING, "dropped a message from the manager: %s", error)
                 continue
             for part in parts:
                 outcome = self._handle(session, part)
@@ -286,17 +293,21 @@ class Worker:
         }
 
     def _handle(self, session: Session, frames: List[Any]) -> Optional[str]:
+        """Decode one message and hand it to its handler. Whatever goes wrong with one message
+        drops that message, never the worker: only a rejection or a signal ends it."""
         try:
             message = protocol.decode(frames)
-        except protocol.ProtocolError as error:
-            log.warning("dropped a message from the manager: %s", error)
+        except Exception as error:  # ProtocolError, or anything decode did not foresee
+            self.complain("dropped", logging.WARNING, "dropped a message from the manager: %s", error)
+            if session.welcomed:
+                self.tasks.refuse_undecodable(session, frames, error)
             return None
         handler = self.handlers.get(message.type)
         if handler is None:
-            log.warning("dropped an unexpected %r from the manager", message.type)
+            self.complain("unexpected", logging.WARNING, "dropped an unexpected %r from the manager", message.type)
             return None
         if not session.welcomed and message.type not in ("welcome", "challenge", "reject", "reset"):
-            log.warning("dropped %r received before the welcome", message.type)
+            self.complain("early", logging.WARNING, "dropped %r received before the welcome", message.type)
             return None
         try:
             return handler(session, message)
@@ -305,6 +316,10 @@ class Worker:
             session.flush()
             session.socket.setsockopt(zmq.LINGER, 1000)  # let the bye reach the master's log
             raise
+        except Exception as error:
+            self.complain("failed", logging.ERROR, "dropped a %r from the manager: handling it failed: %r",
+                          message.type, error, exc_info=error)
+            return None
 
     # -- handshake ------------------------------------------------------------------------------
     def _on_challenge(self, session: Session, message: protocol.Message) -> Optional[str]:
@@ -351,15 +366,7 @@ class Worker:
 
     # -- tasks ----------------------------------------------------------------------------------
     def _on_task(self, session: Session, message: protocol.Message) -> Optional[str]:
-        tasks = self.tasks
-        tasks.last_activity = time.monotonic()
-        sandbox = Sandbox(tasks.dirs, message.fields, protocol.as_bytes(message.payload[0]))
-        missing = sandbox.stage(self.cache)
-        if missing is None:
-            tasks.queued.append(sandbox)
-            return None
-        result, why = self.files.why_missing(sandbox, missing)
-        tasks.report(session, sandbox, result, -1, {}, why.encode())
+        self.tasks.accept(session, message.fields, protocol.as_bytes(message.payload[0]), self.files.why_missing)
         return None
 
     def _on_kill(self, session: Session, message: protocol.Message) -> Optional[str]:

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
-from typing import Any, ContextManager, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Set, Tuple, Union
+
+import cloudpickle
+import msgpack
 
 from . import protocol
 from .cache import Cache
 from .constants import Result
 from .coprocess import CoprocessPool
 from .pyfunc import FunctionPool
+from .pytask import FunctionTaskFailed
+from .ratelimit import LimitedLog
 from .sandbox import Sandbox, SandboxDirs
 from .transfer import FileSource
 from .worker_session import Session
@@ -21,6 +27,8 @@ from .worker_session import Session
 log = logging.getLogger("workqueue.worker")
 
 Pool = Union[FunctionPool, CoprocessPool]
+ALLOCATIONS_REMEMBERED = 1024
+WhyMissing = Callable[[Sandbox, str], Tuple[Result, str]]
 
 
 class TaskRunner:
@@ -28,8 +36,9 @@ class TaskRunner:
     books them the same way), and reports each one once it has ended."""
 
     def __init__(self, workspace: str, resources: Dict[str, float], cache: Cache,
-                 coprocesses: Optional[CoprocessPool] = None) -> None:
+                 coprocesses: Optional[CoprocessPool] = None, complain: Optional[LimitedLog] = None) -> None:
         self.workspace = workspace
+        self.complain = complain or LimitedLog(log)
         self.resources = resources
         self.cache = cache
         self.dirs = SandboxDirs(workspace)
@@ -43,6 +52,7 @@ class TaskRunner:
         self.last_activity = time.monotonic()
         self.tasks_done = 0
         self.reported: List[Sandbox] = []  # finished and reported: emptied once the results have gone
+        self._allocations_seen: Set[Tuple] = set()  # allocations already found bookable here
 
     def pools(self) -> Tuple[Optional[Pool], Optional[Pool]]:
         return self.functions, self.coprocesses
@@ -52,25 +62,74 @@ class TaskRunner:
         in one write (see :meth:`FunctionPool.batch`)."""
         return self.functions.batch() if self.functions is not None else contextlib.nullcontext()
 
+    def accept(self, session: Session, task: Dict[str, Any], call_payload: bytes, why_missing: WhyMissing) -> None:
+        """A task from the master: staged and queued, or reported at once if it cannot run here
+        (an input missing, or something in the task itself this worker refuses)."""
+        self.last_activity = time.monotonic()
+        try:
+            sandbox = Sandbox(self.dirs, task, call_payload)
+        except Exception as error:
+            self._refuse(session, task, error)
+            return
+        try:
+            problem = self._booking_problem(sandbox.allocation)
+        except TypeError as error:  # an amount that cannot even be hashed
+            problem = f"its resources: {error}"
+        if problem is not None:
+            self.fail(session, sandbox, problem)
+            return
+        try:
+            missing = sandbox.stage(self.cache)
+        except Exception as error:
+            self.fail(session, sandbox, f"could not stage its inputs: {error}")
+            return
+        if missing is None:
+            self.queued.append(sandbox)
+            return
+        result, why = why_missing(sandbox, missing)
+        self.report(session, sandbox, result, -1, {}, why.encode())
+
+    def refuse_undecodable(self, session: Session, frames: List[Any], error: Exception) -> None:
+        """A message that did not decode but says it is a task, and which: report that task failed,
+        so that its master does not wait for it for ever."""
+        header = _header_fields(frames)
+        if header.get("t") == "task":
+            self._refuse(session, {"task_id": header.get("task_id"), "attempt": header.get("attempt", 1)}, error)
+
+    def _refuse(self, session: Session, task: Dict[str, Any], error: Exception) -> None:
+        """A task too broken for a sandbox: reported if it says which task it is, else dropped."""
+        task_id, attempt = task.get("task_id"), task.get("attempt")
+        self.complain("task-refused", logging.WARNING, "refused task %r: %s", task_id, error)
+        if type(task_id) is int and type(attempt) is int:
+            session.hold_result(_result(task_id, attempt, Result.UNKNOWN, -1, {}, f"refused: {error}".encode()))
+
+    def fail(self, session: Session, sandbox: Sandbox, why: str) -> None:
+        """Report a task that is not running (queued, or never started) as failed."""
+        self.complain("task-failed", logging.WARNING, "task %d: %s", sandbox.task_id, why)
+        self.report(session, sandbox, Result.UNKNOWN, -1, {}, why.encode())
+
     def start_queued(self, session: Session) -> None:
-        """Start waiting tasks in arrival order while they fit (the master's scheduler does the same)."""
+        """Start waiting tasks in arrival order while they fit (the master's scheduler does the same).
+        A task that cannot start, for a reason in its content or a failure here, is reported failed."""
         while self.queued and self._fits(self.queued[0].task["resources"]):
             sandbox = self.queued[0]
             try:
+                if sandbox.task_id in self.running:
+                    raise ValueError(f"task {sandbox.task_id} is already running here")
                 if sandbox.in_pool:
                     sandbox.mark_started()  # its process started it when the call before it ended
                 elif not self._start(sandbox):
                     break  # every pooled process is busy: wait for one to finish
-            except (OSError, ValueError) as error:
+            except Exception as error:
                 self.queued.pop(0)
-                self.report(session, sandbox, Result.UNKNOWN, -1, {}, f"could not start: {error}".encode())
+                self.fail(session, sandbox, f"could not start: {error}")
                 continue
             self.queued.pop(0)
             self._hold(sandbox.task["resources"], -1)
             self.running[sandbox.task_id] = sandbox
-        self._queue_calls()
+        self._queue_calls(session)
 
-    def _queue_calls(self) -> None:
+    def _queue_calls(self, session: Session) -> None:
         """Put waiting function calls in the pipes of busy pooled processes, which start them the
         moment their current call ends, without a round trip through this loop.
 
@@ -88,7 +147,12 @@ class TaskRunner:
                 continue
             if sandbox.task["kind"] != "function" or sandbox.allocation not in allocations:
                 return
-            if not self._submit_call(sandbox, queued=True):
+            try:
+                if not self._submit_call(sandbox, queued=True):
+                    return
+            except Exception as error:
+                self.queued.remove(sandbox)
+                self.fail(session, sandbox, f"could not start: {error}")
                 return
             sandbox.in_pool = True
 
@@ -112,8 +176,8 @@ class TaskRunner:
         return started
 
     def _submit_call(self, sandbox: Sandbox, queued: bool = False) -> bool:
-        pool = self._function_pool()
         call = sandbox.call()
+        pool = self._function_pool()
         return pool.submit(str(sandbox.task_id), call, cwd=sandbox.dir, queued=queued, env=sandbox.task_env())
 
     def _function_pool(self) -> FunctionPool:
@@ -133,12 +197,12 @@ class TaskRunner:
                     continue
                 measured = sandbox.finish_call(times)
                 result = Result.SUCCESS if status != "died" else Result.SIGNAL
+                exit_code = 0 if status == "ok" else 1
                 if isinstance(payload, str):
                     payload = payload.encode()
-                present, missing = sandbox.outputs()
-                for name, path in present:
-                    self._send_output(session, sandbox, name, path)
-                self.report(session, sandbox, result, 0 if status == "ok" else 1, measured, payload, missing)
+                if len(payload) > protocol.RESULT_PAYLOAD_MAX:
+                    result, exit_code, payload = Result.UNKNOWN, 1, _outcome_too_large(sandbox, len(payload))
+                self._finish(session, sandbox, result, exit_code, measured, payload)
         self.start_queued(session)
 
     def _take_finished(self, task_id: int) -> Optional[Sandbox]:
@@ -163,6 +227,29 @@ class TaskRunner:
             self.queued.insert(0, stand_in)
             self._hold(stand_in.task["resources"], +1)
         return sandbox
+
+    def _booking_problem(self, allocation: Tuple) -> Optional[str]:
+        """Why a task's resources cannot be booked here, or None. Tasks of one category share
+        their resources, so each shape is checked once."""
+        if allocation in self._allocations_seen:
+            return None
+        problem = self._allocation_problem(allocation)
+        if problem is None:
+            if len(self._allocations_seen) >= ALLOCATIONS_REMEMBERED:
+                self._allocations_seen.clear()
+            self._allocations_seen.add(allocation)
+        return problem
+
+    def _allocation_problem(self, allocation: Tuple) -> Optional[str]:
+        """Each amount must be a finite number >= 0 (a NaN never fits, a negative one would free
+        what no task released) and at most what this worker has (a task that could never fit
+        would wait at the head of the queue for ever, and every task behind it with it)."""
+        for name, amount in allocation:
+            if type(amount) not in (int, float) or not 0 <= amount < math.inf:
+                return f"resource {str(name)[:64]!r} of {str(amount)[:64]}: not a finite non-negative number"
+            if amount > self.resources.get(name, 0) + 1e-9:
+                return f"it asks for {amount} {str(name)[:64]}, more than this worker has ({self.resources.get(name, 0)})"
+        return None
 
     def _fits(self, allocation: Dict[str, float]) -> bool:
         return all(self.free.get(name, 0) >= need - 1e-9 for name, need in allocation.items())
@@ -209,27 +296,42 @@ class TaskRunner:
             result, limits = sandbox.killed_for
         elif exit_code < 0:
             result = Result.SIGNAL
-        present, missing = sandbox.outputs()
-        for name, path in present:
-            self._send_output(session, sandbox, name, path)
-        self.report(session, sandbox, result, exit_code, measured, sandbox.stdout(), missing, limits)
+        self._finish(session, sandbox, result, exit_code, measured, sandbox.stdout(), limits)
 
-    def _send_output(self, session: Session, sandbox: Sandbox, name: str, path: str) -> None:
+    def _finish(self, session: Session, sandbox: Sandbox, result: Result, exit_code: int,
+                measured: Dict[str, float], stdout: bytes, limits: Optional[Dict[str, float]] = None) -> None:
+        """Send an ended task's outputs, then its result."""
+        try:
+            present, missing = sandbox.outputs()
+        except Exception as error:  # output names this worker cannot use
+            self.complain("outputs", logging.WARNING, "task %d: its outputs: %s", sandbox.task_id, error)
+            result, present, missing = Result.UNKNOWN, [], []
+            stdout = f"its outputs could not be looked up: {error}".encode()
+        for name, path in present:
+            if not self._send_output(session, sandbox, name, path):
+                missing.append(name)
+        self.report(session, sandbox, result, exit_code, measured, stdout, missing, limits)
+
+    def _send_output(self, session: Session, sandbox: Sandbox, name: str, path: str) -> bool:
+        """Stream one output to the master; False if it cannot be read (it then counts as missing)."""
+        try:
+            source = FileSource(path)
+            mode = os.stat(path).st_mode & 0o777
+        except OSError as error:
+            self.complain("output-unreadable", logging.WARNING, "task %d: output %r: %s", sandbox.task_id, name, error)
+            return False
         session.release_results(queued=0)  # results held so far must not wait behind this file
-        source = FileSource(path)
         session.xfers += 1
-        mode = os.stat(path).st_mode & 0o777
         header = protocol.encode("output", xfer=session.xfers, task_id=sandbox.task_id,
                                  attempt=sandbox.attempt, name=name, size=source.size, mode=mode)
         session.outbox.stream(session.xfers, header, source)
+        return True
 
     def report(self, session: Session, sandbox: Sandbox, result: Result, exit_code: int,
                measured: Dict[str, float], stdout: bytes, missing: List[str] = (),
                limits: Optional[Dict[str, float]] = None) -> None:
-        session.hold_result(protocol.encode(
-            "result", [stdout], task_id=sandbox.task_id, attempt=sandbox.attempt, result=int(result),
-            exit_code=exit_code, measured=measured, limits_exceeded=limits or {}, missing=list(missing),
-            times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)}))
+        session.hold_result(_result(sandbox.task_id, sandbox.attempt, result, exit_code, measured, stdout,
+                                    missing, limits))
         self.reported.append(sandbox)
         self.tasks_done += 1
 
@@ -247,7 +349,11 @@ class TaskRunner:
         here; a command's exit is reported when its process group is gone."""
         now = time.time()
         for sandbox in list(self.running.values()):
-            reason = _limit_exceeded(sandbox, now)
+            try:
+                reason = _limit_exceeded(sandbox, now)
+            except Exception as error:  # limits that are not numbers: the task cannot be watched
+                self.complain("limits", logging.WARNING, "task %d: its limits: %s", sandbox.task_id, error)
+                reason = Result.UNKNOWN, {}
             if reason is None:
                 continue
             sandbox.kill(reason)
@@ -293,6 +399,38 @@ class TaskRunner:
         for pool in (self.functions, self.coprocesses):
             if pool is not None:
                 pool.close()
+
+
+def _header_fields(frames: List[Any]) -> Dict[Any, Any]:
+    """The header's map, or an empty one for anything that is not a map of a sane size."""
+    try:
+        header = protocol.as_bytes(frames[0])
+        if len(header) > protocol.MAX_HEADER_BYTES:
+            return {}
+        fields = msgpack.unpackb(header, raw=False)
+    except Exception:  # msgpack raises several unrelated types on garbage
+        return {}
+    return fields if isinstance(fields, dict) else {}
+
+
+def _result(task_id: int, attempt: int, result: Result, exit_code: int, measured: Dict[str, float],
+            stdout: bytes, missing: List[str] = (), limits: Optional[Dict[str, float]] = None) -> List[Any]:
+    return protocol.encode(
+        "result", [stdout], task_id=task_id, attempt=attempt, result=int(result), exit_code=exit_code,
+        measured=measured, limits_exceeded=limits or {}, missing=list(missing),
+        times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)})
+
+
+def _outcome_too_large(sandbox: Sandbox, size: int) -> bytes:
+    """What goes back instead of a call's outcome too large for a result: for a function, a
+    pickled failure the master's PythonTask shows as its output; for a coprocess, the text."""
+    limit = protocol.RESULT_PAYLOAD_MAX >> 20
+    if sandbox.task["kind"] != "function":
+        return (f"the coprocess's reply is {size} bytes, over the {limit} MiB a result may carry: "
+                f"write it to an output file").encode()
+    why = (f"the return value pickles to {size} bytes, over the {limit} MiB a result may carry: "
+           f"write it to an output file")
+    return cloudpickle.dumps(("error", FunctionTaskFailed(why), f"FunctionTaskFailed: {why}\n", b""))
 
 
 def _limit_exceeded(sandbox: Sandbox, now: float) -> Optional[Tuple[Result, Dict[str, float]]]:
