@@ -9,8 +9,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import psutil
 
-from .cache import Cache
+from .cache import Cache, is_digest
 from .constants import Result
+from .names import is_clean_remote_name
 
 STDOUT_LIMIT = 1 << 30
 MB = 1 << 20
@@ -97,6 +98,24 @@ def _entry_size(entry: os.DirEntry) -> int:
         return 0
 
 
+class UnsafeName(ValueError):
+    """A file name from the master that would take a write (or a read) outside the sandbox."""
+
+
+def inside(root: str, name: str) -> str:
+    """The real path of ``name`` in the sandbox whose real path is ``root``.
+
+    The name must be a plain relative path (see ``names.is_clean_remote_name``), and its resolved
+    path, symlinks included, must still be below ``root``: an earlier input, or anything else in
+    the sandbox, may be a symlink. Raises UnsafeName otherwise."""
+    if not is_clean_remote_name(name):
+        raise UnsafeName(f"file name {str(name)[:200]!r} is not a plain relative path inside the sandbox")
+    real = os.path.realpath(os.path.join(root, name))
+    if not real.startswith(root + os.sep):
+        raise UnsafeName(f"file name {name[:200]!r} resolves to {real[:200]!r}, outside the sandbox")
+    return real
+
+
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -128,19 +147,30 @@ class Sandbox:
         self._left_empty = False
 
     def stage(self, cache: Cache) -> Optional[str]:
-        """Link every input from the cache into the sandbox; return the digest of one that is absent."""
-        for digest, name, mode, keep in self.task["inputs"]:
-            target = os.path.join(self.dir, name)
+        """Link every input from the cache into the sandbox; return the digest of one that is absent.
+
+        Raises UnsafeName for an input that would land outside the sandbox, and ValueError for a
+        digest that is not one; nothing is written for either."""
+        inputs = self.task["inputs"]
+        if not inputs:
+            return None
+        root = os.path.realpath(self.dir)
+        for digest, name, mode, keep in inputs:
+            target = inside(root, name)
             if not digest:
                 os.makedirs(target, exist_ok=True)
                 continue
             if not cache.has(digest):
+                if not is_digest(digest):
+                    raise ValueError(f"input {name!r}: {str(digest)[:80]!r} is not a digest")
                 return digest
             os.makedirs(os.path.dirname(target), exist_ok=True)
             cache.use(digest, keep)
             self._linked.append(digest)
             try:
                 os.link(cache.path(digest), target)
+            except FileExistsError:
+                raise ValueError(f"input {name!r} is given twice") from None
             except OSError:
                 shutil.copyfile(cache.path(digest), target)
             os.chmod(target, mode & 0o777 | 0o400)
@@ -168,7 +198,7 @@ class Sandbox:
         name = self.task["call"].get("file")
         if not name:
             return self.call_payload
-        with open(os.path.join(self.dir, name), "rb") as f:
+        with open(inside(os.path.realpath(self.dir), name), "rb") as f:
             return f.read()
 
     def finish_call(self, times: Optional[Tuple[float, float]] = None) -> Dict[str, float]:
