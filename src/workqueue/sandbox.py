@@ -12,8 +12,8 @@ import psutil
 from .cache import Cache, is_digest
 from .constants import Result
 from .names import is_clean_remote_name
+from .protocol import RESULT_PAYLOAD_MAX
 
-STDOUT_LIMIT = 1 << 30
 MB = 1 << 20
 SAMPLE_INTERVAL = 0.5  # seconds between measurements of a task's process tree
 
@@ -114,6 +114,22 @@ def inside(root: str, name: str) -> str:
     if not real.startswith(root + os.sep):
         raise UnsafeName(f"file name {name[:200]!r} resolves to {real[:200]!r}, outside the sandbox")
     return real
+
+
+_TRUNCATED = b"\n... [stdout truncated at %d bytes]\n"
+
+
+def truncated_stdout(path: str, limit: int = RESULT_PAYLOAD_MAX) -> bytes:
+    """The file's bytes, or its first ones and a note saying where it was cut, at most ``limit``
+    bytes in all: a result may carry no more."""
+    size = os.stat(path).st_size  # read(limit) would allocate limit bytes up front
+    if not size:
+        return b""
+    with open(path, "rb") as f:
+        if size <= limit:
+            return f.read(size)
+        kept = limit - len(_TRUNCATED % limit)
+        return f.read(kept) + _TRUNCATED % kept
 
 
 def _remove(path: str) -> None:
@@ -296,12 +312,9 @@ class Sandbox:
             pass
 
     def stdout(self) -> bytes:
+        """What the command wrote, cut to what a result may carry."""
         try:
-            size = os.stat(self.stdout_path).st_size  # read(LIMIT) would allocate LIMIT bytes up front
-            if not size:
-                return b""
-            with open(self.stdout_path, "rb") as f:
-                return f.read(min(size, STDOUT_LIMIT))
+            return truncated_stdout(self.stdout_path)
         except FileNotFoundError:
             return b""
 
