@@ -7,11 +7,17 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import zmq
 
-from . import auth
-from .transfer import Incoming, Outbox
+from . import auth, protocol
+from .transfer import WINDOW, Incoming, Outbox
 
 RESULT_HOLD_SECONDS = 0.005
 RESULT_HOLD_MAX = 64
+# Messages ZeroMQ may hold for us before it stops reading the master's connection. A master sends
+# a worker at most WINDOW (8) unacknowledged 1 MiB chunks, one stream header at a time, and its
+# other messages as a bundle per turn of its loop: a few dozen messages in flight at most. Past
+# this bound the master's sends wait in its outbox (it keeps what a full peer refuses) until we
+# read, so traffic slows to our pace and nothing is lost; below it, nothing ever waits.
+RECEIVE_HWM = 8 * WINDOW
 
 
 class Session:
@@ -25,6 +31,8 @@ class Session:
         self.socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 0)
+        self.socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)  # a larger frame ends the connection
         self.monitor: Optional[zmq.Socket] = None
         if curve is not None:
             from . import curve as curve_keys
