@@ -2,6 +2,8 @@
 this machine has."""
 from __future__ import annotations
 
+import logging
+import math
 import os
 import shutil
 from typing import TYPE_CHECKING, Dict, Optional
@@ -10,6 +12,8 @@ import psutil
 
 if TYPE_CHECKING:
     from .worker import Options
+
+log = logging.getLogger("workqueue.worker")
 
 
 def detect_resources(workdir: str, options: "Options") -> Dict[str, float]:
@@ -22,11 +26,19 @@ def detect_resources(workdir: str, options: "Options") -> Dict[str, float]:
 
 
 def _env_number(name: str) -> Optional[float]:
+    """The variable as a finite non-negative number; None, with a warning, for anything else
+    (``CORES=inf`` would otherwise be offered to the master)."""
     value = os.environ.get(name)
-    try:
-        return float(value) if value else None
-    except ValueError:
+    if not value:
         return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 <= number < math.inf:
+        log.warning("ignoring %s=%r: not a finite non-negative number", name, value[:64])
+        return None
+    return number
 
 
 def _count_gpus() -> int:
