@@ -5,7 +5,7 @@ poller at once, so there is no polling delay between a task ending and its resul
 
 The rooms it uses: ``worker_session`` (one connection), ``worker_tasks`` (the tasks' books and
 their processes), ``worker_files`` (files arriving into the cache), ``worker_resources`` (what
-this machine offers).
+this machine offers), ``worker_workspace`` (its directory, and dead workers' left behind).
 
 Every peer may be hostile, the master included: a message that cannot be handled is dropped with a
 rate-limited log line and the worker keeps serving; only a rejection or a signal ends it.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -36,6 +35,7 @@ from .worker_files import FileReceiver
 from .worker_resources import detect_resources
 from .worker_session import Session
 from .worker_tasks import TaskRunner
+from .worker_workspace import Workspace
 
 __all__ = ["Options", "Worker", "WorkerRejected", "WorkerStopped", "detect_resources", "main"]
 
@@ -86,7 +86,8 @@ class Worker:
         self.worker_id = f"worker-{uuid.uuid4().hex[:12]}"
         self.hostname = socket.gethostname()
         parent = options.workdir or os.environ.get("_CONDOR_SCRATCH_DIR") or tempfile.gettempdir()
-        self.workspace = os.path.join(os.path.abspath(parent), f"worker-{os.getuid()}-{os.getpid()}")
+        self.space = Workspace(parent, keep=options.keep_cache)
+        self.workspace = self.space.path
         self.complain = LimitedLog(log)
         self.resources: Dict[str, float] = {}
         self.cache: Optional[Cache] = None
@@ -102,7 +103,7 @@ class Worker:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         self.ctx = zmq.Context()
         try:
-            os.makedirs(self.workspace, exist_ok=True)
+            self.workspace = self.space.claim()
             self.resources = detect_resources(self.workspace, self.options)
             budget = int(self.resources["disk"]) << 20 if self.options.disk else None
             self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
@@ -129,8 +130,7 @@ class Worker:
             if self.session is not None:
                 self.session.close()
             self.ctx.destroy(0)
-            if not self.options.keep_cache:
-                shutil.rmtree(self.workspace, ignore_errors=True)
+            self.space.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
