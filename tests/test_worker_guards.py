@@ -401,3 +401,20 @@ def test_a_workspace_is_locked_for_its_life_and_only_dead_ones_are_swept(tmp_pat
     kept_path = keeper.claim()
     keeper.release()
     assert remove_stale(str(tmp_path)) == [] and os.path.isdir(kept_path), "--keep-cache keeps it"
+
+
+def test_a_master_cannot_queue_tasks_without_bound(runner, monkeypatch):
+    from workqueue import worker_tasks
+    monkeypatch.setattr(worker_tasks, "QUEUED_MAX", 3)
+    session = FakeSession()
+    for task_id in range(5):
+        runner.accept(session, task(task_id, resources={"cores": 2}), b"", never_missing)
+    assert len(runner.queued) == 3
+    assert sorted(r["task_id"] for r in session.results) == [3, 4]
+    assert all(b"waiting here already" in r.payload[0] for r in session.results)
+
+
+@pytest.mark.parametrize("asked, used", [(0.5, 0.5), (1e-9, 0.05), (float("nan"), 3600.0), (1e12, 3600.0)])
+def test_a_keepalive_the_master_asks_for_is_kept_within_bounds(asked, used):
+    from workqueue.worker import KEEPALIVE_BOUNDS, _within
+    assert _within(asked, *KEEPALIVE_BOUNDS) == used

@@ -42,6 +42,9 @@ __all__ = ["Options", "Worker", "WorkerRejected", "WorkerStopped", "detect_resou
 log = logging.getLogger("workqueue.worker")
 
 HELLO_TIMEOUT = 10.0
+# what a master may ask of heartbeats, in seconds: a keepalive near 0 would make the loop spin
+KEEPALIVE_BOUNDS = (0.05, 3600.0)
+TIMEOUT_BOUNDS = (0.1, 7 * 86400.0)
 Handler = Callable[[Session, protocol.Message], Optional[str]]
 
 
@@ -340,8 +343,8 @@ class Worker:
             if not auth.verify(expected, message["proof"]):
                 raise WorkerRejected("authentication failed: the manager does not know our password")
         session.welcomed = True
-        session.keepalive = message["keepalive"]
-        session.timeout = message["timeout"]
+        session.keepalive = _within(message["keepalive"], *KEEPALIVE_BOUNDS)
+        session.timeout = _within(message["timeout"], *TIMEOUT_BOUNDS)
         self.tasks.last_activity = time.monotonic()
         log.info("connected to the manager at %s", session.address)
         return None
@@ -372,6 +375,13 @@ class Worker:
     def _on_kill(self, session: Session, message: protocol.Message) -> Optional[str]:
         self.tasks.kill(session, message["task_id"])
         return None
+
+
+def _within(value: float, low: float, high: float) -> float:
+    """``value`` brought within [low, high]; a NaN becomes ``high``."""
+    if low <= value <= high:
+        return value
+    return low if value < low else high
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -28,6 +28,9 @@ log = logging.getLogger("workqueue.worker")
 
 Pool = Union[FunctionPool, CoprocessPool]
 ALLOCATIONS_REMEMBERED = 1024
+# Tasks waiting here at most; each holds a directory. A master queues at most 256 ahead on a worker
+# (scheduler.QUEUED_MAX) beyond the ones that fit, so this is reached only by a broken master.
+QUEUED_MAX = 4096
 WhyMissing = Callable[[Sandbox, str], Tuple[Result, str]]
 
 
@@ -66,6 +69,9 @@ class TaskRunner:
         """A task from the master: staged and queued, or reported at once if it cannot run here
         (an input missing, or something in the task itself this worker refuses)."""
         self.last_activity = time.monotonic()
+        if len(self.queued) >= QUEUED_MAX:
+            self._refuse(session, task, ValueError(f"{len(self.queued)} tasks are waiting here already"))
+            return
         try:
             sandbox = Sandbox(self.dirs, task, call_payload)
         except Exception as error:
