@@ -48,6 +48,9 @@ TIMEOUT_BOUNDS = (0.1, 7 * 86400.0)
 Handler = Callable[[Session, protocol.Message], Optional[str]]
 
 
+HANDSHAKE = ("welcome", "challenge", "reject", "reset")  # what a master may say before its welcome
+
+
 class WorkerStopped(BaseException):
     """Raised by the SIGTERM/SIGINT handler to unwind the loop and clean up. A BaseException, as
     KeyboardInterrupt is: the ``except Exception`` that keeps one bad message or task from ending
@@ -309,8 +312,11 @@ class Worker:
         if handler is None:
             self.complain("unexpected", logging.WARNING, "dropped an unexpected %r from the manager", message.type)
             return None
-        if not session.welcomed and message.type not in ("welcome", "challenge", "reject", "reset"):
+        if not session.welcomed and message.type not in HANDSHAKE:
             self.complain("early", logging.WARNING, "dropped %r received before the welcome", message.type)
+            return None
+        if session.welcomed and message.type in ("welcome", "challenge"):
+            self.complain("late", logging.WARNING, "dropped a %r received after the welcome", message.type)
             return None
         try:
             return handler(session, message)
