@@ -22,7 +22,7 @@ from .manager_inputs import expand_directories, input_megabytes
 from .manager_records import TRANSIENT, CategoryTimes, Settings, TaskRecord, WorkerConn
 from .manager_status import snapshot, status
 from .outputs import OutputReceiver, abort_outputs, finish_outputs
-from .ratelimit import Throttle
+from .ratelimit import LimitedLog
 from .scheduler import Assignment, Scheduler, describe_shape
 from .transactions import TransactionsLog
 from .transfer import BytesSource, Credits, FileSource, Outbox, TransferError
@@ -83,7 +83,7 @@ class ManagerLoop:
         self.requeue_reasons: Dict[str, int] = {}
         self.transactions = TransactionsLog(settings.transactions_log)
         self.door = Door(self)
-        self.log_throttle = Throttle()
+        self.log_limited = LimitedLog(log)
         self._worker_handlers = {
             name[len("_on_"):].replace("_", "-"): getattr(self, name) for name in dir(self) if name.startswith("_on_")}
         self.snapshot: Dict[str, Any] = {}
@@ -194,9 +194,8 @@ class ManagerLoop:
         """Drop the message and the worker that sent it, and log why (with the traceback, rate-limited)."""
         self.counters["messages_failed"] += 1
         kind = message.type if message is not None else "message"
-        if self.log_throttle.allow("failed", time.monotonic()):
-            log.error("a %r from %s could not be handled (dropped): %r", kind,
-                      conn.worker_id if conn else identity.hex()[:16], error, exc_info=error)
+        self.log_limited("failed", logging.ERROR, "a %r from %s could not be handled (dropped): %r", kind,
+                         conn.worker_id if conn else identity.hex()[:16], error, exc_info=error)
         conn = self.workers.get(identity)
         if conn is not None:
             self._remove_worker(conn, f"its {kind!r} could not be handled")
@@ -212,15 +211,6 @@ class ManagerLoop:
     def drop(self, identity: bytes, reason: str) -> None:
         self.counters["messages_dropped"] += 1
         self.log_limited("dropped", logging.WARNING, "dropped a message from %s: %s", identity.hex()[:16], reason)
-
-    def log_limited(self, kind: str, level: int, message: str, *args: Any) -> None:
-        """Log, unless messages of this kind have been logged too often lately (the count of those
-        left out is logged with the next one that goes through)."""
-        if self.log_throttle.allow(kind, time.monotonic()):
-            suppressed = self.log_throttle.take_suppressed(kind)
-            if suppressed:
-                message += f" ({suppressed} similar message(s) not logged)"
-            log.log(level, message, *args)
 
     # -- commands from the user's thread --------------------------------------------------------
     def _run_commands(self) -> None:
