@@ -352,3 +352,17 @@ def test_a_worker_claiming_too_many_cached_files_is_removed(monkeypatch):
         fake.send_multipart(protocol.encode("cache-update", added=[f"{i:032x}" for i in range(6, 12)]))
         assert wait_for(lambda: m.stats["workers_removed"] == 1)
         assert m._loop.failure is None
+
+
+def test_a_closing_master_says_goodbye_so_its_workers_look_for_a_master_at_once(tmp_path):
+    from workqueue.manager_loop import CLOSING
+    log_file = tmp_path / "worker.log"
+    m = wq.Manager(port=0)  # the default keepalive: a silent master is noticed only after 30 s
+    worker = start_worker(m.port, "--cores", "1", "-d", "all", "-o", str(log_file))
+    try:
+        m.submit(wq.Task("echo one", cores=1))
+        assert drain(m)[0].output.strip() == "one"
+        m.close()
+        assert wait_for(lambda: CLOSING in log_file.read_text(), timeout=5), log_file.read_text()[-2000:]
+    finally:
+        stop(worker)

@@ -35,6 +35,8 @@ PREFETCH_QUEUE_SECONDS = 0.02  # work queued ahead on a busy worker, per core
 PREFETCH_MAX_DEPTH = 64  # per core; each wake-up of a worker then serves more tasks (see FunctionPool)
 SEND_HWM = 1000  # messages queued per peer before a send would block: a peer that reads nothing
 RECEIVE_HWM = 64  # holds at most this many of ours; ZeroMQ stops reading a peer this far ahead of us
+GOODBYE_LINGER_MS = 200  # how long a closing master's goodbyes may take to leave
+CLOSING = "the manager is closing"
 CACHED_PER_WORKER_MAX = 1 << 20  # digests remembered per worker (about 100 MB at most)
 
 
@@ -116,12 +118,20 @@ class ManagerLoop:
             raise
         finally:
             self._hand_over_finished()
+            self._say_goodbye()
             for conn in self.workers.values():
                 conn.outbox.close()
             self._abort_all_incoming()
             self.transactions.close()
-            self.router.close(0)
+            self.router.close(GOODBYE_LINGER_MS)
             self.wake.close(0)
+
+    def _say_goodbye(self) -> None:
+        """Tell every worker the master is going, so that it looks for a master again at once
+        instead of after its keepalive timeout (its tasks here are lost with the master)."""
+        goodbye = protocol.encode("reset", reason=CLOSING)
+        for identity in self.workers:
+            self.send_to_peer(identity, goodbye)
 
     def _poll_timeout_ms(self) -> int:
         if any(conn.outbox.pending for conn in self.workers.values()):
