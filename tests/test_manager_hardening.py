@@ -366,3 +366,18 @@ def test_a_closing_master_says_goodbye_so_its_workers_look_for_a_master_at_once(
         assert wait_for(lambda: CLOSING in log_file.read_text(), timeout=5), log_file.read_text()[-2000:]
     finally:
         stop(worker)
+
+
+def test_stats_read_after_the_queue_empties_tell_what_it_saw():
+    with wq.Manager(port=0) as m:
+        process = start_worker(m.port, "--cores", "1")
+        try:
+            for round_ in range(1, 4):
+                for _ in range(5):
+                    m.submit(wq.Task("true"))
+                drain(m)
+                stats = m.stats
+                assert (stats["tasks_waiting"], stats["tasks_running"], stats["workers_busy"]) == (0, 0, 0)
+                assert stats["tasks_done"] == 5 * round_
+        finally:
+            stop(process)

@@ -539,9 +539,10 @@ class ManagerLoop:
 
     def _hand_over_finished(self) -> None:
         """The tasks finished in this turn of the loop, to the user's thread in one piece (one
-        wake-up of a waiting thread, not one per task), with counters that already include them."""
+        wake-up of a waiting thread, not one per task), with figures that already include them:
+        ``stats`` read after ``wait`` or ``empty`` tells what those calls saw."""
         if self._finished_now:
-            self.snapshot = {**self.snapshot, **self.counters}
+            self._publish()
             self.finished.put(self._finished_now)
             self._finished_now = []
 
