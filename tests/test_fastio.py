@@ -343,3 +343,17 @@ def test_one_gib_transfer_constant_memory(tmp_path, backend):
         assert writer.finish(target) == reader.hexdigest() == expected
     assert os.path.getsize(target) == 1 << 30
     assert peak - before < 100 * (1 << 20), f"RSS grew by {(peak - before) >> 20} MiB"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_writer_closed_early_still_finishes_or_aborts(tmp_path, backend):
+    done = backend.FileWriter(tmp_path / "done.part")
+    done.write(b"complete")
+    done.close()
+    done.finish(tmp_path / "done", 0o644)
+    assert (tmp_path / "done").read_bytes() == b"complete"
+    dropped = backend.FileWriter(tmp_path / "dropped.part")
+    dropped.write(b"unwanted")
+    dropped.close()
+    dropped.abort()
+    assert sorted(os.listdir(tmp_path)) == ["done"]

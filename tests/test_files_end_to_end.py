@@ -151,3 +151,21 @@ def test_workers_receiving_files_at_once_share_the_link_evenly(manager, tmp_path
     first, *_, last = sorted(t.times["start"] - dispatched for t in tasks)
     # one file after another, the first task would start a third of the way in; shared, near the end
     assert first > 0.6 * last, (first, last)
+
+
+def test_many_outputs_of_one_task_hold_no_descriptor_until_its_result(manager, worker, tmp_path):
+    """Each received output is closed once complete: with a limit of 256 descriptors, a task that
+    returns 600 files used to fail the master's receive (EMFILE) and was requeued for ever."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        t = wq.Task("mkdir out && for i in $(seq 600); do echo $i > out/f$i; done",
+                    outputs=[(str(tmp_path / "out"), "out")])
+        manager.submit(t)
+        drain(manager, timeout=60)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert t.result == Result.SUCCESS, t.output
+    assert len(os.listdir(tmp_path / "out")) == 600
+    assert (tmp_path / "out" / "f600").read_text() == "600\n"

@@ -228,6 +228,11 @@ cdef class FileWriter:
     def hexdigest(self) -> str:
         return self._hasher.hexdigest()
 
+    def close(self) -> None:
+        """Close the file, keeping it where it is: a complete file waiting for ``finish`` holds
+        no descriptor (a task may return thousands of outputs before its result arrives)."""
+        self._close()
+
     def finish(self, final_path=None, mode=None) -> str:
         """Close; chmod to ``mode`` and rename to ``final_path`` if given; return the digest."""
         self._close()

@@ -234,6 +234,7 @@ class Incoming:
         if self.expected_size >= 0 and self._writer.size != self.expected_size:
             raise TransferError(f"size mismatch: received {self._writer.size}, expected {self.expected_size}")
         self.digest = digest
+        self._writer.close()
         return True
 
     def finish(self, final_path: Optional[str] = None, mode: Optional[int] = None) -> None:
