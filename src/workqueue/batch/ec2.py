@@ -7,10 +7,14 @@ installs workqueue on the instance; default ``python3 -m pip install workqueue``
 """
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 from typing import Any, Dict, List, Optional, Sequence
 
 from .base import BatchError, BatchSystem, WorkerSpec
+
+log = logging.getLogger(__name__)
 
 TAG = "workqueue-worker"
 STATES = {"pending": "pending", "running": "running"}
@@ -34,8 +38,9 @@ class EC2(BatchSystem):
 
     def user_data(self, spec: WorkerSpec) -> str:
         install = os.environ.get("WORKQUEUE_EC2_INSTALL", "python3 -m pip install workqueue")
-        command = " ".join(["work_queue_worker", *spec.worker_command()[3:]])  # drop this machine's interpreter
-        return f"#!/bin/sh\n{install}\nexec {command}\n"
+        command = " ".join(shlex.quote(part) for part in ["work_queue_worker", *spec.worker_arguments()])
+        exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in spec.env.items())
+        return f"#!/bin/sh\n{install}\n{exports}exec {command}\n"
 
     def submit(self, count: int, spec: WorkerSpec) -> List[str]:
         image = os.environ.get("WORKQUEUE_EC2_IMAGE")
@@ -57,7 +62,15 @@ class EC2(BatchSystem):
         return [i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]]
 
     def states(self, job_ids: Sequence[str]) -> Dict[str, str]:
-        reply = self.client.describe_instances(InstanceIds=list(job_ids))
+        """By a filter, not by InstanceIds=: EC2 refuses a whole request naming one instance it has
+        forgotten (terminated instances stay visible about an hour), where a filter just leaves it out."""
+        if not job_ids:
+            return {}
+        try:
+            reply = self.client.describe_instances(Filters=[{"Name": "instance-id", "Values": list(job_ids)}])
+        except Exception as error:  # botocore's errors, or no network: nothing new is known this time
+            log.warning("describe_instances failed; the state of the instances is unknown this time: %s", error)
+            return {}
         seen = {i["InstanceId"]: STATES.get(i["State"]["Name"], "done")
                 for r in reply["Reservations"] for i in r["Instances"]}
         return {j: seen.get(j, "done") for j in job_ids}

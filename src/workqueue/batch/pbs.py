@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Dict, List, Sequence
 
-from .base import BatchSystem, WorkerSpec, run
+from .base import BatchSystem, WorkerSpec, query, run
 
 PBS_STATES = {"R": "running", "E": "running", "C": "done", "F": "done", "X": "done"}
 
@@ -14,7 +14,7 @@ class PBS(BatchSystem):
     name = "pbs"
 
     def resources(self, spec: WorkerSpec) -> List[str]:
-        request = f"nodes=1:ppn={int(spec.cores or 1)}"
+        request = f"nodes=1:ppn={spec.requested_cores() or 1}"
         if spec.memory:
             request += f",mem={int(spec.memory)}mb"
         return [f"#PBS -l {request}"]
@@ -29,7 +29,9 @@ class PBS(BatchSystem):
         return [run(["qsub", *extra, path], cwd=spec.job_dir()).strip().split()[-1] for _ in range(count)]
 
     def states(self, job_ids: Sequence[str]) -> Dict[str, str]:
-        out = run(["qstat"]) if job_ids else ""
+        out = query(["qstat"]) if job_ids else ""
+        if out is None:
+            return {}
         seen = {}
         for line in out.splitlines():
             fields = line.split()
