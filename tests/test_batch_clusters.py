@@ -36,7 +36,7 @@ def _qsub_flavour():
 
 
 def _submit(command, tmp_path, *extra):
-    done = subprocess.run([command, "-t", "30", "--cores", "1", "--memory", "200", "-s", str(tmp_path / "jobs"), *extra],
+    done = subprocess.run([command, "-t", "30", "--cores", "1", "--memory", "200", "-S", str(tmp_path / "jobs"), *extra],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.split(":")[-1].split()

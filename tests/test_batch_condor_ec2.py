@@ -21,7 +21,7 @@ def condor(tmp_path, monkeypatch):
 
 
 def test_condor_submit_workers_run_real_tasks(manager, condor, tmp_path):
-    done = subprocess.run(["condor_submit_workers", "-t", "30", "--cores", "1", "-s", str(tmp_path / "jobs"),
+    done = subprocess.run(["condor_submit_workers", "-t", "30", "--cores", "1", "-S", str(tmp_path / "jobs"),
                            "localhost", str(manager.port), "2"], capture_output=True, text=True, timeout=60,
                           env=os.environ)
     assert done.returncode == 0, done.stderr

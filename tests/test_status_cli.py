@@ -26,6 +26,7 @@ def test_status_views(manager, worker):
     assert summary.exit_code == 0, summary.output
     header, row = summary.output.splitlines()
     assert header.split()[:4] == ["MASTER", "WAITING", "RUNNING", "COMPLETED"]
+    assert header.split()[-1] == "HUNGRY_FOR_TASKS"  # CCTools' hungry: it wants more tasks, not workers
     assert row.split()[0] == f"localhost:{manager.port}"
     assert row.split()[2] == "1"
     assert "1/2" in row.split()  # one core of two in use
@@ -59,3 +60,27 @@ def test_status_nobody_listening():
     assert done.returncode != 0
     assert f"localhost:{port}" in done.stderr and "no workqueue manager answered" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_status_without_a_master_lists_the_masters_the_catalog_knows(tmp_path, monkeypatch):
+    monkeypatch.delenv("CATALOG_HOST", raising=False)
+    monkeypatch.setenv("WORKQUEUE_CATALOG_DIR", str(tmp_path))
+    first, second = wq.Manager(port=0, name="listed-one"), wq.Manager(port=0, name="listed-two")
+    try:
+        first.submit(wq.Task("true"))
+        assert wait_for(lambda: wq.status.query("localhost", first.port, "queue")["tasks_waiting"] == 1)
+        runner = CliRunner()
+        listing = runner.invoke(status, [])
+        assert listing.exit_code == 0, listing.output
+        lines = listing.output.splitlines()
+        assert lines[0].split() == ["PROJECT", "HOST", "PORT", "WAITING", "RUNNING", "COMPLETE", "WORKERS"]
+        rows = {line.split()[0]: line.split() for line in lines[1:]}
+        assert set(rows) == {"listed-one", "listed-two"}
+        assert rows["listed-one"][2:4] == [str(first.port), "1"]
+        named = runner.invoke(status, ["-M", "listed-t.*"])
+        assert [line.split()[0] for line in named.output.splitlines()[1:]] == ["listed-two"]
+        resources = runner.invoke(status, ["-R"])
+        assert resources.output.splitlines()[0].split()[3:] == ["WORKERS", "CORES", "MEMORY", "DISK", "GPUS"]
+    finally:
+        first.close()
+        second.close()
