@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# Stop the Grid Engine daemons started by sge-up.sh.
-pkill -x sge_execd 2>/dev/null
-pkill -x sge_qmaster 2>/dev/null
-exit 0
+# Stop the Grid Engine daemons that ci/sge-up.sh started, and only those, by the pids it recorded.
+SGE_STATE=${SGE_STATE:-/tmp/workqueue-sge}
+exec bash "$(dirname "$0")/stop-recorded.sh" "$SGE_STATE/started.pids"

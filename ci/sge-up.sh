@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Bring up a single-node Son of Grid Engine cell (Debian packages) for the batch tests.
 # Its qsub conflicts with slurm-wlm-torque's: that package is removed first.
+# Each daemon it starts is written as "NAME PID" to $SGE_STATE/started.pids, which ci/sge-down.sh
+# reads to stop exactly those.
 set -euo pipefail
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
+SGE_STATE=${SGE_STATE:-/tmp/workqueue-sge}
+PIDS=$SGE_STATE/started.pids
 host=$(hostname -s)
+mkdir -p "$SGE_STATE"
+
+# start NAME: start the daemon unless one runs, and note "NAME PID" of the one started (the
+# daemons fork away; the newest process of that name, right after the start, is ours)
+start() {
+    pgrep -x "$1" >/dev/null && return 0
+    "/usr/lib/gridengine/$1"
+    for _ in $(seq 50); do pgrep -n -x "$1" >/dev/null && break; sleep 0.1; done
+    echo "$1 $(pgrep -n -x "$1")" >> "$PIDS"
+}
 
 if dpkg -s slurm-wlm-torque >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq slurm-wlm-torque >/dev/null
@@ -25,7 +39,7 @@ common=$SGE_ROOT/$SGE_CELL/common
 grep -q "$host" "$common/host_aliases" 2>/dev/null || echo "$host localhost $(hostname)" >> "$common/host_aliases"
 echo "$host" > "$common/act_qmaster"
 
-pgrep -x sge_qmaster >/dev/null || /usr/lib/gridengine/sge_qmaster
+start sge_qmaster
 for _ in $(seq 100); do qconf -sh >/dev/null 2>&1 && break; sleep 0.2; done
 
 tmp=$(mktemp -d)
@@ -50,7 +64,7 @@ if ! qconf -sql 2>/dev/null | grep -qx all.q; then
         -e "s/^load_thresholds .*/load_thresholds NONE/" -e "s#^shell .*#shell /bin/sh#" "$tmp/template" > "$tmp/q"
     qconf -Aq "$tmp/q" >/dev/null
 fi
-pgrep -x sge_execd >/dev/null || /usr/lib/gridengine/sge_execd
+start sge_execd
 for _ in $(seq 100); do
     qstat -f 2>/dev/null | grep -q "all.q@" && qhost 2>/dev/null | grep -q "$host" && { echo "sge up"; exit 0; }
     sleep 0.2

@@ -1,8 +1,5 @@
 #!/usr/bin/env bash
-# Stop the single-node Slurm cluster started by slurm-up.sh.
+# Stop the daemons that ci/slurm-up.sh started, and only those: by the pids it wrote to
+# $SLURM_STATE/started.pids ("NAME PID" lines), each checked to still be NAME (a pid can be reused).
 SLURM_STATE=${SLURM_STATE:-/tmp/workqueue-slurm}
-for pidfile in "$SLURM_STATE"/slurmd.pid "$SLURM_STATE"/slurmctld.pid; do
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
-done
-pkill -x slurmd 2>/dev/null; pkill -x slurmctld 2>/dev/null
-exit 0
+exec bash "$(dirname "$0")/stop-recorded.sh" "$SLURM_STATE/started.pids"

@@ -10,7 +10,9 @@ import subprocess
 import pytest
 
 import workqueue as wq
+import workqueue.status
 from workqueue import batch
+from workqueue.factory import Factory
 
 from conftest import drain, wait_for
 
@@ -75,3 +77,62 @@ def test_workers_submitted_to_sge_run_real_tasks(manager, tmp_path):
         assert all(t.output.strip().isdigit() for t in done)
     finally:
         batch.get("sge").cancel(job_ids)
+
+
+def _forgotten_by_slurm(job_id):
+    """True once squeue no longer knows the job's array (its record purged, MinJobAge after it ended)."""
+    done = subprocess.run(["squeue", "-h", "-j", job_id.split("_")[0]], capture_output=True, text=True)
+    return done.returncode != 0 and "Invalid job id" in done.stderr
+
+
+def test_factory_restores_its_minimum_after_slurm_forgets_its_jobs(manager, tmp_path):
+    """As with a factory paused (SIGSTOP) for longer than MinJobAge: its job ends and Slurm forgets it
+    before the factory looks again; the factory's next cycles see it done and submit a new one."""
+    reason = _slurm_up()
+    if reason:
+        pytest.skip(reason)
+    factory = Factory("slurm", f"localhost:{manager.port}", min_workers=1, max_workers=1, timeout=60,
+                      memory=200, workdir=str(tmp_path / "jobs"))
+    try:
+        factory.step()
+        (first,) = factory.jobs
+        assert wait_for(lambda: factory.system.states([first]).get(first) == "running", timeout=60)
+        subprocess.run(["scancel", first], check=True)  # the job ends while the factory does not look
+        assert wait_for(lambda: _forgotten_by_slurm(first), timeout=180, interval=1), \
+            "slurm did not purge the job (is MinJobAge low in slurm.conf? ci/slurm-up.sh sets 10 s)"
+        for _ in range(2):
+            factory.step()
+        assert len(factory.jobs) == 1 and first not in factory.jobs
+        (second,) = factory.jobs
+        assert wait_for(lambda: factory.system.states([second]).get(second) in ("pending", "running"), timeout=30)
+    finally:
+        factory.stop()
+
+
+def test_a_worker_submitted_without_cores_runs_one_task_at_a_time(manager, tmp_path):
+    """Slurm grants the job 1 CPU (CCTools' default of one core): the worker offers 1 core, so of two
+    one-core tasks it never runs both at once."""
+    reason = _slurm_up()
+    if reason:
+        pytest.skip(reason)
+    done = subprocess.run(["slurm_submit_workers", "-t", "30", "-S", str(tmp_path / "jobs"), "localhost",
+                           str(manager.port), "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    job_ids = done.stdout.split(":")[-1].split()
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%C", "-j", job_ids[0].split("_")[0]],
+                             capture_output=True, text=True).stdout.split()
+        assert out == ["1"], out
+        assert wait_for(lambda: manager.stats["workers_connected"] == 1, timeout=120)
+        workers = wq.status.query("localhost", manager.port, "workers")
+        assert workers[0]["resources"]["cores"] == 1
+        for _ in range(2):
+            manager.submit(wq.Task("sleep 2", cores=1))
+        assert wait_for(lambda: manager.stats["tasks_running"] >= 1, timeout=30)
+        peak = 0
+        while not manager.empty():
+            peak = max(peak, manager.stats["tasks_running"])
+            manager.wait(0.2)
+        assert peak == 1
+    finally:
+        batch.get("slurm").cancel(job_ids)
