@@ -296,7 +296,8 @@ def test_unread_status_replies_stay_within_budget():
                       "    s.send_multipart([msgpack.packb({'t': 'status', 'what': 'tasks'})])\n"
                       "time.sleep(3)\n")
         grown = rss_mib() - before
-        assert m._loop.door.status_budget.refused > 0
+        door = m._loop.door
+        assert door.status_budget.refused + door.stranger_time.refused > 0  # one budget or the other held
         assert grown < 100, f"the master grew by {grown:.0f} MiB"
         m.cancel_by_category("default")
 
@@ -379,5 +380,31 @@ def test_stats_read_after_the_queue_empties_tell_what_it_saw():
                 stats = m.stats
                 assert (stats["tasks_waiting"], stats["tasks_running"], stats["workers_busy"]) == (0, 0, 0)
                 assert stats["tasks_done"] == 5 * round_
+        finally:
+            stop(process)
+
+
+def test_large_hostile_headers_from_strangers_cannot_monopolize_the_loop():
+    """Checking a 1 MiB header full of nested values takes a fifth of a second: strangers get a
+    share of the loop's time, and the loop keeps serving its worker while they flood."""
+    with wq.Manager(port=0) as m:
+        process = start_worker(m.port, "--cores", "1")
+        try:
+            assert wait_for(lambda: m.stats["workers_connected"] == 1)
+            heavy = msgpack.packb({"t": "hello", "version": PROTOCOL_VERSION, "worker_id": "x", "resources": RESOURCES,
+                                   "cached": [[i] for i in range(190_000)]})
+            assert 900_000 < len(heavy) <= protocol.MAX_HEADER_BYTES
+            stranger = dealer(m.port)
+            for _ in range(100):
+                stranger.send(heavy)
+            started = time.monotonic()
+            for i in range(20):
+                m.submit(wq.Task(f"echo {i}", cores=1))
+            done = drain(m, timeout=60)
+            elapsed = time.monotonic() - started
+            assert len(done) == 20 and all(t.result == Result.SUCCESS for t in done)
+            assert wait_for(lambda: m.stats["messages_dropped"] >= 100, timeout=30)
+            assert m._loop.door.stranger_time.refused > 0
+            print(f"\n20 tasks in {elapsed:.2f} s while a stranger sent 100 MiB of heavy headers")
         finally:
             stop(process)

@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Any, Dict, List
 from . import auth, protocol
 from .constants import PROTOCOL_VERSION
 from .handshake import PendingPeers
-from .manager_status import ByteBudget, status
+from .manager_status import STATUS_BURST_BYTES, STATUS_BYTES_PER_SECOND, status
+from .ratelimit import Budget
 
 if TYPE_CHECKING:
     from .manager_loop import ManagerLoop
 
 log = logging.getLogger("workqueue.manager")
+
+STRANGER_SHARE = 0.1  # of the loop's time, at most, for strangers' messages (seconds a second)
+STRANGER_BURST_SECONDS = 0.5
 
 # what a worker the master does not know sends when the master has restarted under it
 WORKER_CHATTER = ("heartbeat", "result", "output", "chunk", "cache-update", "ack")
@@ -33,12 +37,23 @@ class Door:
     def __init__(self, loop: "ManagerLoop") -> None:
         self.loop = loop
         self.pending = PendingPeers()
-        self.status_budget = ByteBudget()
+        self.status_budget = Budget(STATUS_BYTES_PER_SECOND, STATUS_BURST_BYTES)
+        self.stranger_time = Budget(STRANGER_SHARE, STRANGER_BURST_SECONDS)
         self._warned_open = False
 
     @property
     def password(self) -> Any:
         return self.loop.settings.password
+
+    def will_read(self) -> bool:
+        """Whether strangers have time left on the loop: checking one hostile 1 MiB header can take
+        a fifth of a second, so strangers together get at most a tenth of the loop's time (see
+        ``charge``); what they send beyond that goes unread."""
+        return self.stranger_time.available(time.monotonic())
+
+    def charge(self, seconds: float) -> None:
+        """Count the time one stranger's message took against the strangers' share."""
+        self.stranger_time.charge(seconds, time.monotonic())
 
     def receive(self, identity: bytes, message: protocol.Message) -> None:
         """Handle a message from a peer that is not a connected worker."""

@@ -166,6 +166,17 @@ class ManagerLoop:
 
     def _handle_frames(self, frames: List[zmq.Frame]) -> None:
         identity = frames[0].bytes
+        if identity in self.workers:
+            self._handle_parts(identity, frames)
+            return
+        if not self.door.will_read():
+            self.drop(identity, "strangers have had their share of the loop's time")
+            return
+        started = time.perf_counter()
+        self._handle_parts(identity, frames)
+        self.door.charge(time.perf_counter() - started)
+
+    def _handle_parts(self, identity: bytes, frames: List[zmq.Frame]) -> None:
         try:
             parts = protocol.split(frames[1:])
         except Exception as error:  # ProtocolError, or anything split did not foresee

@@ -11,31 +11,9 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 STATUS_WHAT = ("queue", "workers", "tasks")
+STATUS_BYTES_PER_SECOND = 4 << 20
+STATUS_BURST_BYTES = 16 << 20
 TASK_ROWS_MAX = 10_000
-BUDGET_BYTES_PER_SECOND = 4 << 20
-BUDGET_BURST_BYTES = 16 << 20
-
-
-class ByteBudget:
-    """A token bucket of bytes. Pure: the caller passes the time."""
-
-    def __init__(self, rate: float = BUDGET_BYTES_PER_SECOND, burst: float = BUDGET_BURST_BYTES) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self._last = None
-        self.refused = 0
-
-    def spend(self, size: int, now: float) -> bool:
-        """Take ``size`` bytes from the budget if it holds them; False (nothing taken) if not."""
-        if self._last is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if size > self._tokens:
-            self.refused += 1
-            return False
-        self._tokens -= size
-        return True
 
 
 def snapshot(loop: Any) -> Dict[str, Any]:

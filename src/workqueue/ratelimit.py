@@ -1,5 +1,6 @@
-"""How often a kind of event may be logged. ``Throttle`` is pure (the caller passes the time);
-``LimitedLog`` puts one between a logger and a clock.
+"""How often a kind of event may be logged, and how much peers may make us spend.
+``Throttle`` and ``Budget`` are pure (the caller passes the time); ``LimitedLog`` puts a
+``Throttle`` between a logger and a clock.
 
 A peer can make the same complaint happen thousands of times a second; the log must still be
 readable and must not fill the disk. Each kind of event gets a few lines per interval; the rest are
@@ -57,3 +58,43 @@ class LimitedLog:
         if suppressed:
             message += f" ({suppressed} similar message(s) not logged)"
         self.logger.log(level, message, *args, **kwargs)
+
+
+class Budget:
+    """A token bucket: ``rate`` units a second, at most ``burst`` saved. Pure: the caller passes the
+    time. Bytes for what may be sent (``spend``: all or nothing), seconds for what may be done
+    (``available`` before, ``charge`` after, since the cost is known only then)."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._last: Optional[float] = None
+        self.refused = 0
+
+    def spend(self, amount: float, now: float) -> bool:
+        """Take ``amount`` if the bucket holds it; False (nothing taken) if not."""
+        self._refill(now)
+        if amount > self._tokens:
+            self.refused += 1
+            return False
+        self._tokens -= amount
+        return True
+
+    def available(self, now: float) -> bool:
+        """True while the bucket is not empty; counts a refusal otherwise."""
+        self._refill(now)
+        if self._tokens > 0:
+            return True
+        self.refused += 1
+        return False
+
+    def charge(self, amount: float, now: float) -> None:
+        """Take ``amount`` after the fact; the bucket may go below empty, and refills from there."""
+        self._refill(now)
+        self._tokens -= amount
+
+    def _refill(self, now: float) -> None:
+        if self._last is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
