@@ -4,8 +4,14 @@ One thread and one poller: the DEALER socket and a pidfd per running task. A tas
 poller at once, so there is no polling delay between a task ending and its result leaving.
 
 The rooms it uses: ``worker_session`` (one connection), ``worker_tasks`` (the tasks' books and
-their processes), ``worker_files`` (files arriving into the cache), ``worker_resources`` (what
-this machine offers), ``worker_workspace`` (its directory, and dead workers' left behind).
+their processes), ``worker_files`` (files arriving into the cache), ``worker_resources`` and
+``worker_grant`` (what this worker offers: never more than its batch job was granted),
+``worker_workspace`` (its directory, and dead workers' left behind).
+
+It says what it does: one INFO line per change of state (connecting, connected, the master gone and
+why, reconnecting, exiting and why), shown by default (see :func:`show_state_changes`), and why a
+master cannot be reached once, not at every attempt. Once it has served a master, the time without
+one counts against its idle timeout (-t).
 
 Every peer may be hostile, the master included: a message that cannot be handled is dropped with a
 rate-limited log line and the worker keeps serving; only a rejection or a signal ends it.
@@ -32,7 +38,7 @@ from .coprocess import CoprocessPool
 from .ratelimit import LimitedLog
 from .sandbox import SAMPLE_INTERVAL
 from .worker_files import FileReceiver
-from .worker_resources import detect_resources
+from .worker_resources import Offer, detect_resources, offer_here
 from .worker_session import Session
 from .worker_tasks import TaskRunner
 from .worker_workspace import Workspace
@@ -41,14 +47,23 @@ __all__ = ["Options", "Worker", "WorkerRejected", "WorkerStopped", "detect_resou
 
 log = logging.getLogger("workqueue.worker")
 
-HELLO_TIMEOUT = 10.0
+HELLO_TIMEOUT = 10.0  # how long an attempt waits for the master's welcome
+TCP_PORTS = range(1, 65536)
+MASTER_CLOSING = "the manager is closing"  # the reason of a closing master's reset (manager_loop.CLOSING)
 # what a master may ask of heartbeats, in seconds: a keepalive near 0 would make the loop spin
 KEEPALIVE_BOUNDS = (0.05, 3600.0)
 TIMEOUT_BOUNDS = (0.1, 7 * 86400.0)
 Handler = Callable[[Session, protocol.Message], Optional[str]]
 
 
-HANDSHAKE = ("welcome", "challenge", "reject", "reset")  # what a master may say before its welcome
+HANDSHAKE = ("welcome", "challenge", "reject", "reset", "bye")  # what a master may say before its welcome
+# Why an attempt failed, by what the socket's monitor saw (worker_session.TROUBLES)
+LINK_TROUBLES = {
+    "handshake": "its ZeroMQ security handshake failed: does the master use CURVE (--curve-server-key)?",
+    "closed": "the connection closed before the master answered",
+    "refused": "connection refused: is a master listening on that port?",
+    "unresolved": "ZeroMQ cannot resolve the host name",
+}
 
 
 class WorkerStopped(BaseException):
@@ -102,15 +117,21 @@ class Worker:
         self.handlers: Dict[str, Handler] = {}
         self.ctx: Optional[zmq.Context] = None
         self.session: Optional[Session] = None
+        self.offer: Optional[Offer] = None
+        self.served = False  # a master has welcomed this worker
+        self.last_connected = time.monotonic()  # when this worker last had a master (or started)
+        self._troubles: Dict[str, Optional[str]] = {}  # since the last master: where tried, last reason said
 
     # -- life cycle -----------------------------------------------------------------------------
     def run(self) -> int:
         """Serve masters until idle, shut down, or stopped; return the process exit code."""
+        show_state_changes()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         self.ctx = zmq.Context()
         try:
             self.workspace = self.space.claim()
-            self.resources = detect_resources(self.workspace, self.options)
+            self.offer = offer_here(self.workspace, self.options)
+            self.resources = self.offer.resources
             budget = int(self.resources["disk"]) << 20 if self.options.disk else None
             self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
             self.tasks = TaskRunner(self.workspace, self.resources, self.cache, complain=self.complain)
@@ -120,10 +141,11 @@ class Worker:
                 size = self.options.coprocesses_total or max(1, int(self.resources["cores"]))
                 self.tasks.coprocesses = CoprocessPool(self.options.coprocess, self.workspace, size)
                 log.info("started %d coprocess(es) %r", size, self.tasks.coprocesses.name)
-            log.info("%s in %s with %s", self.worker_id, self.workspace, self.resources)
+            log.info("%s (pid %d) on %s%s in %s, offering %s", self.worker_id, os.getpid(), self.hostname,
+                     f", {self.offer.job}," if self.offer.job else "", self.workspace, self.offer.describe())
             return self._serve()
-        except WorkerStopped:
-            log.info("stopped by a signal")
+        except WorkerStopped as stop:
+            log.info("exiting: stopped by %s", signal.Signals(stop.args[0]).name)
             return 0
         except WorkerRejected as rejection:
             print(f"work_queue_worker: {rejection}", file=sys.stderr, flush=True)
@@ -144,29 +166,62 @@ class Worker:
         raise WorkerStopped(signum)
 
     def _serve(self) -> int:
+        """Find a master, serve it, look for one again when it goes; exit when idle or given up."""
+        if not self.options.manager_name and self.options.port not in TCP_PORTS:
+            log.error("exiting: %s is not a TCP port (1 to 65535)", self.options.port)
+            return 1
         backoff = self.options.min_backoff
-        last_connected = time.monotonic()
+        self.last_connected = time.monotonic()
         while True:
-            outcome = "unreachable"
-            for address in self._addresses():
-                outcome = self._run_session(address)
-                if outcome != "unreachable":
-                    break
+            code = self._give_up()
+            if code is not None:
+                return code
+            outcome = self._visit_masters()
             if outcome in ("idle", "shutdown"):
                 return 0
             if outcome == "reset":
                 continue
             if outcome == "served":
-                last_connected = time.monotonic()
                 backoff = self.options.min_backoff
                 if self.options.single_shot:
+                    log.info("exiting: the master is gone and --single-shot serves only one")
                     return 0
-            if time.monotonic() - last_connected > self.options.connect_timeout:
-                log.error("no manager reachable for %.0f s: giving up", self.options.connect_timeout)
-                return 1
-            log.info("reconnecting in %.1f s", backoff)
-            time.sleep(backoff)
+            left = self._deadline() - time.monotonic()
+            if backoff < left:
+                log.info("reconnecting in %.3g s", backoff)
+            time.sleep(max(0.0, min(backoff, left)))  # to the deadline at most: then the exit says why
             backoff = min(backoff * 2, self.options.max_backoff)
+
+    def _deadline(self) -> float:
+        """When a worker without a master gives up. Once it has served one, its idle timeout counts
+        from its last task, with or without a master; and always, the connect timeout from when it
+        last had one (or started)."""
+        deadline = self.last_connected + self.options.connect_timeout
+        if self.served:
+            deadline = min(deadline, self.tasks.last_activity + self.options.idle_timeout)
+        return deadline
+
+    def _give_up(self) -> Optional[int]:
+        """The exit code once the deadline has passed (0 idle after serving, 1 never reached a
+        master in time), else None."""
+        now = time.monotonic()
+        if now < self._deadline():
+            return None
+        if self.served and now >= self.tasks.last_activity + self.options.idle_timeout:
+            log.info("exiting: idle for %.0f s, the last %.0f s without a master", now - self.tasks.last_activity,
+                     now - self.last_connected)
+            return 0
+        log.error("exiting: no master reachable for %.0f s", now - self.last_connected)
+        return 1
+
+    def _visit_masters(self) -> str:
+        """One attempt at each place a master may be, until one is served."""
+        outcome = "unreachable"
+        for address in self._addresses():
+            outcome = self._run_session(address)
+            if outcome != "unreachable":
+                break
+        return outcome
 
     def _addresses(self) -> List[str]:
         """Where to look for a master: HOST PORT, or every master whose name matches -M, newest first."""
@@ -175,22 +230,56 @@ class Worker:
         from . import catalog
         found = catalog.lookup(self.options.manager_name, self.options.catalog)
         if not found:
-            log.info("no manager named %r found yet", self.options.manager_name)
+            self._trouble(f"a master named {self.options.manager_name!r}", "the catalog knows none yet")
         return [f"tcp://{host}:{port}" for _, host, port in found]
+
+    def _trouble(self, where: str, reason: str) -> None:
+        """Why ``where`` cannot be reached: said once, then again only when the reason changes."""
+        level = logging.INFO if self._troubles.get(where) != reason else logging.DEBUG
+        self._troubles[where] = reason
+        log.log(level, "cannot reach %s: %s", where, reason)
+
+    def _say_connecting(self, address: str) -> None:
+        where = _master_at(address)
+        log.log(logging.DEBUG if where in self._troubles else logging.INFO, "connecting to %s", where)
+        self._troubles.setdefault(where, None)
+
+    def _master_gone(self, session: Session, why: str) -> None:
+        log.info("%s is gone: %s", _master_at(session.address), why)
 
     # -- one session ----------------------------------------------------------------------------
     def _run_session(self, address: str) -> str:
         """Returns 'idle', 'shutdown', 'reset', 'served' (connected, then lost) or 'unreachable'."""
-        session = self.session = Session(self.ctx, address, self._curve())
+        self._say_connecting(address)
+        problem = _address_problem(address)
+        if problem is None:
+            try:
+                self.session = Session(self.ctx, address, self._curve())
+            except zmq.ZMQError as error:
+                problem = f"ZeroMQ refuses this address: {error}"
+        if problem is not None:
+            self._trouble(_master_at(address), problem)
+            return "unreachable"
+        session = self.session
         try:
             session.send(protocol.hello(
                 self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
                 coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept()))
             return self._session_loop(session)
         finally:
-            self.tasks.kill_all()
-            session.close()
-            self.session = None
+            self._end_session(session)
+
+    def _end_session(self, session: Session) -> None:
+        """Its tasks die with it. A master lost while tasks ran leaves the worker idle from the
+        moment it was last heard: that time without a master counts against the idle timeout."""
+        busy = bool(self.tasks.running or self.tasks.queued)
+        self.tasks.kill_all()
+        if session.welcomed:
+            self.last_connected = time.monotonic()
+            if busy:
+                self.tasks.last_activity = max(self.tasks.last_activity, session.last_heard)
+        session.close()
+        self.session = None
 
     def _curve(self) -> Optional[tuple]:
         """(the master's public key file, ours) when the connection is to be encrypted."""
@@ -203,11 +292,10 @@ class Worker:
         tasks = self.tasks
         poller = zmq.Poller()
         poller.register(session.socket, zmq.POLLIN)
-        if session.monitor is not None:
-            poller.register(session.monitor, zmq.POLLIN)
+        poller.register(session.monitor, zmq.POLLIN)
         watched: set = set()
         pools_watched: set = set()
-        started = time.monotonic()
+        answer_by = min(time.monotonic() + HELLO_TIMEOUT, self._deadline())
         while True:
             session.release_results(queued=len(tasks.queued))
             session.flush()
@@ -230,9 +318,9 @@ class Worker:
                     elif sock in pools_watched:
                         tasks.calls_finished(session)
                     elif sock is session.monitor:
-                        session.monitor.recv_multipart()
-                        raise WorkerRejected("authentication failed: the manager refused this worker's CURVE "
-                                             "key (or --curve-server-key is not the manager's public key)")
+                        outcome = self._on_link_trouble(session)
+                        if outcome:
+                            return outcome
                     else:
                         poller.unregister(sock)
                         watched.discard(sock)
@@ -240,12 +328,11 @@ class Worker:
                         if sandbox is not None:
                             tasks.task_exited(session, sandbox)
             now = time.monotonic()
-            if not session.welcomed and now - started > min(HELLO_TIMEOUT, self.options.connect_timeout):
-                log.info("no answer from %s", session.address)
+            if not session.welcomed and now > answer_by:
+                self._trouble(_master_at(session.address), "connected, but no answer" if session.link_up else "no answer")
                 return "unreachable"
             if session.welcomed and now - session.last_heard > session.timeout:
-                log.warning("the manager at %s is silent for %.0f s: reconnecting", session.address,
-                            now - session.last_heard)
+                self._master_gone(session, f"silent for {now - session.last_heard:.0f} s")
                 return "served"
             tasks.enforce_limits(session)
             if session.welcomed and now - session.last_sent > session.keepalive:
@@ -254,11 +341,29 @@ class Worker:
                 tasks.last_activity = now  # moving files is work: never idle out mid-transfer
             if session.welcomed and not tasks.running and not tasks.queued and \
                     now - tasks.last_activity > self.options.idle_timeout:
-                log.info("idle for %.0f s: exiting", self.options.idle_timeout)
+                log.info("exiting: idle for %.0f s", now - tasks.last_activity)
                 session.release_results(queued=0)
                 session.send(protocol.encode("bye", reason="idle timeout"))
                 session.flush()
                 return "idle"
+
+    def _on_link_trouble(self, session: Session) -> Optional[str]:
+        """What the socket's monitor says: before the welcome, why this attempt failed; after it,
+        that the master is gone (a closed connection: its process ended, or it closed its socket)."""
+        trouble = session.link_trouble()
+        if trouble == "handshake" and self.options.curve_server_key:
+            raise WorkerRejected("authentication failed: the manager refused this worker's CURVE "
+                                 "key (or --curve-server-key is not the manager's public key)")
+        if trouble is None or (session.welcomed and trouble != "closed"):
+            return None
+        if session.welcomed:
+            outcome = self._receive(session)  # a goodbye may wait there, sent just before the close
+            if outcome:
+                return outcome
+            self._master_gone(session, "the connection closed")
+            return "served"
+        self._trouble(_master_at(session.address), LINK_TROUBLES[trouble])
+        return "unreachable"
 
     def _poll_timeout_ms(self, session: Session) -> int:
         wait = min(session.keepalive, 1.0)
@@ -293,7 +398,7 @@ class Worker:
     def _message_handlers(self) -> Dict[str, Handler]:
         return {
             "challenge": self._on_challenge, "welcome": self._on_welcome, "reject": self._on_reject,
-            "reset": self._on_reset, "shutdown": self._on_shutdown, "heartbeat": self._on_heartbeat,
+            "reset": self._on_reset, "shutdown": self._on_shutdown, "bye": self._on_bye, "heartbeat": self._on_heartbeat,
             "ack": self._on_ack, "task": self._on_task, "kill": self._on_kill,
             "put": self.files.on_put, "chunk": self.files.on_chunk, "invalidate": self.files.on_invalidate,
         }
@@ -352,19 +457,32 @@ class Worker:
         session.keepalive = _within(message["keepalive"], *KEEPALIVE_BOUNDS)
         session.timeout = _within(message["timeout"], *TIMEOUT_BOUNDS)
         self.tasks.last_activity = time.monotonic()
-        log.info("connected to the manager at %s", session.address)
+        self.served = True
+        self._troubles.clear()
+        log.info("connected to %s, offering %s", _master_at(session.address),
+                 ", ".join(f"{name} {amount:g}" for name, amount in self.resources.items()))
         return None
 
     def _on_reject(self, session: Session, message: protocol.Message) -> Optional[str]:
         raise WorkerRejected(f"the manager refused this worker: {message['reason']}")
 
     def _on_reset(self, session: Session, message: protocol.Message) -> Optional[str]:
-        log.info("the manager does not know us (%s): dropping our tasks, saying hello again", message["reason"])
+        if message["reason"] == MASTER_CLOSING:
+            return self._on_bye(session, message)
+        log.info("%s does not know this worker (%s): dropping its tasks, saying hello again",
+                 _master_at(session.address), message["reason"])
         return "reset"
 
     def _on_shutdown(self, session: Session, message: protocol.Message) -> Optional[str]:
-        log.info("the manager asked us to exit: %s", message["reason"])
+        log.info("exiting: %s asked this worker to (%s)", _master_at(session.address), message["reason"])
         return "shutdown"
+
+    def _on_bye(self, session: Session, message: protocol.Message) -> Optional[str]:
+        """A master that closes says goodbye (a ``bye``, or a ``reset`` saying MASTER_CLOSING): look
+        for one again after the shortest back-off, the time without it counting against the idle
+        timeout, instead of waiting out its silence first."""
+        self._master_gone(session, f"it said goodbye ({message['reason'] or 'no reason given'})")
+        return "served" if session.welcomed else "unreachable"
 
     def _on_heartbeat(self, session: Session, message: protocol.Message) -> Optional[str]:
         return None
@@ -388,6 +506,35 @@ def _within(value: float, low: float, high: float) -> float:
     if low <= value <= high:
         return value
     return low if value < low else high
+
+
+def _master_at(address: str) -> str:
+    return "the master at " + address[len("tcp://"):] if address.startswith("tcp://") else address
+
+
+def _address_problem(address: str) -> Optional[str]:
+    """Why a TCP address cannot be a master's (a port out of range, a host no resolver knows),
+    or None. The host is looked up here because ZeroMQ says nothing of a name it cannot resolve."""
+    host, _, port = address[len("tcp://"):].rpartition(":")
+    if not port.isdigit() or int(port) not in TCP_PORTS:
+        return f"{port} is not a TCP port (1 to 65535)"
+    try:
+        socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        return f"unknown host {host!r} ({getattr(error, 'strerror', None) or error})"
+    return None
+
+
+def show_state_changes() -> None:
+    """The worker's state changes (connecting, connected, master gone, reconnecting, exiting and why)
+    are INFO lines that belong in its batch job's output: shown unless this logger's level was set,
+    or logging was set up more verbosely. With no handler anywhere, they go to stderr."""
+    if log.level == logging.NOTSET and log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    if not log.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,13 +1,15 @@
-"""One connection of a worker to one master: its socket, its outbox, the files arriving on it, and
-the results held back to leave together."""
+"""One connection of a worker to one master: its socket, its outbox, the files arriving on it, the
+results held back to leave together, and what ZeroMQ's monitor says of the TCP link."""
 from __future__ import annotations
 
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import auth, protocol
+from .curve import HANDSHAKE_FAILURES
 from .transfer import WINDOW, Incoming, Outbox
 
 RESULT_HOLD_SECONDS = 0.005
@@ -18,6 +20,17 @@ RESULT_HOLD_MAX = 64
 # this bound the master's sends wait in its outbox (it keeps what a full peer refuses) until we
 # read, so traffic slows to our pace and nothing is lost; below it, nothing ever waits.
 RECEIVE_HWM = 8 * WINDOW
+
+LINK_EVENTS = (zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECT_RETRIED
+               | zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILURES)
+# What the link can go through, as the monitor shows it (libzmq 4.3, seen on loopback):
+#   a master listening    CONNECT_DELAYED, CONNECTED, (HANDSHAKE_SUCCEEDED)
+#   nothing listening     CONNECT_DELAYED, CLOSED, CONNECT_RETRIED: again every reconnect interval
+#   a name not resolved   CONNECT_RETRIED alone: ZeroMQ resolves at each try, and gives no reason
+#   the master goes       DISCONNECTED (its process ended, or it closed its socket)
+#   security differs      HANDSHAKE_FAILED_* then DISCONNECTED (CURVE on one side only, a key refused)
+# Troubles, from the most telling: what :meth:`Session.link_trouble` returns.
+TROUBLES = ("handshake", "closed", "refused", "unresolved")
 
 
 class Session:
@@ -33,13 +46,13 @@ class Session:
         self.socket.setsockopt(zmq.SNDHWM, 0)
         self.socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
         self.socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)  # a larger frame ends the connection
-        self.monitor: Optional[zmq.Socket] = None
         if curve is not None:
             from . import curve as curve_keys
             server_key, own_key = curve
             curve_keys.connect_as_client(self.socket, own_key, server_key)
-            self.monitor = self.socket.get_monitor_socket(curve_keys.HANDSHAKE_FAILURES)
-        self.socket.connect(address)
+        self.monitor: zmq.Socket = self.socket.get_monitor_socket(LINK_EVENTS)
+        self.link_up = False  # a TCP connection is open
+        self._link_tried = False  # a TCP connection was attempted (a name that resolves)
         self.outbox = Outbox()
         self.incoming: Dict[int, Tuple[Incoming, str, int]] = {}
         self.welcomed = False
@@ -52,6 +65,11 @@ class Session:
         self.xfers = 0
         self.held: List[List[Any]] = []
         self.held_since = 0.0
+        try:
+            self.socket.connect(address)
+        except zmq.ZMQError:  # an address ZeroMQ cannot parse
+            self.close()
+            raise
 
     def send(self, frames: List[Any]) -> None:
         self.outbox.message(frames)
@@ -100,11 +118,31 @@ class Session:
         self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
         self.last_sent = time.monotonic()
 
+    def link_trouble(self) -> Optional[str]:
+        """Read what the monitor says of the link; the worst trouble seen (one of TROUBLES), or None."""
+        seen = set()
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                break
+            if event == zmq.EVENT_CONNECTED:
+                self.link_up = True
+            elif event == zmq.EVENT_CONNECT_DELAYED:
+                self._link_tried = True
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.link_up = False
+                seen.add("closed")
+            elif event & HANDSHAKE_FAILURES:
+                seen.add("handshake")
+            elif event == zmq.EVENT_CONNECT_RETRIED and not self.link_up:
+                seen.add("refused" if self._link_tried else "unresolved")
+        return next((trouble for trouble in TROUBLES if trouble in seen), None)
+
     def close(self) -> None:
         self.outbox.close()
         for incoming, _, _ in self.incoming.values():
             incoming.abort()
-        if self.monitor is not None:
-            self.socket.disable_monitor()
-            self.monitor.close(0)
+        self.socket.disable_monitor()
+        self.monitor.close(0)
         self.socket.close(0)
