@@ -13,7 +13,6 @@ import zmq
 import workqueue as wq
 from workqueue import protocol
 from workqueue.manager_loop import CLOSING
-from workqueue.worker import MASTER_CLOSING
 
 from conftest import stop, wait_for
 from test_worker_hardening import FakeMaster
@@ -70,10 +69,6 @@ def test_a_worker_logs_each_state_change_and_exits_its_idle_timeout_after_a_clos
                  f"{where} is gone: it said goodbye ({CLOSING})", "reconnecting in 1 s",
                  "connection refused", "exiting: idle for 4 s"):
         assert line in log, f"{line!r} missing from:\n{log}"
-
-
-def test_the_closing_masters_reset_reason_is_the_one_the_worker_knows():
-    assert MASTER_CLOSING == CLOSING
 
 
 def test_a_master_that_vanished_counts_against_the_idle_timeout(tmp_path):

@@ -127,9 +127,9 @@ class ManagerLoop:
             self.wake.close(0)
 
     def _say_goodbye(self) -> None:
-        """Tell every worker the master is going, so that it looks for a master again at once
-        instead of after its keepalive timeout (its tasks here are lost with the master)."""
-        goodbye = protocol.encode("reset", reason=CLOSING)
+        """Tell every worker the master is going (a ``bye``, as a worker says when it goes), so that
+        it looks for a master again at once instead of after its keepalive timeout."""
+        goodbye = protocol.encode("bye", reason=CLOSING)
         for identity in self.workers:
             self.send_to_peer(identity, goodbye)
 

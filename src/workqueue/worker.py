@@ -49,7 +49,6 @@ log = logging.getLogger("workqueue.worker")
 
 HELLO_TIMEOUT = 10.0  # how long an attempt waits for the master's welcome
 TCP_PORTS = range(1, 65536)
-MASTER_CLOSING = "the manager is closing"  # the reason of a closing master's reset (manager_loop.CLOSING)
 # what a master may ask of heartbeats, in seconds: a keepalive near 0 would make the loop spin
 KEEPALIVE_BOUNDS = (0.05, 3600.0)
 TIMEOUT_BOUNDS = (0.1, 7 * 86400.0)
@@ -467,8 +466,6 @@ class Worker:
         raise WorkerRejected(f"the manager refused this worker: {message['reason']}")
 
     def _on_reset(self, session: Session, message: protocol.Message) -> Optional[str]:
-        if message["reason"] == MASTER_CLOSING:
-            return self._on_bye(session, message)
         log.info("%s does not know this worker (%s): dropping its tasks, saying hello again",
                  _master_at(session.address), message["reason"])
         return "reset"
@@ -478,7 +475,7 @@ class Worker:
         return "shutdown"
 
     def _on_bye(self, session: Session, message: protocol.Message) -> Optional[str]:
-        """A master that closes says goodbye (a ``bye``, or a ``reset`` saying MASTER_CLOSING): look
+        """A master that closes says goodbye (a ``bye``): look
         for one again after the shortest back-off, the time without it counting against the idle
         timeout, instead of waiting out its silence first."""
         self._master_gone(session, f"it said goodbye ({message['reason'] or 'no reason given'})")
