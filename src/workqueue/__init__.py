@@ -10,7 +10,7 @@ from .files import File
 from .local import LocalWorkers, local_workers
 from .executor import Executor
 from .factory import Factory
-from .manager import Manager
+from .manager import Manager, ManagerLoopStopped
 from .pytask import FunctionTaskFailed, PythonTask, RemoteTask
 from .task import Task
 
@@ -20,5 +20,5 @@ WorkQueue = Manager
 
 __all__ = [
     "DEFAULT_PORT", "PROTOCOL_VERSION", "Result", "TaskState", "File", "LocalWorkers", "local_workers",
-    "Manager", "WorkQueue", "Task", "PythonTask", "RemoteTask", "FunctionTaskFailed", "Executor", "Factory", "__version__",
+    "Manager", "ManagerLoopStopped", "WorkQueue", "Task", "PythonTask", "RemoteTask", "FunctionTaskFailed", "Executor", "Factory", "__version__",
 ]

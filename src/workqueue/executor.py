@@ -6,7 +6,7 @@ import threading
 from typing import Any, Callable, Dict, Optional
 
 from .local import LocalWorkers
-from .manager import Manager
+from .manager import Manager, ManagerLoopStopped
 from .pytask import PythonTask
 from .task import Task
 
@@ -70,13 +70,25 @@ class Executor(concurrent.futures.Executor):
 
     def _collect(self) -> None:
         while not (self._shutdown and not self._futures):
-            task = self.manager.wait(0.1)
+            try:
+                task = self.manager.wait(0.1)
+            except ManagerLoopStopped as stopped:
+                self._fail_all(stopped)
+                return
             if task is None:
                 continue
             with self._lock:
                 future = self._futures.pop(task.id, None)
             if future is not None and not future.cancelled():
                 _resolve(future, task)
+
+    def _fail_all(self, error: BaseException) -> None:
+        """The manager can run nothing more (its submit raises too): every pending future gets ``error``."""
+        with self._lock:
+            pending, self._futures = list(self._futures.values()), {}
+        for future in pending:
+            if not future.cancelled():
+                future.set_exception(error)
 
     def _cancel(self, future: TaskFuture) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
 import zmq
 
+from . import validation
 from .constants import DEFAULT_PORT, Result
 from .manager_loop import ManagerLoop, Settings, configure_router
 from .task import Task
@@ -26,6 +27,20 @@ from .task import Task
 log = logging.getLogger(__name__)
 
 PortSpec = Union[int, Tuple[int, int]]
+LIVENESS_SLICE = 0.25  # seconds a blocked wait() sleeps between looks at the loop thread's health
+STATUS_TIMEOUT = 10.0  # seconds status() waits for the loop's answer
+POSITIVE_SETTINGS = ("keepalive-interval", "keepalive-timeout")  # tune() names that must stay > 0
+
+
+class ManagerLoopStopped(RuntimeError):
+    """The manager's loop thread stopped on an error: this manager can run no more tasks.
+
+    ``cause`` (also ``__cause__``) is the error that stopped it, None if it left no trace."""
+
+    def __init__(self, cause: Optional[BaseException]) -> None:
+        why = f"{type(cause).__name__}: {cause}" if cause is not None else "no error recorded (see the log)"
+        super().__init__(f"the manager's loop stopped: {why}")
+        self.cause = cause
 
 
 class Manager:
@@ -33,6 +48,9 @@ class Manager:
 
     ``port=0`` takes any free port (read it back from ``.port``); a ``(low, high)`` pair takes the
     first free one in that range. A port that is busy raises ``OSError`` naming it.
+
+    A wrong argument raises ``TypeError`` or ``ValueError`` naming it, at the call. Should the loop
+    thread ever stop on an error, every call raises ``ManagerLoopStopped`` saying why.
     """
 
     def __init__(
@@ -50,6 +68,18 @@ class Manager:
     ) -> None:
         """``curve_key``: this master's ``.key_secret`` file (created if absent) turns on encryption;
         ``curve_allowed``: a folder of the public ``.key`` files of the workers allowed in."""
+        port = validation.port("Manager", port)
+        name = validation.text("Manager", "name", name, allow_none=True)
+        password = validation.password("Manager", password)
+        host = validation.text("Manager", "host", host)
+        keepalive_interval = validation.number("Manager", "keepalive_interval", keepalive_interval,
+                                               above=0, unit=" (seconds)")
+        keepalive_timeout = validation.number("Manager", "keepalive_timeout", keepalive_timeout,
+                                              above=0, unit=" (seconds)")
+        transactions_log = validation.path("Manager", "transactions_log", transactions_log, allow_none=True)
+        _check_writable(transactions_log)
+        curve_key = validation.path("Manager", "curve_key", curve_key, allow_none=True)
+        curve_allowed = validation.path("Manager", "curve_allowed", curve_allowed, allow_none=True)
         self._ctx = zmq.Context()
         self._ctx.setsockopt(zmq.LINGER, 0)
         self._zap = None
@@ -76,8 +106,6 @@ class Manager:
         self._commands: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
         self._finished: "queue.SimpleQueue[list]" = queue.SimpleQueue()  # lists of (task_id, outcome)
         self._arrived: Deque[Tuple[int, Dict[str, Any]]] = collections.deque()
-        if isinstance(password, str):
-            password = password.encode()
         self._settings = Settings(
             password=password,
             keepalive_interval=keepalive_interval,
@@ -101,8 +129,9 @@ class Manager:
     def submit(self, task: Task) -> int:
         """Queue ``task`` and return its id; raises at once on a missing input or a bad name."""
         self._check_open()
+        self._check_loop()
         if not isinstance(task, Task):
-            raise TypeError(f"submit() takes a Task, not {type(task).__name__}")
+            validation.refuse(TypeError, "Manager.submit", "task", "a Task", task)
         task.check_inputs()
         spec = task.to_spec()
         task_id = next(self._ids)
@@ -110,21 +139,22 @@ class Manager:
         task._set_outcome({})
         self._tasks[task_id] = task
         self._submitted += 1
-        self._send("submit", task_id, spec, time.time())
+        self._enqueue(("submit", task_id, spec, time.time()))  # the loop was checked above
         return task_id
 
     def wait(self, timeout: Optional[float] = None) -> Optional[Task]:
-        """The next finished task, or None once ``timeout`` seconds pass (None or -1: forever)."""
-        if timeout is not None and timeout < 0:
-            timeout = None
+        """The next finished task, or None once ``timeout`` seconds pass (None or -1: forever).
+
+        Raises ``ManagerLoopStopped`` if the loop thread has died, or dies while this waits."""
+        timeout = validation.wait_timeout("Manager.wait", timeout)
+        self._check_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._tasks:
             if not self._arrived:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    self._arrived.extend(self._finished.get(timeout=remaining))
-                except queue.Empty:
+                batch = self._get_while_loop_runs(self._finished, deadline)
+                if batch is None:
                     return None
+                self._arrived.extend(batch)
                 continue
             task_id, outcome = self._arrived.popleft()
             task = self._tasks.pop(task_id, None)
@@ -135,10 +165,12 @@ class Manager:
 
     def empty(self) -> bool:
         """True when no task is waiting, running, or holding a result not yet returned by wait()."""
+        self._check_loop()
         return not self._tasks
 
     def hungry(self) -> bool:
         """True while submitting more tasks would keep the workers busy."""
+        self._check_loop()
         snapshot = self._loop.snapshot
         not_yet_seen_by_loop = self._submitted - snapshot["tasks_submitted"]
         waiting = snapshot["tasks_waiting"] + not_yet_seen_by_loop
@@ -146,6 +178,8 @@ class Manager:
 
     def cancel(self, task_id: int) -> Optional[Task]:
         """Remove a task (killing it if it runs) and return it, or None if it is not in the queue."""
+        task_id = validation.task_id("Manager.cancel", task_id)
+        self._check_loop()
         task = self._tasks.pop(task_id, None)
         if task is not None:
             self._send("cancel", task_id)
@@ -153,12 +187,15 @@ class Manager:
         return task
 
     def cancel_by_tag(self, tag: str) -> Optional[Task]:
+        """Cancel the first task with this tag and return it (None: no task has it)."""
+        validation.text("Manager.cancel_by_tag", "tag", tag)
         for task_id, task in list(self._tasks.items()):
             if task.tag == tag:
                 return self.cancel(task_id)
         return None
 
     def cancel_by_category(self, category: str) -> List[Task]:
+        validation.text("Manager.cancel_by_category", "category", category)
         return [self.cancel(tid) for tid, t in list(self._tasks.items()) if t.category == category]
 
     def tasks(self) -> List[Task]:
@@ -168,32 +205,58 @@ class Manager:
     # -- workers and files ----------------------------------------------------------------------
     def invalidate_cache_file(self, local_path: str) -> None:
         """Tell every worker to drop its cached copy of this file."""
+        local_path = validation.path("Manager.invalidate_cache_file", "local_path", local_path)
         self._send("invalidate", os.path.abspath(local_path))
 
     def shutdown_workers(self, count: int = 0) -> None:
         """Ask ``count`` idle workers (0: all) to exit."""
-        self._send("shutdown_workers", count)
+        self._send("shutdown_workers", validation.count("Manager.shutdown_workers", "count", count))
 
     def tune(self, name: str, value: float) -> None:
-        self._send("tune", name, value)
+        """Change a setting: keepalive-interval and keepalive-timeout (seconds, > 0), hungry-minimum
+        (tasks), prefetch (1 or 0). Other CCTools names are taken and change nothing."""
+        validation.text("Manager.tune", "name", name)
+        value = int(value) if isinstance(value, bool) else value
+        above = 0 if name.replace("_", "-") in POSITIVE_SETTINGS else None
+        self._send("tune", name, validation.number("Manager.tune", name, value, above=above))
 
     def set_password(self, password: Optional[Union[str, bytes]]) -> None:
         """Require workers to prove they know this password (None: anyone may join)."""
-        self._send("configure", "password", password.encode() if isinstance(password, str) else password)
+        self._send("configure", "password", validation.password("Manager.set_password", password))
 
     def set_transactions_log(self, path: Optional[str]) -> None:
+        """Log task and worker events to this file (None: stop logging); raises if it cannot be written."""
+        path = validation.path("Manager.set_transactions_log", "path", path, allow_none=True)
+        _check_writable(path)
         self._send("configure", "transactions_log", path)
+
+    def set_category_max_resources(self, category: str, resources: Dict[str, Optional[float]]) -> None:
+        """Tasks of ``category`` that declare no resources get these instead of a whole worker."""
+        category = validation.text("Manager.set_category_max_resources", "category", category)
+        checked = validation.resources("Manager.set_category_max_resources", resources)
+        self._send("category_max", category, {k: v for k, v in checked.items() if v is not None})
+
+    def set_name(self, name: str) -> None:
+        """Advertise this master under ``name``, for workers started with ``-M NAME``."""
+        self.name = validation.text("Manager.set_name", "name", name)
+        self._start_advertising(self.name)
 
     @property
     def stats(self) -> Dict[str, Any]:
         """A snapshot of counters: workers, tasks, bytes, cache hits, requeues."""
+        self._check_loop()
         return dict(self._loop.snapshot)
 
     def status(self, what: str = "queue") -> Any:
-        """The same answer ``workqueue status`` gets over the network."""
+        """The same answer ``workqueue status`` gets over the network ("queue", "workers" or "tasks")."""
+        validation.text("Manager.status", "what", what)
+        self._check_open()
         reply: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._send("status", what, reply)
-        return reply.get(timeout=10)
+        answer = self._get_while_loop_runs(reply, time.monotonic() + STATUS_TIMEOUT)
+        if answer is None:
+            raise TimeoutError(f"the manager's loop did not answer a status request in {STATUS_TIMEOUT} s")
+        return answer
 
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -217,9 +280,33 @@ class Manager:
         if self._closed:
             raise RuntimeError("this manager is closed")
 
+    def _check_loop(self) -> None:
+        """Raise ``ManagerLoopStopped`` if the loop thread died (or is dying) on its own; a closed
+        manager's loop stopped because it was asked to."""
+        if self._closed:
+            return
+        failure = self._loop.failure
+        if failure is not None or not self._thread.is_alive():
+            raise ManagerLoopStopped(failure) from failure
+
+    def _get_while_loop_runs(self, source: "queue.SimpleQueue[Any]", deadline: Optional[float]) -> Any:
+        """The next item of ``source``, or None once ``deadline`` (monotonic; None: never) passes or
+        the manager is closed. Blocks in short slices, so a loop thread that dies meanwhile raises
+        here instead of leaving the caller blocked for ever."""
+        while True:
+            remaining = LIVENESS_SLICE if deadline is None else min(LIVENESS_SLICE, deadline - time.monotonic())
+            try:
+                return source.get(timeout=max(0.0, remaining))
+            except queue.Empty:
+                self._check_loop()
+                if self._closed or (deadline is not None and time.monotonic() >= deadline):
+                    return None
+
     def _send(self, *command: Any) -> None:
-        if not self._thread.is_alive() and not self._closed:
-            raise RuntimeError("the manager's loop has stopped (see the log for why)")
+        self._check_loop()
+        self._enqueue(command)
+
+    def _enqueue(self, command: Tuple[Any, ...]) -> None:
         self._commands.put(command)
         if self._loop.wake_pending:
             return  # the loop has a wake-up it has not acted on yet: it will read this command too
@@ -239,6 +326,13 @@ class Manager:
             self._advertiser.close()
         self._advertiser = catalog.advertise(name, socket.gethostname(), self.port)
         self._send("advertiser", self._advertiser)
+
+
+def _check_writable(path: Optional[str]) -> None:
+    """Open ``path`` for appending, as the loop thread will: a path that cannot be written raises
+    here, in the caller's thread, instead of stopping the loop."""
+    if path is not None:
+        open(path, "a").close()
 
 
 def _bind(router: zmq.Socket, host: str, port: PortSpec) -> int:
