@@ -12,7 +12,8 @@ import types
 from typing import Any, Dict, Optional
 
 import workqueue as _wq
-from workqueue.constants import Result as _Result, TaskState as _TaskState
+from workqueue import validation as _check
+from workqueue.constants import RESOURCE_NAMES as _RESOURCE_NAMES, Result as _Result, TaskState as _TaskState
 from workqueue.files import File as _File
 
 __version__ = _wq.__version__
@@ -75,65 +76,66 @@ class Task(_wq.Task):
 
     # -- spec -----------------------------------------------------------------------------------
     def specify_command(self, command: str) -> None:
-        self._command = command
+        self.set_command(command)
 
     def specify_tag(self, tag: str) -> None:
-        self._tag = tag
+        self.set_tag(tag)
 
     def specify_category(self, name: str) -> None:
-        self._category = name
+        self.set_category(name)
 
     def specify_priority(self, priority: float) -> None:
-        self._priority = priority
+        self.set_priority(priority)
 
     def specify_max_retries(self, max_retries: int) -> None:
-        self._max_retries = max_retries
+        self.set_max_retries(_unset(max_retries, unset=0))
 
     def specify_running_time_max(self, seconds: float) -> None:
-        self.set_max_run_time(seconds)
+        self.set_max_run_time(_unset(seconds, zero_too=True))
 
     def specify_running_time(self, useconds: float) -> None:
-        self.set_max_run_time(useconds / _US)
+        self.set_max_run_time(_seconds(_unset(useconds, zero_too=True)))
 
     def specify_running_time_min(self, seconds: float) -> None:
-        pass  # a scheduling hint for workers with --wall-time; workqueue workers have no wall time
+        # a scheduling hint for workers with --wall-time; workqueue workers have no wall time
+        _check.seconds("Task", "running_time_min", _unset(seconds, zero_too=True))
 
     def specify_end_time(self, useconds: float) -> None:
-        self.set_end_time(useconds / _US)
+        self.set_end_time(_seconds(_unset(useconds, zero_too=True)))
 
     def specify_environment_variable(self, name: str, value: Optional[str] = None) -> None:
         self.set_env(name, value)
 
     def specify_cores(self, cores: float) -> None:
-        self.set_resources(cores=cores)
+        self.set_resources(cores=_unset(cores))
 
     def specify_memory(self, memory: int) -> None:
-        self.set_resources(memory=memory)
+        self.set_resources(memory=_unset(memory))
 
     def specify_disk(self, disk: int) -> None:
-        self.set_resources(disk=disk)
+        self.set_resources(disk=_unset(disk))
 
     def specify_gpus(self, gpus: int) -> None:
-        self.set_resources(gpus=gpus)
+        self.set_resources(gpus=_unset(gpus))
 
     def specify_feature(self, name: str) -> None:
-        self._features = getattr(self, "_features", []) + [name]
+        self._features = getattr(self, "_features", []) + [_check.text("Task", "feature", name)]
 
     def specify_algorithm(self, algorithm: int) -> None:
-        pass  # workqueue places tasks by resources and priority only
+        _check.count("Task", "algorithm", algorithm)  # workqueue places tasks by resources and priority only
 
     def specify_monitor_output(self, directory: str) -> None:
-        pass  # resources are always measured; see resources_measured
+        _check.path("Task", "directory", directory)  # resources are always measured; see resources_measured
 
     def specify_file(self, local_name: str, remote_name: Optional[str] = None, type: int = WORK_QUEUE_INPUT,
                      flags: Optional[int] = None, cache: Optional[bool] = None,
                      failure_only: Optional[bool] = None) -> None:
         keep = bool(cache) if cache is not None else bool((flags or 0) & WORK_QUEUE_CACHE)
-        spec = _File(local_name, remote_name or "", cache=keep)
-        if type == WORK_QUEUE_OUTPUT:
-            self._outputs.append(spec)
+        spec = (local_name, remote_name or "")
+        if _check.one_of("Task.specify_file", "type", type, (WORK_QUEUE_INPUT, WORK_QUEUE_OUTPUT)) == WORK_QUEUE_OUTPUT:
+            self.add_output(spec)
         else:
-            self._inputs.append(spec)
+            self.add_input(spec, cache=keep)
 
     def specify_input_file(self, local_name: str, remote_name: Optional[str] = None,
                            flags: Optional[int] = None, cache: Optional[bool] = None) -> None:
@@ -146,9 +148,9 @@ class Task(_wq.Task):
 
     def specify_buffer(self, buffer: Any, remote_name: str, flags: Optional[int] = None,
                        cache: Optional[bool] = None) -> None:
-        data = buffer.encode() if isinstance(buffer, str) else bytes(buffer)
+        data = _check.data("Task.specify_buffer", "buffer", buffer)
         keep = bool(cache) if cache is not None else bool((flags or 0) & WORK_QUEUE_CACHE)
-        self._inputs.append(_File(None, remote_name, cache=keep, data=data))
+        self.add_input(_File(None, _check.text("Task.specify_buffer", "remote_name", remote_name), cache=keep, data=data))
 
     # -- outcome --------------------------------------------------------------------------------
     @property
@@ -242,8 +244,7 @@ class WorkQueue(_wq.Manager):
 
     # -- configuration --------------------------------------------------------------------------
     def specify_name(self, name: str) -> None:
-        self.name = name
-        self._start_advertising(name)
+        self.set_name(name)
 
     def specify_password(self, password: str) -> None:
         self.set_password(password)
@@ -256,7 +257,7 @@ class WorkQueue(_wq.Manager):
         self.set_transactions_log(path)
 
     def specify_log(self, path: str) -> None:
-        self._stats_log = open(path, "a", buffering=1)
+        self._stats_log = open(_check.path("WorkQueue.specify_log", "path", path), "a", buffering=1)
         self._stats_log.write("# timestamp " + " ".join(k for k, v in self.stats_dict().items()
                                                          if isinstance(v, (int, float))) + "\n")
 
@@ -270,36 +271,42 @@ class WorkQueue(_wq.Manager):
         self.tune("keepalive-timeout", seconds)
 
     def specify_manager_mode(self, mode: int) -> None:
-        pass
+        _check.count("WorkQueue", "mode", mode)
 
     specify_master_mode = specify_manager_mode
 
     def specify_catalog_server(self, host: str, port: int) -> None:
+        host = _check.text("WorkQueue.specify_catalog_server", "host", host)
+        port = _check.port("WorkQueue.specify_catalog_server", port)
         os.environ["CATALOG_HOST"], os.environ["CATALOG_PORT"] = host, str(port)
 
     def specify_algorithm(self, algorithm: int) -> None:
-        pass
+        _check.count("WorkQueue", "algorithm", algorithm)
 
     def specify_task_order(self, order: int) -> None:
-        pass
+        _check.count("WorkQueue", "order", order)
 
     def specify_max_resources(self, resources: Dict[str, float]) -> None:
         self.specify_category_max_resources("default", resources)
 
     def specify_category_max_resources(self, category: str, resources: Dict[str, float]) -> None:
-        self._send("category_max", category, dict(resources))
+        self.set_category_max_resources(category, _known_resources(resources))
 
     def specify_category_min_resources(self, category: str, resources: Dict[str, float]) -> None:
-        pass
+        _check.resources("WorkQueue", _known_resources(resources))  # only maxima shape the queue
+        _check.text("WorkQueue", "category", category)
 
     def specify_category_first_allocation_guess(self, category: str, resources: Dict[str, float]) -> None:
-        pass
+        _check.resources("WorkQueue", _known_resources(resources))
+        _check.text("WorkQueue", "category", category)
 
     def specify_category_mode(self, category: str, mode: int) -> None:
-        pass
+        _check.text("WorkQueue", "category", category)
+        _check.count("WorkQueue", "mode", mode)
 
     def specify_category_autolabel_resource(self, category: str, resource: str, autolabel: bool) -> None:
-        pass
+        _check.text("WorkQueue", "category", category)
+        _check.text("WorkQueue", "resource", resource)
 
     def enable_monitoring(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
         pass  # workers always measure; limits of declared resources are enforced by the worker
@@ -308,10 +315,11 @@ class WorkQueue(_wq.Manager):
         pass
 
     def activate_fast_abort(self, multiplier: float) -> None:
-        pass
+        _check.number("WorkQueue", "multiplier", multiplier)
 
     def activate_fast_abort_category(self, category: str, multiplier: float) -> None:
-        pass
+        _check.text("WorkQueue", "category", category)
+        _check.number("WorkQueue", "multiplier", multiplier)
 
     def estimate_capacity(self) -> None:
         pass
@@ -321,7 +329,7 @@ class WorkQueue(_wq.Manager):
 
     # -- queue ----------------------------------------------------------------------------------
     def wait(self, timeout: float = WORK_QUEUE_WAITFORTASK) -> Optional[Task]:  # type: ignore[override]
-        task = super().wait(None if timeout is None or timeout < 0 else timeout)
+        task = super().wait(timeout)
         self._write_stats_line()
         return task
 
@@ -335,6 +343,7 @@ class WorkQueue(_wq.Manager):
         return self.cancel_by_tag(tag)
 
     def task_state(self, task_id: int) -> int:
+        task_id = _check.task_id("WorkQueue.task_state", task_id)
         for task in self.tasks():
             if task.id == task_id:
                 return WORK_QUEUE_TASK_READY
@@ -352,6 +361,7 @@ class WorkQueue(_wq.Manager):
         return self.stats
 
     def stats_category(self, category: str) -> types.SimpleNamespace:
+        _check.text("WorkQueue.stats_category", "category", category)
         return self.stats
 
     def workers_summary(self) -> list:
@@ -365,12 +375,13 @@ class WorkQueue(_wq.Manager):
         return list(sizes.values())
 
     def block_host(self, host: str) -> None:
+        _check.text("WorkQueue.block_host", "host", host)
         _log.warning("block_host(%r) is not supported by workqueue", host)
 
     blacklist = block_host
 
     def unblock_host(self, host: Optional[str] = None) -> None:
-        pass
+        _check.text("WorkQueue.unblock_host", "host", host, allow_none=True)
 
     blacklist_clear = unblock_host
 
@@ -398,16 +409,33 @@ class WorkQueue(_wq.Manager):
 
 
 def _port_from(port: Any) -> Any:
-    if isinstance(port, (tuple, list)):
-        return tuple(port)
+    """CCTools' port: WORK_QUEUE_PORT in the environment stands in for the default one."""
     env_port = os.environ.get("WORK_QUEUE_PORT")
     if port == WORK_QUEUE_DEFAULT_PORT and env_port:
         return int(env_port)
-    return int(port)
+    return port
+
+
+def _unset(value: Any, *, zero_too: bool = False, unset: Any = None) -> Any:
+    """CCTools' way to say "not set": a negative number (and 0 too for times); anything else,
+    numbers or not, goes on to the native checkers as it is."""
+    if _check.is_number(value) and (value < 0 or (zero_too and value == 0)):
+        return unset
+    return value
+
+
+def _seconds(useconds: Any) -> Any:
+    return useconds / _US if _check.is_number(useconds) else useconds
+
+
+def _known_resources(resources: Any) -> Dict[str, Any]:
+    """The resources workqueue knows, out of a CCTools resources dict (which has more: wall_time...)."""
+    resources = _check.mapping("WorkQueue", "resources", resources)
+    return {name: _unset(value) for name, value in resources.items() if name in _RESOURCE_NAMES}
 
 
 def specify_debug_log(path: str) -> None:
-    handler = logging.FileHandler(path)
+    handler = logging.FileHandler(_check.path("specify_debug_log", "path", path))
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger("workqueue")
     root.addHandler(handler)
@@ -419,6 +447,7 @@ def set_debug_flag(*flags: str) -> None:
 
 
 def specify_port_range(low: int, high: int) -> None:
+    _check.port("specify_port_range", (low, high))
     os.environ["WORK_QUEUE_LOW_PORT"], os.environ["WORK_QUEUE_HIGH_PORT"] = str(low), str(high)
 
 

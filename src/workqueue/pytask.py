@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import cloudpickle
 
+from . import validation
 from .constants import Result
 from .files import File
 from .task import Task
@@ -30,13 +31,14 @@ class PythonTask(Task):
     """
 
     def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        super().__init__(getattr(func, "__name__", "function"))
+        validation.function(self._where, func)
+        super().__init__(str(getattr(func, "__name__", "function")))
         self._unpickled: Tuple[Optional[bytes], Any] = (None, None)  # (the bytes, what they gave)
         payload = cloudpickle.dumps((func, args, kwargs))
         self._call: Dict[str, Any] = {}
         self._call_payload = b""
         if len(payload) > INLINE_LIMIT:
-            self._inputs.append(File(None, CALL_FILE, data=payload))
+            self.add_input(File(None, CALL_FILE, data=payload))
             self._call["file"] = CALL_FILE
         else:
             self._call_payload = payload
@@ -97,15 +99,14 @@ class RemoteTask(Task):
     """
 
     def __init__(self, fn_name: str, coprocess: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(fn_name)
-        self._coprocess = coprocess
+        super().__init__(validation.text(self._where, "fn_name", fn_name))
+        self._coprocess = validation.text(self._where, "coprocess", coprocess)
         self._event: Dict[str, Any] = {"fn_args": list(args), "fn_kwargs": kwargs,
                                        "remote_task_exec_method": "direct"}
 
     def set_exec_method(self, method: str) -> None:
-        if method not in ("direct", "thread", "fork"):
-            raise ValueError(f"exec method must be direct, thread or fork, not {method!r}")
-        self._event["remote_task_exec_method"] = method
+        self._event["remote_task_exec_method"] = validation.one_of(
+            self._where, "exec method", method, ("direct", "thread", "fork"))
 
     def to_spec(self) -> Dict[str, Any]:
         spec = super().to_spec()

@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, List, Optional
 
-from .constants import Result
-from .files import File, FileLike, as_file
+from . import validation
+from .constants import RESOURCE_NAMES, Result
+from .files import File, FileLike
 
 
 class Task:
@@ -14,7 +15,16 @@ class Task:
     Resources are whole numbers (cores, gpus) or megabytes (memory, disk). A task that declares none
     takes a whole worker, as in CCTools. The outcome fields (``result``, ``return_status``,
     ``output``, ...) are read-only properties, filled when ``Manager.wait`` returns the task.
+
+    Every argument is checked where it is given (see ``validation``): a wrong one raises TypeError or
+    ValueError naming it, here or in the setter, never later in the manager's loop or on a worker.
     """
+
+    _where = "Task"  # how error messages name this class (each subclass: its own name)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._where = cls.__name__
 
     def __init__(
         self,
@@ -33,20 +43,36 @@ class Task:
         max_run_time: Optional[float] = None,
         env: Optional[Dict[str, Optional[str]]] = None,
     ) -> None:
-        self._command = command
-        self._inputs: List[File] = [as_file(f) for f in inputs]
-        self._outputs: List[File] = [as_file(f) for f in outputs]
-        self._resources: Dict[str, Optional[float]] = {
-            "cores": cores, "memory": memory, "disk": disk, "gpus": gpus}
-        self._tag = tag
-        self._category = category
-        self._priority = priority
-        self._max_retries = max_retries
-        self._max_run_time = max_run_time
+        self._inputs: Dict[str, File] = {}  # by remote name: one file per name in the sandbox
+        self._outputs: Dict[str, File] = {}
+        self._output_writers: Dict[str, str] = {}  # absolute local path -> the output that writes it
+        self._resources: Dict[str, Optional[float]] = dict.fromkeys(RESOURCE_NAMES)
+        self._tag: Optional[str] = None
+        self._max_run_time: Optional[float] = None
         self._end_time: Optional[float] = None
-        self._env: Dict[str, Optional[str]] = dict(env or {})
+        self._env: Dict[str, Optional[str]] = {}
+        self._env_bytes = 0
         self._id: Optional[int] = None
         self._outcome: Dict[str, Any] = {}
+        self.set_command(command)
+        for spec in validation.file_list(self._where, "inputs", inputs):
+            self.add_input(spec)
+        for spec in validation.file_list(self._where, "outputs", outputs):
+            self.add_output(spec)
+        # set_resources, unrolled; None needs no check, and tasks are made by the hundred thousand
+        for name, value in (("cores", cores), ("memory", memory), ("disk", disk), ("gpus", gpus)):
+            if value is not None:
+                self._resources[name] = validation.resource(self._where, name, value)
+        self.set_category(category)
+        self.set_priority(priority)
+        self.set_max_retries(max_retries)
+        if tag is not None:
+            self.set_tag(tag)
+        if max_run_time is not None:
+            self.set_max_run_time(max_run_time)
+        if env is not None:
+            for name, value in validation.mapping(self._where, "env", env).items():
+                self.set_env(name, value)
 
     # -- the spec -------------------------------------------------------------------------------
     @property
@@ -55,11 +81,11 @@ class Task:
 
     @property
     def inputs(self) -> List[File]:
-        return list(self._inputs)
+        return list(self._inputs.values())
 
     @property
     def outputs(self) -> List[File]:
-        return list(self._outputs)
+        return list(self._outputs.values())
 
     @property
     def resources(self) -> Dict[str, Optional[float]]:
@@ -81,37 +107,67 @@ class Task:
     def priority(self) -> float:
         return self._priority
 
+    def set_command(self, command: str) -> None:
+        self._command = validation.command(self._where, command)
+
+    def set_tag(self, tag: Optional[str]) -> None:
+        self._tag = validation.text(self._where, "tag", tag, allow_none=True)
+
+    def set_category(self, category: str) -> None:
+        self._category = validation.text(self._where, "category", category)
+
+    def set_priority(self, priority: float) -> None:
+        """Higher runs first; tasks of equal priority run in the order they were submitted."""
+        self._priority = validation.number(self._where, "priority", priority)
+
+    def set_max_retries(self, max_retries: int) -> None:
+        """Give up (``Result.MAX_RETRIES``) after this many attempts; 0: retry for ever."""
+        self._max_retries = validation.count(self._where, "max_retries", max_retries)
+
     def add_input(self, spec: FileLike, cache: bool = False) -> None:
-        self._inputs.append(as_file(spec, cache))
+        """Send this file into the sandbox. Declaring the same file again does nothing; another file
+        under a remote name already taken is refused (an input and an output may share one)."""
+        new = validation.input_file(self._where, spec, cache)
+        if validation.is_new_file(self._where, "input", self._inputs.get(new.remote), new):
+            self._inputs[new.remote] = new
 
     def add_output(self, spec: FileLike) -> None:
-        self._outputs.append(as_file(spec))
+        """Bring this file back from the sandbox. Declaring the same file again does nothing; another
+        file under a remote name already taken, or written to a path already written, is refused."""
+        new = validation.output_file(self._where, spec)
+        if not validation.is_new_file(self._where, "output", self._outputs.get(new.remote), new):
+            return
+        target = validation.output_key(new)
+        validation.output_target(self._where, self._output_writers.get(target), new)
+        self._outputs[new.remote] = new
+        self._output_writers[target] = new.remote
 
     def set_resources(self, **declared: Optional[float]) -> None:
-        for name, value in declared.items():
-            if name not in self._resources:
-                raise ValueError(f"unknown resource {name!r}")
-            if value is not None and value < 0:
-                raise ValueError(f"resource {name} must not be negative (got {value})")
-            self._resources[name] = value
+        """Declare any of cores, memory (MB), disk (MB), gpus; None takes a declaration back."""
+        self._resources.update(validation.resources(self._where, declared))
 
     def set_max_run_time(self, seconds: Optional[float]) -> None:
         """Kill the task (``Result.TASK_MAX_RUN_TIME``) once it has run this long on a worker."""
-        self._max_run_time = seconds
+        self._max_run_time = validation.seconds(self._where, "max_run_time", seconds)
 
     def set_end_time(self, epoch_seconds: Optional[float]) -> None:
         """Kill the task (``Result.TASK_TIMEOUT``) if it still runs at this wall-clock time."""
-        self._end_time = epoch_seconds
+        self._end_time = validation.seconds(self._where, "end_time", epoch_seconds)
 
     def set_env(self, name: str, value: Optional[str]) -> None:
+        """Set a variable in the task's environment (None: unset it there)."""
+        added = validation.env_variable(self._where, name, value)
+        replaced = validation.env_variable_bytes(name, self._env[name]) if name in self._env else 0
+        validation.env_total(self._where, self._env_bytes - replaced + added)
         self._env[name] = value
+        self._env_bytes += added - replaced
 
     def to_spec(self) -> Dict[str, Any]:
         """The plain-data form the manager's loop works with (no reference to this object)."""
         return {
             "command": self._command,
-            "inputs": list(self._inputs),
-            "outputs": list(self._outputs),
+            "inputs": list(self._inputs.values()),
+            "outputs": list(self._outputs.values()),
             "resources": dict(self._resources),
             "tag": self._tag,
             "category": self._category,
@@ -124,7 +180,7 @@ class Task:
 
     def check_inputs(self) -> None:
         """Raise FileNotFoundError naming the first local input that does not exist."""
-        for f in self._inputs:
+        for f in self._inputs.values():
             if f.data is None and not os.path.exists(f.local):
                 raise FileNotFoundError(f"input file {f.local!r} of task {self._command!r} does not exist")
 
