@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 
 import click
 
+from .. import validation
 from ..auth import read_password_file
 from ..worker import Options, Worker
 
@@ -28,6 +29,14 @@ def _split_address(args: Tuple[str, ...], manager_name: Optional[str]) -> Tuple[
         raise click.UsageError(f"port {port!r} is not a number") from None
 
 
+def _offered(context: click.Context, param: click.Parameter, value: Optional[float]) -> Optional[float]:
+    """What a worker offers of a resource: a finite number >= 0, or nothing said (detect it)."""
+    try:
+        return validation.resource("", param.name, value)
+    except (TypeError, ValueError) as error:
+        raise click.BadParameter(str(error), context, param) from None
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("address", nargs=-1)
 @click.option("-M", "-N", "--manager-name", "--master-name", "manager_name", help="Find the manager by project name (regular expression).")
@@ -35,10 +44,10 @@ def _split_address(args: Tuple[str, ...], manager_name: Optional[str]) -> Tuple[
 @click.option("-t", "--timeout", type=float, default=900.0, show_default=True, help="Exit after this many idle seconds.")
 @click.option("--idle-timeout", type=float, help="Same as -t.")
 @click.option("--connect-timeout", type=float, help="Give up after this many seconds without a manager (default: -t).")
-@click.option("--cores", type=float, help="Cores to offer (default: all).")
-@click.option("--memory", type=int, help="Memory to offer, MB (default: all).")
-@click.option("--disk", type=int, help="Disk to offer, MB (default: free space); also bounds the cache.")
-@click.option("--gpus", type=int, help="GPUs to offer (default: detected).")
+@click.option("--cores", type=float, callback=_offered, help="Cores to offer (default: all).")
+@click.option("--memory", type=int, callback=_offered, help="Memory to offer, MB (default: all).")
+@click.option("--disk", type=int, callback=_offered, help="Disk to offer, MB (default: free space); also bounds the cache.")
+@click.option("--gpus", type=int, callback=_offered, help="GPUs to offer (default: detected).")
 @click.option("-s", "--workdir", type=click.Path(file_okay=False), help="Parent directory of the workspace.")
 @click.option("--single-shot", is_flag=True, help="Exit after the first manager goes away.")
 @click.option("-P", "--password", "password_file", type=click.Path(exists=True, dir_okay=False), help="Password file.")
