@@ -150,7 +150,8 @@ class Task(_wq.Task):
                        cache: Optional[bool] = None) -> None:
         data = _check.data("Task.specify_buffer", "buffer", buffer)
         keep = bool(cache) if cache is not None else bool((flags or 0) & WORK_QUEUE_CACHE)
-        self.add_input(_File(None, _check.text("Task.specify_buffer", "remote_name", remote_name), cache=keep, data=data))
+        remote_name = _check.text("Task.specify_buffer", "remote_name", remote_name)
+        self.add_input(_File(None, remote_name, cache=keep, data=data))
 
     # -- outcome --------------------------------------------------------------------------------
     @property

@@ -163,6 +163,14 @@ def test_an_input_that_is_not_a_file_is_refused(spec, error):
         wq.Task("true", inputs=[spec])
 
 
+def test_a_local_name_that_is_not_utf8_needs_a_remote_name_that_is(tmp_path):
+    undecodable = tmp_path / "bad\udcffname"  # what os.listdir gives for a name that is not UTF-8
+    undecodable.write_text("x")
+    with pytest.raises(ValueError, match="Task: the remote name of an input must be a str of valid Unicode"):
+        wq.Task("cat *", inputs=[str(undecodable)])  # it used to stop the manager's loop at dispatch
+    assert wq.Task("cat in", inputs=[(str(undecodable), "in")]).inputs[0].remote == "in"
+
+
 def test_function_and_coprocess_tasks_check_what_they_are_given():
     with pytest.raises(TypeError, match="PythonTask: func must be callable, got 123"):
         wq.PythonTask(123)

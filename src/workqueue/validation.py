@@ -286,7 +286,9 @@ def _as_file(where: str, kind: str, spec: Any, cache: bool) -> File:
         path(where, f"the local path of {kind}", spec.local, allow_none=True)
     else:
         path(where, kind, spec)
-    return as_file(spec, cache)
+    new = as_file(spec, cache)
+    text(where, f"the remote name of {kind}", new.remote)  # a local name may not be UTF-8; the wire needs it
+    return new
 
 
 def is_new_file(where: str, kind: str, declared: Optional[File], new: File) -> bool:
