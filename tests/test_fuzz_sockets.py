@@ -23,9 +23,9 @@ from test_fuzz_protocol import hostile_messages, valid_messages
 
 SOAK_SECONDS = {"ci": 60.0}.get(os.environ.get("WORKQUEUE_SOAK_SCALE", ""), 10.0)
 RESOURCES = {"cores": 1, "memory": 100, "disk": 100, "gpus": 0}
-# what a master may legitimately send to end or restart a worker: not fuzzed; and tasks, whose
+# what a master may legitimately send to end a worker or its session: not fuzzed; and tasks, whose
 # commands the worker would run (random text is not for /bin/sh)
-NOT_TO_WORKERS = {"shutdown", "reject", "reset", "task"}
+NOT_TO_WORKERS = {"shutdown", "reject", "reset", "bye", "task"}
 
 
 def valid_frames():
