@@ -205,3 +205,14 @@ def test_a_plain_worker_at_an_encrypting_master_says_once_that_the_handshake_fai
     log = log_of(worker)
     assert code == 1, log
     assert log.count("handshake failed: does the master use CURVE (--curve-server-key)?") == 1, log
+
+
+def test_local_workers_are_quiet_but_for_warnings(tmp_path):
+    """Workers started from Python (local_workers, workqueue run, the Executor) share the terminal
+    of the program that started them: no state-change lines there."""
+    log_path = tmp_path / "workers.err"
+    with open(log_path, "wb") as log_file, wq.Manager(port=0) as m, \
+            wq.local_workers(1, m, stderr=log_file):
+        m.submit(wq.Task("echo quiet"))
+        assert m.wait(30).output.strip() == "quiet"
+    assert "connecting" not in log_path.read_text() and "connected" not in log_path.read_text()

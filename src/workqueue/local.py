@@ -1,4 +1,8 @@
-"""Workers on this machine, started and stopped from Python: no terminal, no ``os.popen``."""
+"""Workers on this machine, started and stopped from Python: no terminal, no ``os.popen``.
+
+They are quiet (``--quiet``): their state changes, which a batch job's output should show, would
+only interleave with the program that started them; warnings and errors still come through.
+"""
 from __future__ import annotations
 
 import signal
@@ -48,7 +52,7 @@ def worker_command(host: str, port: int, *, cores: Optional[float] = None, memor
                    disk: Optional[int] = None, timeout: float = 900, password_file: Optional[str] = None,
                    extra: Sequence[str] = ()) -> List[str]:
     """The command line that starts one worker from this very installation."""
-    command = [sys.executable, "-m", "workqueue.worker", host, str(port), "-t", str(timeout)]
+    command = [sys.executable, "-m", "workqueue.worker", host, str(port), "-t", str(timeout), "--quiet"]
     for flag, value in (("--cores", cores), ("--memory", memory), ("--disk", disk), ("-P", password_file)):
         if value is not None:
             command += [flag, str(value)]

@@ -61,13 +61,14 @@ def _offered(context: click.Context, param: click.Parameter, value: Optional[flo
 @click.option("--keep-cache", is_flag=True, help="Leave the workspace and its cache behind on exit.")
 @click.option("-d", "--debug", multiple=True, help="Debug flags ('all' for everything).")
 @click.option("-o", "--debug-file", type=click.Path(dir_okay=False), help="Write the debug log here.")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors, not each change of state.")
 def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optional[str], timeout: float,
          idle_timeout: Optional[float], connect_timeout: Optional[float], cores: Optional[float],
          memory: Optional[int], disk: Optional[int], gpus: Optional[int], workdir: Optional[str],
          single_shot: bool, password_file: Optional[str], feature: Tuple[str, ...], min_backoff: float,
-         max_backoff: float, coprocess: Optional[str], coprocesses_total: Optional[int], curve_server_key: Optional[str], curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str]) -> None:
+         max_backoff: float, coprocess: Optional[str], coprocesses_total: Optional[int], curve_server_key: Optional[str], curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str], quiet: bool) -> None:
     """Run tasks for the workqueue manager at HOST PORT."""
-    _configure_logging(debug, debug_file)
+    _configure_logging(debug, debug_file, quiet)
     host, port = _split_address(address, manager_name)
     options = Options(
         host=host, port=port, manager_name=manager_name, catalog=catalog, cores=cores, memory=memory,
@@ -81,8 +82,10 @@ def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optiona
     sys.exit(Worker(options).run())
 
 
-def _configure_logging(flags: Tuple[str, ...], debug_file: Optional[str]) -> None:
+def _configure_logging(flags: Tuple[str, ...], debug_file: Optional[str], quiet: bool) -> None:
     level = logging.DEBUG if flags else logging.WARNING
     handler = logging.FileHandler(debug_file) if debug_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    if quiet and not flags:
+        logging.getLogger("workqueue.worker").setLevel(logging.WARNING)  # no state-change lines
