@@ -199,3 +199,87 @@ def test_prefetch_per_worker_is_capped_whatever_its_cores():
         s.submit(i, declared(cores=1))
     booked = s.schedule(lambda task_id: 64)
     assert sum(a.queued for a in booked) == QUEUED_MAX and sum(not a.queued for a in booked) == 64
+
+
+def one_core_workers(s, *names, cores=1):
+    for name in names:
+        s.add_worker(name, {"cores": cores, "memory": 1000, "disk": 1000, "gpus": 0})
+
+
+def test_a_blocked_worker_gets_no_new_tasks_keeps_its_own_and_takes_again_when_unblocked():
+    s = Scheduler()
+    one_core_workers(s, "a", "b", cores=2)
+    for i in range(10):
+        s.submit(i, declared(cores=1))
+    assert {a.worker for a in s.schedule()} == {"a", "b"}
+    s.block_worker("a")
+    assert s.blocked_count == 1
+    running_on_a = set(s.worker_books("a").running)
+    for task_id in running_on_a:
+        s.finish(task_id)  # what ran there finishes; nothing new goes there
+    assert {a.worker for a in s.schedule(prefetch_depth=lambda tid: 1)} == {"b"}  # queued on b
+    assert {a.worker for a in s.schedule(only="a")} <= {"b"}
+    s.block_worker("a", False)
+    assert s.blocked_count == 0
+    assert {a.worker for a in s.schedule()} == {"a"}
+
+
+def test_lifo_takes_the_newest_of_equal_priority_first_but_priority_still_wins():
+    s = Scheduler(task_order="lifo")
+    one_core_workers(s, "w")
+    s.submit(1, declared(cores=1))
+    s.submit(2, declared(cores=1))
+    s.submit(3, declared(cores=1))
+    s.submit(4, declared(cores=1), priority=-1)
+    order = []
+    for _ in range(4):
+        (a,) = s.schedule()
+        order.append(a.task_id)
+        s.finish(a.task_id)
+    assert order == [3, 2, 1, 4]
+
+
+def test_files_sends_a_task_to_the_worker_caching_most_of_its_inputs():
+    s = Scheduler(algorithm="files")
+    one_core_workers(s, "a", "b", "c")
+    cached = {"b": 10.0, "c": 99.0}
+    for i in range(2):
+        s.submit(i, declared(cores=1))
+    calls = []
+
+    def cached_bytes(task_id):
+        calls.append(task_id)
+        return (lambda worker: cached.get(worker, 0.0)) if task_id == 0 else None
+
+    booked = {a.task_id: a.worker for a in s.schedule(cached_bytes=cached_bytes)}
+    assert booked[0] == "c"  # most bytes cached there
+    assert booked[1] in ("a", "b")  # no cached inputs: first fit
+    assert sorted(calls) == [0, 1]
+
+
+def test_fcfs_ignores_cached_bytes():
+    s = Scheduler(algorithm="fcfs")
+    one_core_workers(s, "a", "b")
+    s.submit(0, declared(cores=1))
+    (a,) = s.schedule(cached_bytes=lambda task_id: (lambda worker: 100.0 if worker == "b" else 0.0))
+    assert a.worker == "a"
+
+
+def test_worst_fit_picks_the_worker_with_most_free_resources():
+    s = Scheduler(algorithm="worst_fit")
+    s.add_worker("small", {"cores": 2, "memory": 1000, "disk": 1000, "gpus": 0})
+    s.add_worker("big", {"cores": 8, "memory": 1000, "disk": 1000, "gpus": 0})
+    for i in range(4):
+        s.submit(i, declared(cores=1))
+    booked = s.schedule()
+    assert [a.worker for a in booked] == ["big"] * 4  # big keeps the most free cores throughout
+
+
+def test_random_spreads_tasks_and_never_overcommits():
+    s = Scheduler(algorithm="random", seed=3)
+    one_core_workers(s, *"abcdefgh", cores=2)
+    for i in range(40):
+        s.submit(i, declared(cores=1))
+    booked = s.schedule()
+    assert len(booked) == 16
+    assert all(books.free["cores"] == 0 for _, books in s.workers())

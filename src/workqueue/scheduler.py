@@ -9,13 +9,23 @@ blocks nothing: the other shapes keep flowing.
 also hold a few booked-but-waiting tasks per core (``queued``), which it starts the moment a running task
 ends, without waiting for a round trip to the master. Queued tasks hold no resources until they
 are promoted, in arrival order, exactly as the worker itself promotes them.
+
+*Placement*: a worker with room takes the best task that fits it (FCFS). Under another algorithm a
+booked task may go instead to another worker with room that fits it: the one holding most bytes of
+its cached inputs (FILES, scored by the caller's ``cached_bytes``; a task with no cached input is
+placed as under FCFS, at no cost), the one with most free resources (WORST_FIT), or any (RANDOM).
+Only workers with a free core are looked at, so the cost grows with idle workers, never with tasks.
+
+*Task order*: among tasks of equal priority, FIFO (arrival order) or LIFO (the newest first), fixed
+when a task is submitted. *Blocked* workers, like draining ones, get no new tasks.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Hashable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Set, Tuple
 
 from .constants import RESOURCE_NAMES
 
@@ -23,6 +33,14 @@ Resources = Dict[str, float]
 WorkerId = Hashable
 
 WHOLE = "whole"  # the shape of a task that declared nothing: it takes an entire worker
+
+FCFS, FILES, RANDOM, WORST_FIT = "fcfs", "files", "random", "worst_fit"  # worker selection
+ALGORITHMS = (FCFS, FILES, RANDOM, WORST_FIT)
+FIFO, LIFO = "fifo", "lifo"  # order among tasks of equal priority
+TASK_ORDERS = (FIFO, LIFO)
+
+# Per task, how many bytes of its cached inputs a worker holds; None when it has no cached input.
+CachedBytes = Callable[[int], Optional[Callable[[WorkerId], float]]]
 
 
 def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0) -> Tuple:
@@ -76,6 +94,7 @@ class WorkerBooks:
     running: Set[int] = field(default_factory=set)
     queued: List[int] = field(default_factory=list)
     draining: bool = False
+    blocked: bool = False  # its host is on the block list: no new tasks
     ever_fits: Dict[Tuple, bool] = field(default_factory=dict)  # by shape: the total never changes
 
     @property
@@ -83,8 +102,12 @@ class WorkerBooks:
         """Queued tasks allowed per unit of prefetch depth."""
         return max(1, int(self.total["cores"]))
 
+    @property
+    def takes_tasks(self) -> bool:
+        return not (self.draining or self.blocked)
+
     def fits(self, shape: Tuple) -> bool:
-        if self.draining or self.queued:
+        if not self.takes_tasks or self.queued:
             return False  # queued tasks go first, as on the worker
         return self.fits_now(shape)
 
@@ -127,7 +150,10 @@ class _Entry:
 class Scheduler:
     """Books every task on at most one worker and never over-commits a worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, algorithm: str = FILES, task_order: str = FIFO, seed: Optional[int] = None) -> None:
+        self.algorithm = algorithm
+        self.task_order = task_order
+        self._random = random.Random(seed)
         self._workers: Dict[WorkerId, WorkerBooks] = {}
         self._tasks: Dict[int, _Entry] = {}
         self._ready: Dict[Tuple, List[Tuple[float, int, int]]] = {}
@@ -163,6 +189,17 @@ class Scheduler:
             self._workers[worker].draining = True
             self._with_room.discard(worker)
 
+    def block_worker(self, worker: WorkerId, blocked: bool = True) -> None:
+        """A blocked worker keeps what it runs and holds queued, and gets nothing new."""
+        books = self._workers.get(worker)
+        if books is not None:
+            books.blocked = blocked
+            self._note_room(worker, books)
+
+    @property
+    def blocked_count(self) -> int:
+        return sum(1 for books in self._workers.values() if books.blocked)
+
     def worker_books(self, worker: WorkerId) -> Optional[WorkerBooks]:
         return self._workers.get(worker)
 
@@ -171,7 +208,8 @@ class Scheduler:
                input_mb: float = 0.0) -> None:
         if task_id in self._tasks:
             raise ValueError(f"task {task_id} is already known to the scheduler")
-        entry = _Entry(request_shape(declared, input_mb), priority, next(self._arrivals))
+        arrival = next(self._arrivals)
+        entry = _Entry(request_shape(declared, input_mb), priority, -arrival if self.task_order == LIFO else arrival)
         self._tasks[task_id] = entry
         self._push_ready(task_id, entry)
 
@@ -206,11 +244,12 @@ class Scheduler:
 
     # -- dispatch -------------------------------------------------------------------------------
     def schedule(self, prefetch_depth: Optional[Callable[[int], int]] = None,
-                 only: Optional[WorkerId] = None) -> List[Assignment]:
+                 only: Optional[WorkerId] = None, cached_bytes: Optional[CachedBytes] = None) -> List[Assignment]:
         """Book as many ready tasks as fit, best priority first, on the workers with room; then
         queue tasks on full workers, up to ``prefetch_depth(task_id)`` per core (0: none).
         ``only``: look at that one worker (the one that has just freed room) and at those with a free
-        core, not at them all; ``only`` gets prefetched tasks once no other worker has a free core."""
+        core, not at them all; ``only`` gets prefetched tasks once no other worker has a free core.
+        ``cached_bytes``: what the FILES algorithm scores workers by (see CachedBytes)."""
         assignments: List[Assignment] = []
         if not self._ready_count:
             return assignments
@@ -220,12 +259,17 @@ class Scheduler:
             workers = [(w, self._workers[w]) for w in self._with_room if w != only] + [(only, self._workers[only])]
         else:
             return assignments
+        placing = self.algorithm != FCFS and not (self.algorithm == FILES and cached_bytes is None)
         for worker, books in workers:
             while self._ready_count:
                 shape = self._best_fitting_shape(books)
                 if shape is None:
                     break
-                assignments.append(self._book(shape, worker, books))
+                if placing:
+                    worker_now, books_now = self._place(shape, worker, books, cached_bytes)
+                    assignments.append(self._book(shape, worker_now, books_now))
+                else:
+                    assignments.append(self._book(shape, worker, books))
         if prefetch_depth is None:
             return assignments
         if only is None:
@@ -237,7 +281,7 @@ class Scheduler:
     def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment],
                   workers: List[Tuple[WorkerId, WorkerBooks]]) -> None:
         """One task per worker per pass, so that a short queue spreads over every worker."""
-        candidates = [(worker, books) for worker, books in workers if not books.draining]
+        candidates = [(worker, books) for worker, books in workers if books.takes_tasks]
         while candidates and self._ready_count:
             more = []
             for worker, books in candidates:
@@ -327,6 +371,24 @@ class Scheduler:
                 best = (head, shape)
         return None if best is None else best[1]
 
+    def _place(self, shape: Tuple, worker: WorkerId, books: WorkerBooks,
+               cached_bytes: Optional[CachedBytes]) -> Tuple[WorkerId, WorkerBooks]:
+        """The worker that gets the head task of ``shape``: ``worker`` (which fits it) unless the
+        algorithm prefers another worker with room that fits it too."""
+        if self.algorithm == FILES:
+            score = cached_bytes(self._head(shape)[2])
+            if score is None:
+                return worker, books
+            key: Callable[[Tuple[WorkerId, WorkerBooks]], Any] = lambda pair: score(pair[0])
+        elif self.algorithm == WORST_FIT:
+            key = lambda pair: (pair[1].free["cores"], pair[1].free["memory"], pair[1].free["disk"])
+        else:
+            key = lambda pair: self._random.random()
+        candidates = [(worker, books)] + [
+            (other, self._workers[other]) for other in self._with_room
+            if other != worker and self._workers[other].fits(shape)]
+        return max(candidates, key=key) if len(candidates) > 1 else (worker, books)
+
     def _book(self, shape: Tuple, worker: WorkerId, books: WorkerBooks, queued: bool = False) -> Assignment:
         _, _, task_id = heapq.heappop(self._ready[shape])
         entry = self._tasks[task_id]
@@ -351,7 +413,7 @@ class Scheduler:
 
     def _note_room(self, worker: WorkerId, books: WorkerBooks) -> None:
         """Keep ``_with_room``: the workers that have a free core and take new tasks."""
-        if books.free["cores"] > 1e-9 and not books.draining:
+        if books.free["cores"] > 1e-9 and books.takes_tasks:
             self._with_room.add(worker)
         else:
             self._with_room.discard(worker)
