@@ -48,6 +48,15 @@ def fake_worker(m, name="fake"):
     return sock
 
 
+def return_output(fake, task, name, data, mode=0o644, missing=()):
+    """As a worker would: send one output of ``task`` named ``name``, then its result."""
+    fake.send_multipart(protocol.encode("output", xfer=1, task_id=task["task_id"], attempt=task["attempt"],
+                                        name=name, size=len(data), mode=mode))
+    fake.send_multipart(protocol.encode("chunk", [data], xfer=1, seq=0, last=True, digest=fastio.hash_bytes(data)))
+    fake.send_multipart(protocol.encode("result", [b""], task_id=task["task_id"], attempt=task["attempt"],
+                                        result=0, exit_code=0, missing=list(missing)))
+
+
 def next_message(sock, skip=("heartbeat",), timeout=5.0):
     deadline = time.monotonic() + timeout
     while sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
@@ -143,12 +152,7 @@ def test_an_output_name_cannot_leave_the_declared_output(tmp_path, name):
         m.submit(wq.Task("true", outputs=[(str(tmp_path / "out.txt"), "out.txt")]))
         task = next_message(fake)
         assert task.type == "task"
-        data = b"overwritten"
-        fake.send_multipart(protocol.encode("output", xfer=1, task_id=task["task_id"], attempt=task["attempt"],
-                                            name=name.format(victim=victim), size=len(data), mode=0o777))
-        fake.send_multipart(protocol.encode("chunk", [data], xfer=1, seq=0, last=True, digest=fastio.hash_bytes(data)))
-        fake.send_multipart(protocol.encode("result", [b""], task_id=task["task_id"], attempt=task["attempt"],
-                                            result=0, exit_code=0))
+        return_output(fake, task, name.format(victim=victim), b"overwritten", mode=0o777)
         assert wait_for(lambda: m.stats["workers_removed"] == 1)
         assert m.wait(1) is None, "a worker that sent a bad name must not complete the task"
         assert victim.read_text() == "precious"
@@ -161,12 +165,7 @@ def test_an_undeclared_output_is_discarded(tmp_path):
         fake = fake_worker(m)
         m.submit(wq.Task("true", outputs=[(str(tmp_path / "out.txt"), "out.txt")]))
         task = next_message(fake)
-        data = b"uninvited"
-        fake.send_multipart(protocol.encode("output", xfer=1, task_id=task["task_id"], attempt=task["attempt"],
-                                            name="other.txt", size=len(data)))
-        fake.send_multipart(protocol.encode("chunk", [data], xfer=1, seq=0, last=True, digest=fastio.hash_bytes(data)))
-        fake.send_multipart(protocol.encode("result", [b""], task_id=task["task_id"], attempt=task["attempt"],
-                                            result=0, exit_code=0, missing=["out.txt"]))
+        return_output(fake, task, "other.txt", b"uninvited", missing=["out.txt"])
         done = m.wait(10)
         assert done is not None and done.result == Result.OUTPUT_MISSING
         assert os.listdir(tmp_path) == []
@@ -177,12 +176,7 @@ def test_an_output_gets_no_group_or_other_write_bits(tmp_path):
         fake = fake_worker(m)
         m.submit(wq.Task("true", outputs=[(str(tmp_path / "out.txt"), "out.txt")]))
         task = next_message(fake)
-        data = b"result"
-        fake.send_multipart(protocol.encode("output", xfer=1, task_id=task["task_id"], attempt=task["attempt"],
-                                            name="out.txt", size=len(data), mode=0o777))
-        fake.send_multipart(protocol.encode("chunk", [data], xfer=1, seq=0, last=True, digest=fastio.hash_bytes(data)))
-        fake.send_multipart(protocol.encode("result", [b""], task_id=task["task_id"], attempt=task["attempt"],
-                                            result=0, exit_code=0))
+        return_output(fake, task, "out.txt", b"result", mode=0o777)
         assert m.wait(10).result == Result.SUCCESS
         assert os.stat(tmp_path / "out.txt").st_mode & 0o777 == 0o755
 
@@ -276,6 +270,15 @@ def rss_mib():
     return psutil.Process().memory_info().rss / (1 << 20)
 
 
+def growth_under_flood(m, script, seconds=60):
+    """MiB the master's process grew by while another process ran ``script`` against its port."""
+    before = rss_mib()
+    flood(m.port, script, seconds)
+    grown = rss_mib() - before
+    print(f"\nthe master grew by {grown:.1f} MiB under the flood")
+    return grown
+
+
 def flood(port, script, seconds=60):
     code = ("import sys, time, zmq, msgpack\n"
             "ctx = zmq.Context()\n"
@@ -290,12 +293,10 @@ def test_unread_status_replies_stay_within_budget():
         for i in range(20000):
             m.submit(wq.Task(f"echo a command long enough to make the task rows weigh something {i}", tag=f"t{i}"))
         assert wait_for(lambda: m.stats["tasks_submitted"] == 20000, timeout=30)
-        before = rss_mib()
-        flood(m.port, "s = peer()\n"
-                      "for _ in range(150):\n"
-                      "    s.send_multipart([msgpack.packb({'t': 'status', 'what': 'tasks'})])\n"
-                      "time.sleep(3)\n")
-        grown = rss_mib() - before
+        grown = growth_under_flood(m, "s = peer()\n"
+                                      "for _ in range(150):\n"
+                                      "    s.send_multipart([msgpack.packb({'t': 'status', 'what': 'tasks'})])\n"
+                                      "time.sleep(3)\n")
         door = m._loop.door
         assert door.status_budget.refused + door.stranger_time.refused > 0  # one budget or the other held
         assert grown < 100, f"the master grew by {grown:.0f} MiB"
@@ -304,28 +305,24 @@ def test_unread_status_replies_stay_within_budget():
 
 def test_frames_larger_than_any_legitimate_one_are_refused():
     with wq.Manager(port=0) as m:
-        before = rss_mib()
-        flood(m.port, "big = b'x' * (512 << 20)\n"
-                      "for _ in range(2):\n"
-                      "    s = peer()\n"
-                      "    for _ in range(3):\n"
-                      "        s.send(big, zmq.NOBLOCK, copy=False)\n"
-                      "time.sleep(2)\n")
-        grown = rss_mib() - before
+        grown = growth_under_flood(m, "big = b'x' * (512 << 20)\n"
+                                      "for _ in range(2):\n"
+                                      "    s = peer()\n"
+                                      "    for _ in range(3):\n"
+                                      "        s.send(big, zmq.NOBLOCK, copy=False)\n"
+                                      "time.sleep(2)\n")
         assert grown < 100, f"the master grew by {grown:.0f} MiB"
         assert_still_serving(m)
 
 
 def test_a_flood_of_small_messages_leaves_memory_bounded():
     with wq.Manager(port=0) as m:
-        before = rss_mib()
-        flood(m.port, "s = peer()\n"
-                      "junk = msgpack.packb({'t': 'heartbeat', 'pad': 'x' * 400})\n"
-                      "deadline = time.time() + 4\n"
-                      "while time.time() < deadline:\n"
-                      "    for _ in range(1000):\n"
-                      "        s.send(junk)\n")
-        grown = rss_mib() - before
+        grown = growth_under_flood(m, "s = peer()\n"
+                                      "junk = msgpack.packb({'t': 'heartbeat', 'pad': 'x' * 400})\n"
+                                      "deadline = time.time() + 4\n"
+                                      "while time.time() < deadline:\n"
+                                      "    for _ in range(1000):\n"
+                                      "        s.send(junk)\n")
         assert grown < 100, f"the master grew by {grown:.0f} MiB"
         assert_still_serving(m)
 
