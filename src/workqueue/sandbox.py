@@ -11,6 +11,7 @@ import psutil
 
 from .cache import Cache, is_digest
 from .constants import Result
+from .gpus import device_env
 from .names import is_clean_remote_name
 from .protocol import RESULT_PAYLOAD_MAX
 
@@ -156,6 +157,7 @@ class Sandbox:
         self.start_time = 0.0
         self.killed_for: Optional[Tuple[Result, Dict[str, float]]] = None
         self.in_pool = False  # a function call already waiting in a pooled process's pipe
+        self.devices: Tuple[str, ...] = ()  # the GPUs this task holds while it runs (see gpus.py)
         self._linked: List[str] = []
         self.peak_memory = 0.0
         self.peak_disk = 0.0
@@ -198,6 +200,8 @@ class Sandbox:
                                          for name, value in self.task["env"].items()}
         for name, value in self.task["resources"].items():
             env[name.upper()] = str(int(value)) if float(value).is_integer() else str(value)
+        if self.devices:
+            env.update(device_env(self.devices))
         env["WORK_QUEUE_SANDBOX"] = env["WORKQUEUE_SANDBOX"] = self.dir
         return env
 

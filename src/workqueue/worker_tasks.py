@@ -17,6 +17,7 @@ from . import protocol
 from .cache import Cache
 from .constants import Result
 from .coprocess import CoprocessPool
+from .gpus import GpuAllocator, worker_device_ids
 from .pyfunc import FunctionPool
 from .pytask import FunctionTaskFailed
 from .ratelimit import LimitedLog
@@ -56,6 +57,8 @@ class TaskRunner:
         self.tasks_done = 0
         self.reported: List[Sandbox] = []  # finished and reported: emptied once the results have gone
         self._allocations_seen: Set[Tuple] = set()  # allocations already found bookable here
+        self.gpus = GpuAllocator(worker_device_ids(self.base_env.get("CUDA_VISIBLE_DEVICES"),
+                                                   int(resources.get("gpus", 0))))
 
     def pools(self) -> Tuple[Optional[Pool], Optional[Pool]]:
         return self.functions, self.coprocesses
@@ -124,7 +127,7 @@ class TaskRunner:
                     raise ValueError(f"task {sandbox.task_id} is already running here")
                 if sandbox.in_pool:
                     sandbox.mark_started()  # its process started it when the call before it ended
-                elif not self._start(sandbox):
+                elif not self._start_holding_devices(sandbox):
                     break  # every pooled process is busy: wait for one to finish
             except Exception as error:
                 self.queued.pop(0)
@@ -146,8 +149,8 @@ class TaskRunner:
         if self.functions is None or not self.functions.has_room(0, queued=True):
             return
         allocations = {s.allocation for s in self.running.values() if s.task["kind"] == "function"}
-        if len(allocations) != 1:
-            return
+        if len(allocations) != 1 or _holds_gpus(next(iter(allocations))):
+            return  # a call that needs GPUs gets its devices when it starts, not while it waits
         for sandbox in self.queued:
             if sandbox.in_pool:
                 continue
@@ -161,6 +164,28 @@ class TaskRunner:
                 self.fail(session, sandbox, f"could not start: {error}")
                 return
             sandbox.in_pool = True
+
+    def _start_holding_devices(self, sandbox: Sandbox) -> bool:
+        """Start a task with the GPUs it declared (named in its environment), which go back
+        if it could not start."""
+        sandbox.devices = self.gpus.take(sandbox.task_id, sandbox.task["resources"].get("gpus", 0))
+        try:
+            started = self._start(sandbox)
+        except BaseException:
+            self._release_devices(sandbox)
+            raise
+        if not started:
+            self._release_devices(sandbox)
+        return started
+
+    def _release_devices(self, sandbox: Sandbox) -> None:
+        self.gpus.release(sandbox.task_id)
+        sandbox.devices = ()
+
+    def _release(self, sandbox: Sandbox) -> None:
+        """A task no longer runs (exited, killed, over a limit, canceled): what it held is free."""
+        self._hold(sandbox.task["resources"], +1)
+        self._release_devices(sandbox)
 
     def _start(self, sandbox: Sandbox) -> bool:
         """Start a command in a process of its own, or a call in a pooled process."""
@@ -221,7 +246,7 @@ class TaskRunner:
         """
         sandbox = self.running.pop(task_id, None)
         if sandbox is not None:
-            self._hold(sandbox.task["resources"], +1)
+            self._release(sandbox)
             return sandbox
         sandbox = next((s for s in self.queued if s.task_id == task_id and s.in_pool), None)
         if sandbox is None:
@@ -231,7 +256,7 @@ class TaskRunner:
         if stand_in is not None:
             del self.running[stand_in.task_id]
             self.queued.insert(0, stand_in)
-            self._hold(stand_in.task["resources"], +1)
+            self._release(stand_in)
         return sandbox
 
     def _booking_problem(self, allocation: Tuple) -> Optional[str]:
@@ -272,7 +297,7 @@ class TaskRunner:
         sandbox = self.running.pop(task_id, None)
         if sandbox is not None:
             self._stop(sandbox)
-            self._hold(sandbox.task["resources"], +1)
+            self._release(sandbox)
             self._throw_away(sandbox)
             self.start_queued(session)
 
@@ -294,7 +319,7 @@ class TaskRunner:
     def task_exited(self, session: Session, sandbox: Sandbox) -> None:
         exit_code, measured = sandbox.reap()
         self.running.pop(sandbox.task_id, None)
-        self._hold(sandbox.task["resources"], +1)
+        self._release(sandbox)
         self.start_queued(session)
         self.last_activity = time.monotonic()
         result, limits = Result.SUCCESS, {}
@@ -371,7 +396,7 @@ class TaskRunner:
         log.info("task %d exceeded %s: stopped", sandbox.task_id, limits)
         del self.running[sandbox.task_id]
         self._stop(sandbox)
-        self._hold(sandbox.task["resources"], +1)
+        self._release(sandbox)
         self.report(session, sandbox, result, -1, sandbox.finish_call(),
                     f"stopped: {result.name} {limits}".encode(), [], limits)
         self.start_queued(session)
@@ -398,6 +423,7 @@ class TaskRunner:
         self.running.clear()
         self.by_pidfd.clear()
         self.free = dict(self.resources)
+        self.gpus.release_all()
 
     def close(self) -> None:
         """Kill every task and every pooled process."""
@@ -405,6 +431,10 @@ class TaskRunner:
         for pool in (self.functions, self.coprocesses):
             if pool is not None:
                 pool.close()
+
+
+def _holds_gpus(allocation: Tuple) -> bool:
+    return any(name == "gpus" and amount > 0 for name, amount in allocation)
 
 
 def _header_fields(frames: List[Any]) -> Dict[Any, Any]:
