@@ -177,3 +177,35 @@ def test_function_calls_that_overlap_hold_disjoint_devices(manager, four_gpu_wor
                 assert not set(a.output.split(",")) & set(b.output.split(",")), (a.output, b.output)
     assert any(a is not b and a.resources_measured["start"] < b.resources_measured["end"]
                and b.resources_measured["start"] < a.resources_measured["end"] for a in tasks for b in tasks)
+
+
+class _FakePool:
+    def __init__(self):
+        self.submitted = []
+
+    def has_room(self, size, queued=False):
+        return True
+
+    def submit(self, task_id, call, cwd, queued, env):
+        self.submitted.append(task_id)
+        return True
+
+
+def _fake_call(task_id, allocation):
+    from types import SimpleNamespace
+    return SimpleNamespace(task_id=task_id, allocation=allocation, in_pool=False, task={"kind": "function"},
+                           dir="/nonexistent", call=lambda: b"", task_env=lambda: {})
+
+
+@pytest.mark.parametrize("allocation, queued", [((("cores", 1.0), ("gpus", 0.0)), True),
+                                                ((("cores", 1.0), ("gpus", 2.0)), False)])
+def test_only_calls_without_gpus_wait_in_a_busy_process_pipe(allocation, queued):
+    """A call waiting in a pipe starts with the environment it was sent with, before these books
+    give it devices: so only calls that need none are sent ahead."""
+    from workqueue.worker_tasks import TaskRunner
+    runner = TaskRunner.__new__(TaskRunner)
+    runner.functions = _FakePool()
+    runner.running = {1: _fake_call(1, allocation)}
+    runner.queued = [_fake_call(2, allocation)]
+    runner._queue_calls(session=None)
+    assert runner.functions.submitted == (["2"] if queued else [])
