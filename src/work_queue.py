@@ -46,6 +46,10 @@ for _state in _TaskState:
 WORK_QUEUE_SCHEDULE_UNSET, WORK_QUEUE_SCHEDULE_FCFS, WORK_QUEUE_SCHEDULE_FILES = 0, 1, 2
 WORK_QUEUE_SCHEDULE_TIME, WORK_QUEUE_SCHEDULE_RAND, WORK_QUEUE_SCHEDULE_WORST = 3, 4, 5
 WORK_QUEUE_TASK_ORDER_FIFO, WORK_QUEUE_TASK_ORDER_LIFO = 0, 1
+_ALGORITHMS = {WORK_QUEUE_SCHEDULE_UNSET: "files", WORK_QUEUE_SCHEDULE_FCFS: "fcfs", WORK_QUEUE_SCHEDULE_FILES: "files",
+               WORK_QUEUE_SCHEDULE_TIME: "files", WORK_QUEUE_SCHEDULE_RAND: "random",
+               WORK_QUEUE_SCHEDULE_WORST: "worst_fit"}
+_TASK_ORDERS = {WORK_QUEUE_TASK_ORDER_FIFO: "fifo", WORK_QUEUE_TASK_ORDER_LIFO: "lifo"}
 WORK_QUEUE_ALLOCATION_MODE_FIXED, WORK_QUEUE_ALLOCATION_MODE_MAX = 0, 1
 WORK_QUEUE_ALLOCATION_MODE_MIN_WASTE, WORK_QUEUE_ALLOCATION_MODE_MAX_THROUGHPUT = 2, 3
 WORK_QUEUE_CATEGORY_ALLOCATION_MODE_FIXED = WORK_QUEUE_ALLOCATION_MODE_FIXED
@@ -122,7 +126,10 @@ class Task(_wq.Task):
         self._features = getattr(self, "_features", []) + [_check.text("Task", "feature", name)]
 
     def specify_algorithm(self, algorithm: int) -> None:
-        _check.count("Task", "algorithm", algorithm)  # workqueue places tasks by resources and priority only
+        _check.one_of("Task.specify_algorithm", "algorithm", algorithm, _ALGORITHMS)
+        if algorithm != WORK_QUEUE_SCHEDULE_UNSET:
+            _log.warning("Task.specify_algorithm is not supported by workqueue: the queue's algorithm "
+                         "(WorkQueue.specify_algorithm) places every task")
 
     def specify_monitor_output(self, directory: str) -> None:
         _check.path("Task", "directory", directory)  # resources are always measured; see resources_measured
@@ -282,10 +289,14 @@ class WorkQueue(_wq.Manager):
         os.environ["CATALOG_HOST"], os.environ["CATALOG_PORT"] = host, str(port)
 
     def specify_algorithm(self, algorithm: int) -> None:
-        _check.count("WorkQueue", "algorithm", algorithm)
+        _check.one_of("WorkQueue.specify_algorithm", "algorithm", algorithm, _ALGORITHMS)
+        if algorithm == WORK_QUEUE_SCHEDULE_TIME:
+            _log.warning("WORK_QUEUE_SCHEDULE_TIME is not supported by workqueue: FILES is used instead")
+        self.set_algorithm(_ALGORITHMS[algorithm])
 
     def specify_task_order(self, order: int) -> None:
-        _check.count("WorkQueue", "order", order)
+        _check.one_of("WorkQueue.specify_task_order", "order", order, _TASK_ORDERS)
+        self.set_task_order(_TASK_ORDERS[order])
 
     def specify_max_resources(self, resources: Dict[str, float]) -> None:
         self.specify_category_max_resources("default", resources)
@@ -376,13 +387,18 @@ class WorkQueue(_wq.Manager):
         return list(sizes.values())
 
     def block_host(self, host: str) -> None:
-        _check.text("WorkQueue.block_host", "host", host)
-        _log.warning("block_host(%r) is not supported by workqueue", host)
+        super().block_host(host)
 
     blacklist = block_host
 
+    def block_host_with_timeout(self, host: str, timeout: float) -> None:
+        _check.number("WorkQueue.block_host_with_timeout", "timeout", timeout)
+        super().block_host(host, timeout if timeout >= 1 else None)  # CCTools: below 1 s, for good
+
+    blacklist_with_timeout = block_host_with_timeout
+
     def unblock_host(self, host: Optional[str] = None) -> None:
-        _check.text("WorkQueue.unblock_host", "host", host, allow_none=True)
+        super().unblock_host(host)
 
     blacklist_clear = unblock_host
 

@@ -19,7 +19,7 @@ from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
 import zmq
 
-from . import validation
+from . import scheduler, validation
 from .constants import DEFAULT_PORT, Result
 from .manager_loop import ManagerLoop, Settings, configure_router
 from .task import Task
@@ -211,6 +211,29 @@ class Manager:
     def shutdown_workers(self, count: int = 0) -> None:
         """Ask ``count`` idle workers (0: all) to exit."""
         self._send("shutdown_workers", validation.count("Manager.shutdown_workers", "count", count))
+
+    def block_host(self, host: str, timeout: Optional[float] = None) -> None:
+        """Send no new task to workers whose hostname, address or worker id is ``host`` (for
+        ``timeout`` seconds; None: until unblocked). Tasks already there, running or queued, finish."""
+        host = validation.text("Manager.block_host", "host", host)
+        timeout = validation.seconds("Manager.block_host", "timeout", timeout)
+        self._send("block_host", host, timeout)
+
+    def unblock_host(self, host: Optional[str] = None) -> None:
+        """Lift the block on ``host`` (None: on every host)."""
+        self._send("unblock_host", validation.text("Manager.unblock_host", "host", host, allow_none=True))
+
+    def set_algorithm(self, algorithm: str) -> None:
+        """How a task picks among the workers that fit it: "files" (the default: the one caching most
+        bytes of its cached input files), "fcfs" (the first), "random", "worst_fit" (most free)."""
+        self._send("scheduling", "algorithm", validation.one_of("Manager.set_algorithm", "algorithm", algorithm,
+                                                                scheduler.ALGORITHMS))
+
+    def set_task_order(self, order: str) -> None:
+        """Among waiting tasks of equal priority, "fifo" (the default: oldest first) or "lifo"
+        (newest first); applies to tasks submitted from now on."""
+        self._send("scheduling", "task_order", validation.one_of("Manager.set_task_order", "order", order,
+                                                                 scheduler.TASK_ORDERS))
 
     def tune(self, name: str, value: float) -> None:
         """Change a setting: keepalive-interval and keepalive-timeout (seconds, > 0), hungry-minimum

@@ -10,7 +10,7 @@ import logging
 import os
 import queue
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import zmq
 
@@ -73,6 +73,7 @@ class ManagerLoop:
         self.category_times: Dict[str, CategoryTimes] = {}
         self.advertiser: Any = None  # catalog.Advertiser of a named master
         self.digests = DigestMemo()
+        self.blocked_hosts: Dict[str, Optional[float]] = {}  # host -> when its block ends (monotonic; None: never)
         self.xfer_ids = 0
         self.credits = Credits()
         self._pump_turn = 0
@@ -319,6 +320,37 @@ class ManagerLoop:
     def _cmd_status(self, what: str, reply: "queue.SimpleQueue[Any]") -> None:
         reply.put(status(self, what))
 
+    def _cmd_scheduling(self, key: str, value: str) -> None:
+        """``algorithm`` (worker selection) or ``task_order`` (for tasks submitted from now on)."""
+        setattr(self.scheduler, key, value)
+
+    def _cmd_block_host(self, host: str, timeout: Optional[float]) -> None:
+        self.blocked_hosts[host] = None if timeout is None else time.monotonic() + timeout
+        self._apply_blocks()
+
+    def _cmd_unblock_host(self, host: Optional[str]) -> None:
+        if host is None:
+            self.blocked_hosts.clear()
+        else:
+            self.blocked_hosts.pop(host, None)
+        self._apply_blocks()
+
+    def _apply_blocks(self) -> None:
+        for conn in self.workers.values():
+            self.scheduler.block_worker(conn.identity, self._host_blocked(conn))
+
+    def _host_blocked(self, conn: WorkerConn) -> bool:
+        blocked = self.blocked_hosts
+        return bool(blocked) and (conn.hostname in blocked or conn.address in blocked or conn.worker_id in blocked)
+
+    def _expire_blocks(self) -> None:
+        now = time.monotonic()
+        expired = [host for host, until in self.blocked_hosts.items() if until is not None and until <= now]
+        if expired:
+            for host in expired:
+                del self.blocked_hosts[host]
+            self._apply_blocks()
+
     # -- worker messages ------------------------------------------------------------------------
     def admit(self, identity: bytes, hello: Dict[str, Any], cached: List[str], proof: bytes) -> None:
         """A peer that has proved itself (or needed not) becomes a worker."""
@@ -331,6 +363,8 @@ class ManagerLoop:
         conn.cached.update(cached[:CACHED_PER_WORKER_MAX])
         self.workers[identity] = conn
         self.scheduler.add_worker(conn.identity, conn.resources)
+        if self._host_blocked(conn):
+            self.scheduler.block_worker(conn.identity)
         self.counters["workers_joined"] += 1
         self._send_to(conn, protocol.encode(
             "welcome", version=PROTOCOL_VERSION, keepalive=self.settings.keepalive_interval,
@@ -417,8 +451,10 @@ class ManagerLoop:
     def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
         """Book and queue what can run (see Scheduler.schedule); return the workers sent tasks."""
         prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
+        if self.blocked_hosts:
+            self._expire_blocks()
         sent_to: Dict[bytes, WorkerConn] = {}
-        for assignment in self.scheduler.schedule(prefetch_depth, only):
+        for assignment in self.scheduler.schedule(prefetch_depth, only, self._cached_bytes):
             record = self.tasks[assignment.task_id]
             conn = sent_to[assignment.worker] = self.workers[assignment.worker]
             try:
@@ -431,6 +467,22 @@ class ManagerLoop:
                 log.warning("task %d: %s", record.task_id, error)
                 self._complete(record, outcome)
         return list(sent_to.values())
+
+    def _cached_bytes(self, task_id: int) -> Optional[Callable[[bytes], float]]:
+        """For the FILES algorithm: how many bytes of this task's cached input files a worker holds
+        (None, at the cost of one look at its inputs, for a task with no cached input file)."""
+        cached = [f.local for f in self.tasks[task_id].spec["inputs"] if f.cache and f.data is None and f.local]
+        if not cached:
+            return None
+        sizes: Dict[str, int] = {}
+        for path in cached:
+            try:
+                digest, size, _ = self.digests.digest(path)
+            except OSError:  # a directory, or a file gone: sending it will say so
+                continue
+            sizes[digest] = size
+        workers = self.workers
+        return lambda worker: sum(size for digest, size in sizes.items() if digest in workers[worker].cached)
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec

@@ -24,6 +24,7 @@ def snapshot(loop: Any) -> Dict[str, Any]:
     figures = dict(loop.counters)
     figures.update(
         workers_connected=len(loop.workers), workers_busy=busy, workers_idle=len(loop.workers) - busy,
+        workers_blocked=loop.scheduler.blocked_count, hosts_blocked=sorted(loop.blocked_hosts),
         handshakes_pending=len(loop.door.pending),
         tasks_waiting=loop.scheduler.ready_count, tasks_running=loop.scheduler.running_count,
         tasks_unfit=unfit, total_cores=total["cores"], free_cores=free["cores"],
@@ -39,6 +40,7 @@ def worker_rows(loop: Any) -> List[Dict[str, Any]]:
         "worker_id": c.worker_id, "hostname": c.hostname, "resources": c.resources,
         "free": dict(loop.scheduler.worker_books(c.identity).free),
         "running": len(c.tasks), "completed": c.completed, "cached_files": len(c.cached),
+        "blocked": loop.scheduler.worker_books(c.identity).blocked,
     } for c in loop.workers.values()]
 
 

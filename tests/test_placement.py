@@ -1,0 +1,163 @@
+"""Where tasks go, end to end with a real Manager: block lists (fake workers with hostnames of their
+own, and a real worker blocked by this host's name), and the FILES algorithm against FCFS with real
+workers and large cached inputs."""
+import os
+import socket
+import time
+
+import pytest
+
+import workqueue as wq
+from workqueue import protocol
+from workqueue.constants import Result
+
+from conftest import dealer, drain, start_worker, stop, wait_for
+
+ONE_CORE = {"cores": 1, "memory": 100, "disk": 100, "gpus": 0}
+
+
+def fake_worker(m, name, hostname):
+    sock = dealer(m.port)
+    sock.send_multipart(protocol.hello(name, hostname, ONE_CORE))
+    assert next_message(sock).type == "welcome"
+    return sock
+
+
+def next_message(sock, timeout=5.0):
+    """The next message other than a heartbeat, or None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+        for part in protocol.split(sock.recv_multipart()):
+            message = protocol.decode(part)
+            if message.type != "heartbeat":
+                return message
+    return None
+
+
+def finish(sock, task):
+    sock.send_multipart(protocol.encode("result", [b""], task_id=task["task_id"], attempt=task["attempt"],
+                                        result=0, exit_code=0))
+
+
+def one_core_task():
+    task = wq.Task("true")
+    task.set_resources(cores=1)
+    return task
+
+
+def test_a_blocked_host_gets_no_new_tasks_until_unblocked():
+    with wq.Manager(port=0) as m:
+        m.tune("prefetch", 0)
+        blocked, open_ = fake_worker(m, "wa", "host-a"), fake_worker(m, "wb", "host-b")
+        m.block_host("host-a")
+        assert wait_for(lambda: m.stats["workers_blocked"] == 1)
+        assert wait_for(lambda: m.stats["hosts_blocked"] == ["host-a"])
+        assert [row["blocked"] for row in sorted(m.status("workers"), key=lambda r: r["worker_id"])] == [True, False]
+        for _ in range(3):
+            m.submit(one_core_task())
+        for _ in range(3):  # one at a time, all on host-b
+            task = next_message(open_)
+            assert task.type == "task"
+            assert next_message(blocked, timeout=0.3) is None
+            finish(open_, task)
+            assert m.wait(5).result == Result.SUCCESS
+        m.submit(one_core_task())
+        m.submit(one_core_task())
+        first = next_message(open_)
+        assert next_message(blocked, timeout=0.3) is None
+        m.unblock_host("host-a")
+        second = next_message(blocked)
+        assert second is not None and second.type == "task"
+        assert wait_for(lambda: m.stats["workers_blocked"] == 0)
+        finish(open_, first)
+        finish(blocked, second)
+        assert len(drain(m, timeout=10)) == 2
+
+
+def test_a_block_with_a_timeout_expires():
+    with wq.Manager(port=0) as m:
+        m.tune("prefetch", 0)
+        sock = fake_worker(m, "wa", "host-a")
+        m.block_host("host-a", timeout=1.0)
+        m.submit(one_core_task())
+        assert next_message(sock, timeout=0.5) is None
+        task = next_message(sock, timeout=5)
+        assert task is not None and task.type == "task"
+        assert wait_for(lambda: m.stats["hosts_blocked"] == [])
+        finish(sock, task)
+        assert m.wait(5).result == Result.SUCCESS
+
+
+def test_a_real_worker_on_a_blocked_hostname_runs_nothing_new(tmp_path):
+    with wq.Manager(port=0) as m:
+        m.block_host(socket.gethostname())
+        process = start_worker(m.port, "--cores", "1", "-s", str(tmp_path))
+        try:
+            assert wait_for(lambda: m.stats["workers_blocked"] == 1, timeout=15)
+            m.submit(wq.Task("echo ran"))
+            assert m.wait(1.5) is None
+            assert wait_for(lambda: m.stats["tasks_waiting"] == 1 and m.stats["tasks_running"] == 0)
+            m.unblock_host()
+            [task] = drain(m, timeout=30)
+            assert task.result == Result.SUCCESS and task.output.strip() == "ran"
+        finally:
+            stop(process)
+
+
+def test_the_skin_maps_block_lists_and_orders_onto_the_native_calls():
+    import work_queue
+    q = work_queue.WorkQueue(port=0)
+    try:
+        q.block_host("host-a")
+        q.block_host_with_timeout("host-b", 60)
+        assert wait_for(lambda: q.stats.hosts_blocked == ["host-a", "host-b"])
+        q.unblock_host("host-a")
+        assert wait_for(lambda: q.stats.hosts_blocked == ["host-b"])
+        q.unblock_host()
+        assert wait_for(lambda: q.stats.hosts_blocked == [])
+        q.specify_algorithm(work_queue.WORK_QUEUE_SCHEDULE_FCFS)
+        q.specify_task_order(work_queue.WORK_QUEUE_TASK_ORDER_LIFO)
+        assert wait_for(lambda: (q._loop.scheduler.algorithm, q._loop.scheduler.task_order) == ("fcfs", "lifo"))
+        with pytest.raises(ValueError):
+            q.specify_algorithm(17)
+        with pytest.raises(ValueError):
+            q.specify_task_order(2)
+    finally:
+        q.close()
+
+
+MIB = 1 << 20
+
+
+def bytes_sent_for(algorithm, inputs, workdir):
+    """40 one-core tasks over 2 one-core workers, each reading one of ``inputs`` (cached)."""
+    with wq.Manager(port=0) as m:
+        m.set_algorithm(algorithm)
+        workers = [start_worker(m.port, "--cores", "1", "-s", str(workdir / f"{algorithm}{i}")) for i in range(2)]
+        try:
+            assert wait_for(lambda: m.stats["workers_connected"] == 2, timeout=15)
+            for i in range(40):
+                task = wq.Task("test -s data")
+                task.set_resources(cores=1)
+                task.add_input((inputs[i % 2], "data"), cache=True)
+                m.submit(task)
+            done = drain(m, timeout=120)
+            assert len(done) == 40 and all(t.result == Result.SUCCESS for t in done)
+            return m.stats["bytes_sent"]
+        finally:
+            for process in workers:
+                stop(process)
+
+
+def test_files_sends_each_large_input_to_each_worker_at_most_once(tmp_path):
+    inputs = []
+    for name in ("a", "b"):
+        path = tmp_path / f"input-{name}"
+        with open(path, "wb") as f:
+            f.write(os.urandom(64 * MIB))
+        inputs.append(str(path))
+    files = bytes_sent_for("files", inputs, tmp_path)
+    fcfs = bytes_sent_for("fcfs", inputs, tmp_path)
+    print(f"bytes sent for 40 tasks, 2 workers, 2 x 64 MiB cached inputs: FILES {files / MIB:.0f} MiB, "
+          f"FCFS {fcfs / MIB:.0f} MiB")
+    assert files <= 2 * 2 * 64 * MIB
