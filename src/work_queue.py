@@ -305,26 +305,23 @@ class WorkQueue(_wq.Manager):
         self.set_category_max_resources(category, _known_resources(resources))
 
     def specify_category_min_resources(self, category: str, resources: Dict[str, float]) -> None:
-        _check.resources("WorkQueue", _known_resources(resources))  # only maxima shape the queue
-        _check.text("WorkQueue", "category", category)
+        self.set_category_min_resources(category, _known_resources(resources))
 
     def specify_category_first_allocation_guess(self, category: str, resources: Dict[str, float]) -> None:
-        _check.resources("WorkQueue", _known_resources(resources))
-        _check.text("WorkQueue", "category", category)
+        self.set_category_first_allocation_guess(category, _known_resources(resources))
 
     def specify_category_mode(self, category: str, mode: int) -> None:
-        _check.text("WorkQueue", "category", category)
-        _check.count("WorkQueue", "mode", mode)
+        self.set_category_mode(category, mode)
 
     def specify_category_autolabel_resource(self, category: str, resource: str, autolabel: bool) -> None:
         _check.text("WorkQueue", "category", category)
         _check.text("WorkQueue", "resource", resource)
 
     def enable_monitoring(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
-        pass  # workers always measure; limits of declared resources are enforced by the worker
+        super().enable_monitoring()  # workers always measure and enforce; no summaries are written
 
     def enable_monitoring_full(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
-        pass
+        super().enable_monitoring()  # no time series are written
 
     def activate_fast_abort(self, multiplier: float) -> None:
         _check.number("WorkQueue", "multiplier", multiplier)

@@ -21,6 +21,7 @@ import zmq
 
 from . import scheduler, validation
 from .constants import DEFAULT_PORT, Result
+from .categories import Mode
 from .manager_loop import ManagerLoop, Settings, configure_router
 from .task import Task
 
@@ -237,7 +238,8 @@ class Manager:
 
     def tune(self, name: str, value: float) -> None:
         """Change a setting: keepalive-interval and keepalive-timeout (seconds, > 0), hungry-minimum
-        (tasks), prefetch (1 or 0). Other CCTools names are taken and change nothing."""
+        (tasks), prefetch (1 or 0), category-steady-n-tasks (finished tasks before a category's guess is
+        used). Other CCTools names are taken and change nothing."""
         validation.text("Manager.tune", "name", name)
         value = int(value) if isinstance(value, bool) else value
         above = 0 if name.replace("_", "-") in POSITIVE_SETTINGS else None
@@ -258,6 +260,35 @@ class Manager:
         category = validation.text("Manager.set_category_max_resources", "category", category)
         checked = validation.resources("Manager.set_category_max_resources", resources)
         self._send("category_max", category, {k: v for k, v in checked.items() if v is not None})
+
+    def set_category_mode(self, category: str, mode: int) -> None:
+        """How tasks of ``category`` that declare nothing (or part) are sized, and whether one that runs
+        out of its allocation is retried at the category max: categories.Mode FIXED (0, the default),
+        MAX (1), MIN_WASTE (2) or MAX_THROUGHPUT (3), CCTools' values. See workqueue/categories.py."""
+        category = validation.text("Manager.set_category_mode", "category", category)
+        mode = validation.count("Manager.set_category_mode", "mode", mode)
+        self._send("category", "mode", category, Mode(mode))
+
+    def set_category_min_resources(self, category: str, resources: Dict[str, Optional[float]]) -> None:
+        """The least a guessed allocation gives a task of ``category`` (automatic modes only)."""
+        self._set_category_resources("min", "Manager.set_category_min_resources", category, resources)
+
+    def set_category_first_allocation_guess(self, category: str, resources: Dict[str, Optional[float]]) -> None:
+        """What tasks of ``category`` get, in an automatic mode, until enough of them have finished
+        to guess from (tune "category-steady-n-tasks")."""
+        self._set_category_resources("first_guess", "Manager.set_category_first_allocation_guess", category,
+                                     resources)
+
+    def enable_monitoring(self, enabled: bool = True) -> None:
+        """Count what workers measure (peak cores, memory, disk of each task) towards its category's
+        guesses. Workers always measure and enforce declared memory and disk: this is only that switch."""
+        self._send("monitoring", bool(enabled))
+
+    def _set_category_resources(self, setting: str, where: str, category: str,
+                                resources: Dict[str, Optional[float]]) -> None:
+        category = validation.text(where, "category", category)
+        checked = validation.resources(where, resources)
+        self._send("category", setting, category, {k: v for k, v in checked.items() if v is not None})
 
     def set_name(self, name: str) -> None:
         """Advertise this master under ``name``, for workers started with ``-M NAME``."""

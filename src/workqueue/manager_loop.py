@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 import zmq
 
 from . import protocol
+from .categories import Categories
 from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
 from .manager_door import Door
@@ -69,7 +70,7 @@ class ManagerLoop:
         self.tasks: Dict[int, TaskRecord] = {}
         self.outputs = OutputReceiver()
         self._warned_shapes: Set[Tuple] = set()
-        self.category_max: Dict[str, Dict[str, float]] = {}
+        self.categories = Categories()
         self.category_times: Dict[str, CategoryTimes] = {}
         self.advertiser: Any = None  # catalog.Advertiser of a named master
         self.digests = DigestMemo()
@@ -258,9 +259,8 @@ class ManagerLoop:
         self._complete(record, outcome)
 
     def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
-        category_max = self.category_max.get(spec["category"])
-        if category_max and all(v is None for v in spec["resources"].values()):
-            spec["resources"].update({k: v for k, v in category_max.items() if k in spec["resources"]})
+        spec["declared"] = spec["resources"]
+        spec["resources"] = self.categories.first_allocation(spec["category"], spec["declared"])
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time)
         self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]))
         self.counters["tasks_submitted"] += 1
@@ -301,12 +301,21 @@ class ManagerLoop:
         key = name.replace("-", "_")
         if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum", "prefetch"):
             setattr(self.settings, key, type(getattr(self.settings, key))(value))
+        elif key == "category_steady_n_tasks":
+            self.categories.steady_n_tasks = int(value)
         else:
             log.info("tune(%r) has no effect in workqueue", name)
 
     def _cmd_category_max(self, category: str, resources: Dict[str, float]) -> None:
         """Tasks of this category that declare nothing get these resources instead of a whole worker."""
-        self.category_max[category] = {k: v for k, v in resources.items() if v is not None and v >= 0}
+        self.categories.set_max(category, resources)
+
+    def _cmd_category(self, setting: str, category: str, value: Any) -> None:
+        """A category's mode, min or first allocation guess (see categories.py)."""
+        getattr(self.categories, "set_" + setting)(category, value)
+
+    def _cmd_monitoring(self, enabled: bool) -> None:
+        self.categories.monitoring = enabled
 
     def _cmd_advertiser(self, advertiser: Any) -> None:
         self.advertiser = advertiser
@@ -426,6 +435,10 @@ class ManagerLoop:
         result = Result._value2member_map_.get(message["result"], Result.UNKNOWN)  # no Enum call per result
         if result in TRANSIENT:
             self._requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
+            return
+        if result == Result.SUCCESS and self.categories.record(record.spec["category"], message["measured"]):
+            self._resize_waiting(record.spec["category"])
+        elif result == Result.RESOURCE_EXHAUSTION and self._retry_at_max(record, conn):
             return
         missing = list(message["missing"])
         missing += finish_outputs(record, missing)
@@ -627,6 +640,39 @@ class ManagerLoop:
         log.info("task %d goes back in the queue: %s", record.task_id, reason)
         self.transactions.task(record.task_id, "WAITING", f"requeued ({reason})")
         self.scheduler.requeue(record.task_id)
+
+    def _resize_waiting(self, category: str) -> None:
+        """The category's guess changed: its tasks not yet sent take the new size."""
+        for record in list(self.tasks.values()):
+            spec = record.spec
+            if spec["category"] != category or record.worker is not None or spec.get("retried_at_max"):
+                continue
+            resources = self.categories.first_allocation(category, spec["declared"])
+            if resources != spec["resources"]:
+                self._reshape(record, resources)
+
+    def _reshape(self, record: TaskRecord, resources: Dict[str, Any]) -> None:
+        spec = record.spec
+        spec["resources"] = resources
+        self.scheduler.finish(record.task_id)
+        self.scheduler.submit(record.task_id, resources, spec["priority"], input_megabytes(spec["inputs"]))
+
+    def _retry_at_max(self, record: TaskRecord, conn: WorkerConn) -> bool:
+        """Run a task that went past its allocation once more, at its category's max (or on a whole
+        worker), unless its category is FIXED or it has had that retry already."""
+        spec = record.spec
+        if spec.get("retried_at_max") or not self.categories.retries_exhausted_tasks(spec["category"]):
+            return False
+        spec["retried_at_max"] = True
+        abort_outputs(record)
+        record.worker = None
+        self._reshape(record, self.categories.retry_allocation(spec["category"], spec["resources"]))
+        self.counters["tasks_requeued"] += 1
+        self.requeue_reasons["resource exhaustion"] = self.requeue_reasons.get("resource exhaustion", 0) + 1
+        log.info("task %d ran out of its allocation on %s: retried with %s", record.task_id, conn.worker_id,
+                 spec["resources"])
+        self.transactions.task(record.task_id, "WAITING", "retried at the category max")
+        return True
 
     def _abort_all_incoming(self) -> None:
         for record in self.tasks.values():
