@@ -324,11 +324,10 @@ class WorkQueue(_wq.Manager):
         super().enable_monitoring()  # no time series are written
 
     def activate_fast_abort(self, multiplier: float) -> None:
-        _check.number("WorkQueue", "multiplier", multiplier)
+        self.set_fast_abort(multiplier)
 
     def activate_fast_abort_category(self, category: str, multiplier: float) -> None:
-        _check.text("WorkQueue", "category", category)
-        _check.number("WorkQueue", "multiplier", multiplier)
+        self.set_fast_abort(multiplier, _check.text("WorkQueue", "category", category))
 
     def estimate_capacity(self) -> None:
         pass

@@ -122,7 +122,7 @@ def test_max_throughput_packs_undeclared_tasks_through_the_cctools_skin():
                 done.append(t)
             assert time.monotonic() - started < 60
         elapsed = time.monotonic() - started
-        print(f"60 x sleep 0.5, MAX_THROUGHPUT, 4 cores: {elapsed:.1f} s")
+        print(f"60 x sleep 0.5, MAX_THROUGHPUT, one worker started with --cores 4: {elapsed:.1f} s")
         assert len(done) == 60 and all(t.result == work_queue.WORK_QUEUE_RESULT_SUCCESS for t in done)
         assert elapsed < 20
     finally:
@@ -163,3 +163,51 @@ def test_a_task_past_the_max_too_fails_with_resource_exhaustion(manager):
         assert task.result == Result.RESOURCE_EXHAUSTION and task.attempts == 2
     finally:
         stop(worker)
+
+
+# -- fast abort -------------------------------------------------------------------------------
+def test_fast_abort_waits_for_samples_and_takes_the_category_multiplier_first():
+    categories = Categories()
+    categories.set_fast_abort(None, 3)
+    for _ in range(9):
+        categories.record_wall_time("c", 2.0)
+    assert categories.fast_abort_after("c") is None
+    categories.record_wall_time("c", 2.0)
+    assert categories.fast_abort_after("c") == pytest.approx(6.0)
+    categories.set_fast_abort("c", 10)
+    assert categories.fast_abort_after("c") == pytest.approx(20.0)
+    categories.set_fast_abort("c", 0)
+    assert categories.fast_abort_after("c") is None and categories.fast_abort_active
+    categories.set_fast_abort("c", -1)  # the queue's
+    assert categories.fast_abort_after("c") == pytest.approx(6.0)
+    categories.set_fast_abort(None, 0.5)
+    assert categories.fast_abort_after("c") is None and not categories.fast_abort_active
+
+
+def test_a_task_far_slower_than_its_category_is_stopped_and_run_again(tmp_path):
+    """Through the skin: after 10 quick tasks, one whose first attempt hangs is aborted and rerun."""
+    q = work_queue.WorkQueue(0)
+    worker = start_worker(q.port, "--cores", "2")
+    try:
+        q.activate_fast_abort_category("fa", 3)
+        for _ in range(10):
+            t = work_queue.Task("sleep 0.2")
+            t.specify_category("fa")
+            q.submit(t)
+        while not q.empty():
+            q.wait(1)
+        marker = tmp_path / "first-attempt"
+        slow = work_queue.Task(f"if [ -e {marker} ]; then echo second; else touch {marker}; sleep 60; fi")
+        slow.specify_category("fa")
+        q.submit(slow)
+        started = time.monotonic()
+        task = None
+        while task is None and time.monotonic() - started < 30:
+            task = q.wait(1)
+        print(f"fast abort: the hung task came back after {time.monotonic() - started:.1f} s")
+        assert task is slow and task.result == work_queue.WORK_QUEUE_RESULT_SUCCESS
+        assert task.output.strip() == "second" and task.total_submissions == 2
+        assert time.monotonic() - started < 10
+    finally:
+        stop(worker)
+        q.close()

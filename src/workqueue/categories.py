@@ -35,6 +35,12 @@ overrides what the task declared; resources without a max are left unset); if no
 on a whole worker with no limits. In FIXED mode, or a second time, the task fails with
 RESOURCE_EXHAUSTION as before.
 
+**Fast abort** (``Categories.fast_abort_after``): once a category has ``FAST_ABORT_MIN_SAMPLES`` tasks
+that succeeded, a task of it that has run longer than the multiplier x their mean wall time is stopped
+and run again (the master does that; this room only says after how long). The multiplier is the
+category's own (``activate_fast_abort_category``; a negative one means the queue's), else the
+queue's (``activate_fast_abort``); one below 1 turns fast abort off, as in CCTools. The mean does not need monitoring.
+
 **What differs from CCTools**: CCTools keeps histograms per resource and also counts wall time in the
 throughput mode, recomputes its guess every so many tasks, and with the watchdog off never measures;
 here peaks are kept in a bounded window of the latest ``SAMPLES_KEPT`` tasks, the guess is computed
@@ -42,7 +48,8 @@ when the ``steady_n_tasks``-th sample comes in and again every ``steady_n_tasks`
 least every ``RECOMPUTE_EVERY``), and a
 retried task goes back in line (CCTools puts it at the head). CCTools sizes a task when it is
 dispatched; here a task is sized when submitted, and the tasks of a category still waiting are sized
-again whenever its guess changes (``record`` returns True). Fast abort is not part of this room.
+again whenever its guess changes (``record`` returns True). CCTools also adds
+each task's count of fast aborts to the multiplier; here the multiplier is the same for every task.
 """
 from __future__ import annotations
 
@@ -58,6 +65,7 @@ Resources = Dict[str, Optional[float]]
 
 SAMPLES_KEPT = 1000  # latest finished tasks remembered per category
 DEFAULT_STEADY_N_TASKS = 25
+FAST_ABORT_MIN_SAMPLES = 10  # tasks that succeeded before a category's mean wall time is trusted
 RECOMPUTE_EVERY = 25  # at least this many new samples before a guess is computed again (it costs O(samples))
 BUCKETS = {"cores": 1.0, "memory": 250.0, "disk": 250.0}  # the resources that are guessed, and their rounding
 
@@ -85,6 +93,9 @@ class Category:
     recorded: int = 0  # samples ever recorded
     guess: Optional[Dict[str, float]] = None  # learned from the samples, once steady
     guessed_at: int = 0  # ``recorded`` when ``guess`` was computed
+    fast_abort_multiplier: Optional[float] = None  # None: the queue's
+    succeeded: int = 0
+    mean_wall_time: float = 0.0
 
 
 class Categories:
@@ -92,6 +103,7 @@ class Categories:
         self._categories: Dict[str, Category] = {}
         self.monitoring = False
         self.steady_n_tasks = DEFAULT_STEADY_N_TASKS
+        self.fast_abort_multiplier = 0.0  # the queue's; below 1: off
 
     def get(self, name: str) -> Category:
         category = self._categories.get(name)
@@ -111,6 +123,19 @@ class Categories:
 
     def set_first_guess(self, name: str, resources: Resources) -> None:
         self.get(name).first_guess = _set_values(resources)
+
+    def set_fast_abort(self, name: Optional[str], multiplier: float) -> None:
+        """The fast abort multiplier of one category, or of the queue (``name`` None). Below 1: off;
+        for a category, a negative one means "the queue's", as in CCTools."""
+        if name is None:
+            self.fast_abort_multiplier = float(multiplier)
+        else:
+            self.get(name).fast_abort_multiplier = None if multiplier < 0 else float(multiplier)
+
+    @property
+    def fast_abort_active(self) -> bool:
+        return self.fast_abort_multiplier >= 1 or any(
+            (c.fast_abort_multiplier or 0) >= 1 for c in self._categories.values())
 
     # -- what tasks report ----------------------------------------------------------------------
     def record(self, name: str, measured: Dict[str, float]) -> bool:
@@ -134,7 +159,23 @@ class Categories:
         previous, category.guess, category.guessed_at = category.guess, self._learned(category), category.recorded
         return category.guess != previous
 
+    def record_wall_time(self, name: str, seconds: float) -> None:
+        """Note how long a task that succeeded ran (monitoring or not): fast abort's mean."""
+        category = self.get(name)
+        category.succeeded += 1
+        category.mean_wall_time += (seconds - category.mean_wall_time) / min(category.succeeded, SAMPLES_KEPT)
+
     # -- decisions ------------------------------------------------------------------------------
+    def fast_abort_after(self, name: str) -> Optional[float]:
+        """Seconds after which a running task of ``name`` is stopped and run again; None: never."""
+        category = self._categories.get(name)
+        if category is None or category.succeeded < FAST_ABORT_MIN_SAMPLES:
+            return None
+        multiplier = category.fast_abort_multiplier
+        if multiplier is None:
+            multiplier = self.fast_abort_multiplier
+        return multiplier * category.mean_wall_time if multiplier >= 1 else None
+
     def first_allocation(self, name: str, declared: Resources) -> Resources:
         """What a task of category ``name`` that declared ``declared`` gets for its first attempt
         (None: unset; all None: a whole worker)."""

@@ -279,6 +279,15 @@ class Manager:
         self._set_category_resources("first_guess", "Manager.set_category_first_allocation_guess", category,
                                      resources)
 
+    def set_fast_abort(self, multiplier: float, category: Optional[str] = None) -> None:
+        """Stop and run again (wherever the scheduler places it; it counts as an attempt) a task that
+        runs longer than ``multiplier`` x the mean wall time of its category's tasks that succeeded,
+        once there are 10 of them. For the queue (``category`` None) or one category; below 1: off (a
+        category's negative multiplier means the queue's). See workqueue/categories.py."""
+        multiplier = validation.number("Manager.set_fast_abort", "multiplier", multiplier)
+        category = validation.text("Manager.set_fast_abort", "category", category, allow_none=True)
+        self._send("fast_abort", category, multiplier)
+
     def enable_monitoring(self, enabled: bool = True) -> None:
         """Count what workers measure (peak cores, memory, disk of each task) towards its category's
         guesses. Workers always measure and enforce declared memory and disk: this is only that switch."""

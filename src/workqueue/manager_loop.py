@@ -71,6 +71,7 @@ class ManagerLoop:
         self.outputs = OutputReceiver()
         self._warned_shapes: Set[Tuple] = set()
         self.categories = Categories()
+        self._fast_abort_streak: Dict[bytes, int] = {}  # by worker: its tasks fast-aborted in a row
         self.category_times: Dict[str, CategoryTimes] = {}
         self.advertiser: Any = None  # catalog.Advertiser of a named master
         self.digests = DigestMemo()
@@ -303,6 +304,8 @@ class ManagerLoop:
             setattr(self.settings, key, type(getattr(self.settings, key))(value))
         elif key == "category_steady_n_tasks":
             self.categories.steady_n_tasks = int(value)
+        elif key == "fast_abort_multiplier":
+            self.categories.set_fast_abort(None, value)
         else:
             log.info("tune(%r) has no effect in workqueue", name)
 
@@ -313,6 +316,9 @@ class ManagerLoop:
     def _cmd_category(self, setting: str, category: str, value: Any) -> None:
         """A category's mode, min or first allocation guess (see categories.py)."""
         getattr(self.categories, "set_" + setting)(category, value)
+
+    def _cmd_fast_abort(self, category: Optional[str], multiplier: float) -> None:
+        self.categories.set_fast_abort(category, multiplier)
 
     def _cmd_monitoring(self, enabled: bool) -> None:
         self.categories.monitoring = enabled
@@ -436,8 +442,8 @@ class ManagerLoop:
         if result in TRANSIENT:
             self._requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
             return
-        if result == Result.SUCCESS and self.categories.record(record.spec["category"], message["measured"]):
-            self._resize_waiting(record.spec["category"])
+        if result == Result.SUCCESS:
+            self._learn(record, conn, message["measured"])
         elif result == Result.RESOURCE_EXHAUSTION and self._retry_at_max(record, conn):
             return
         missing = list(message["missing"])
@@ -641,6 +647,15 @@ class ManagerLoop:
         self.transactions.task(record.task_id, "WAITING", f"requeued ({reason})")
         self.scheduler.requeue(record.task_id)
 
+    def _learn(self, record: TaskRecord, conn: WorkerConn, measured: Dict[str, float]) -> None:
+        """What a task that succeeded tells its category (peaks, wall time) and its worker (not slow)."""
+        category = record.spec["category"]
+        self._fast_abort_streak.pop(conn.identity, None)
+        if measured.get("wall_time") is not None:
+            self.categories.record_wall_time(category, measured["wall_time"])
+        if self.categories.record(category, measured):
+            self._resize_waiting(category)
+
     def _resize_waiting(self, category: str) -> None:
         """The category's guess changed: its tasks not yet sent take the new size."""
         for record in list(self.tasks.values()):
@@ -708,8 +723,36 @@ class ManagerLoop:
             elif now - conn.last_sent > self.settings.keepalive_interval:
                 self._send_to(conn, protocol.encode("heartbeat"))
         self._warn_unfit()
+        if self.categories.fast_abort_active:
+            self._fast_abort()
         if self.advertiser is not None:
             self.advertiser.maybe_refresh()
+
+    def _fast_abort(self) -> None:
+        """Stop and run again each task running longer than its category allows (categories.py),
+        counted from its dispatch (input transfer included; tasks queued on a busy worker are left
+        alone). A worker whose tasks are stopped twice in a row is dropped, as CCTools does (which
+        also blocks its host for a while; here it may connect again)."""
+        now = time.time()
+        for conn in list(self.workers.values()):
+            for task_id in list(conn.tasks):
+                record = self.tasks.get(task_id)
+                if record is None or record.worker != conn.identity or self.scheduler.is_queued(task_id):
+                    continue
+                limit = self.categories.fast_abort_after(record.spec["category"])
+                if limit is not None and now - record.dispatch_time > limit:
+                    self._abort_slow(record, conn, now - record.dispatch_time, limit)
+        for identity in [i for i in self._fast_abort_streak if i not in self.workers]:
+            del self._fast_abort_streak[identity]
+
+    def _abort_slow(self, record: TaskRecord, conn: WorkerConn, ran: float, limit: float) -> None:
+        if conn.identity not in self.workers:
+            return  # dropped for an earlier task of this round: this one is requeued already
+        self._send_to(conn, protocol.encode("kill", task_id=record.task_id))
+        self._requeue(record, f"fast abort: ran {ran:.1f} s on {conn.worker_id}, over {limit:.1f} s", "fast abort")
+        streak = self._fast_abort_streak[conn.identity] = self._fast_abort_streak.get(conn.identity, 0) + 1
+        if streak >= 2:
+            self._remove_worker(conn, "its tasks were fast-aborted twice in a row")
 
     def _warn_unfit(self) -> None:
         for shape, count in self.scheduler.unfit_shapes():
