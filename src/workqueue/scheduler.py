@@ -107,7 +107,7 @@ class WorkerBooks:
         return not (self.draining or self.blocked)
 
     def fits(self, shape: Tuple) -> bool:
-        if not self.takes_tasks or self.queued:
+        if self.draining or self.blocked or self.queued:  # not takes_tasks: this runs per shape per worker
             return False  # queued tasks go first, as on the worker
         return self.fits_now(shape)
 
@@ -376,7 +376,7 @@ class Scheduler:
         """The worker that gets the head task of ``shape``: ``worker`` (which fits it) unless the
         algorithm prefers another worker with room that fits it too."""
         if self.algorithm == FILES:
-            score = cached_bytes(self._head(shape)[2])
+            score = cached_bytes(self._ready[shape][0][2])  # the live head: _best_shape just checked it
             if score is None:
                 return worker, books
             key: Callable[[Tuple[WorkerId, WorkerBooks]], Any] = lambda pair: score(pair[0])
