@@ -136,3 +136,32 @@ def test_a_worker_submitted_without_cores_runs_one_task_at_a_time(manager, tmp_p
         assert peak == 1
     finally:
         batch.get("slurm").cancel(job_ids)
+
+
+def _offered_cores_when_told_two(manager, tmp_path, command, system):
+    """Submit one worker told ``--cores 2`` (through -E) to a job granted one CPU or slot; return the
+    cores it offers the master."""
+    done = subprocess.run([command, "-t", "30", "-S", str(tmp_path / "jobs"), "-E", "--cores 2",
+                           "localhost", str(manager.port), "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    job_ids = done.stdout.split(":")[-1].split()
+    try:
+        assert wait_for(lambda: manager.stats["workers_connected"] == 1, timeout=180)
+        return wq.status.query("localhost", manager.port, "workers")[0]["resources"]["cores"]
+    finally:
+        batch.get(system).cancel(job_ids)
+
+
+def test_a_worker_told_more_cores_than_its_slurm_job_has_offers_the_grant(manager, tmp_path):
+    """The worker reads SLURM_CPUS_ON_NODE: told --cores 2 in a job of 1 CPU, it offers 1."""
+    reason = _slurm_up()
+    if reason:
+        pytest.skip(reason)
+    assert _offered_cores_when_told_two(manager, tmp_path, "slurm_submit_workers", "slurm") == 1
+
+
+def test_a_worker_told_more_cores_than_its_sge_job_has_offers_the_grant(manager, tmp_path):
+    """The worker reads NSLOTS: told --cores 2 in a job of 1 slot, it offers 1."""
+    if _qsub_flavour() != "sge" or shutil.which("qconf") is None:
+        pytest.skip("Grid Engine is not installed here (ci/sge-up.sh brings it up in its own phase)")
+    assert _offered_cores_when_told_two(manager, tmp_path, "sge_submit_workers", "sge") == 1

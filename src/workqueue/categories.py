@@ -65,6 +65,7 @@ Resources = Dict[str, Optional[float]]
 
 SAMPLES_KEPT = 1000  # latest finished tasks remembered per category
 DEFAULT_STEADY_N_TASKS = 25
+WALL_TIME_WINDOW = 100  # tasks the running mean of wall times mostly reflects
 FAST_ABORT_MIN_SAMPLES = 10  # tasks that succeeded before a category's mean wall time is trusted
 RECOMPUTE_EVERY = 25  # at least this many new samples before a guess is computed again (it costs O(samples))
 BUCKETS = {"cores": 1.0, "memory": 250.0, "disk": 250.0}  # the resources that are guessed, and their rounding
@@ -75,6 +76,18 @@ class Mode(enum.IntEnum):
     MAX = 1
     MIN_WASTE = 2
     MAX_THROUGHPUT = 3
+
+
+@dataclass
+class WallTimes:
+    """A running mean of a category's wall times, over about the latest WALL_TIME_WINDOW tasks."""
+
+    count: int = 0
+    mean: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.mean += (seconds - self.mean) / min(self.count, WALL_TIME_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,7 @@ class Category:
     guess: Optional[Dict[str, float]] = None  # learned from the samples, once steady
     guessed_at: int = 0  # ``recorded`` when ``guess`` was computed
     fast_abort_multiplier: Optional[float] = None  # None: the queue's
-    succeeded: int = 0
-    mean_wall_time: float = 0.0
+    wall_times: "WallTimes" = field(default_factory=lambda: WallTimes())
 
 
 class Categories:
@@ -160,21 +172,24 @@ class Categories:
         return category.guess != previous
 
     def record_wall_time(self, name: str, seconds: float) -> None:
-        """Note how long a task that succeeded ran (monitoring or not): fast abort's mean."""
-        category = self.get(name)
-        category.succeeded += 1
-        category.mean_wall_time += (seconds - category.mean_wall_time) / min(category.succeeded, SAMPLES_KEPT)
+        """Note how long a finished task ran (monitoring or not): the mean that fast abort and the
+        master's prefetching rest on."""
+        self.get(name).wall_times.add(seconds)
+
+    def wall_times(self, name: str) -> "Optional[WallTimes]":
+        category = self._categories.get(name)
+        return None if category is None else category.wall_times
 
     # -- decisions ------------------------------------------------------------------------------
     def fast_abort_after(self, name: str) -> Optional[float]:
         """Seconds after which a running task of ``name`` is stopped and run again; None: never."""
         category = self._categories.get(name)
-        if category is None or category.succeeded < FAST_ABORT_MIN_SAMPLES:
+        if category is None or category.wall_times.count < FAST_ABORT_MIN_SAMPLES:
             return None
         multiplier = category.fast_abort_multiplier
         if multiplier is None:
             multiplier = self.fast_abort_multiplier
-        return multiplier * category.mean_wall_time if multiplier >= 1 else None
+        return multiplier * category.wall_times.mean if multiplier >= 1 else None
 
     def first_allocation(self, name: str, declared: Resources) -> Resources:
         """What a task of category ``name`` that declared ``declared`` gets for its first attempt

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import List
+from typing import Any, Callable, Dict, List, Optional
 
-from .files import File
+from .files import DigestMemo, File
 
 
 def expand_directories(inputs: List[File]) -> List[File]:
@@ -41,3 +41,20 @@ def input_megabytes(inputs: List[File]) -> float:
         if not stat.S_ISDIR(st.st_mode):
             total += st.st_size
     return total / (1 << 20)
+
+
+def cached_input_scorer(inputs: List[File], digests: DigestMemo,
+                        workers: Dict[bytes, Any]) -> Optional[Callable[[bytes], float]]:
+    """For the FILES algorithm: a function telling how many bytes of these inputs' cacheable files a
+    worker holds, or None (at the cost of one look at the inputs) for a task with none."""
+    cached = [f.local for f in inputs if f.cache and f.data is None and f.local]
+    if not cached:
+        return None
+    sizes: Dict[str, int] = {}
+    for path in cached:
+        try:
+            digest, size, _ = digests.digest(path)
+        except OSError:  # a directory, or a file gone: sending it will say so
+            continue
+        sizes[digest] = size
+    return lambda worker: sum(size for digest, size in sizes.items() if digest in workers[worker].cached)

@@ -15,12 +15,13 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 import zmq
 
 from . import protocol
-from .categories import Categories
 from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
+from .manager_blocks import BlockList
+from .manager_categories import CategoryKeeper
 from .manager_door import Door
-from .manager_inputs import expand_directories, input_megabytes
-from .manager_records import TRANSIENT, CategoryTimes, Settings, TaskRecord, WorkerConn
+from .manager_inputs import cached_input_scorer, expand_directories, input_megabytes
+from .manager_records import PREFETCH_MAX_SECONDS, PREFETCH_MIN_SAMPLES, TRANSIENT, Settings, TaskRecord, WorkerConn
 from .manager_status import snapshot, status
 from .outputs import OutputReceiver, abort_outputs, finish_outputs
 from .ratelimit import LimitedLog
@@ -70,12 +71,11 @@ class ManagerLoop:
         self.tasks: Dict[int, TaskRecord] = {}
         self.outputs = OutputReceiver()
         self._warned_shapes: Set[Tuple] = set()
-        self.categories = Categories()
-        self._fast_abort_streak: Dict[bytes, int] = {}  # by worker: its tasks fast-aborted in a row
-        self.category_times: Dict[str, CategoryTimes] = {}
+        self.category_keeper = CategoryKeeper(self)
+        self.categories = self.category_keeper.categories
         self.advertiser: Any = None  # catalog.Advertiser of a named master
         self.digests = DigestMemo()
-        self.blocked_hosts: Dict[str, Optional[float]] = {}  # host -> when its block ends (monotonic; None: never)
+        self.blocks = BlockList()
         self.xfer_ids = 0
         self.credits = Credits()
         self._pump_turn = 0
@@ -209,7 +209,7 @@ class ManagerLoop:
         except (TransferError, OSError) as error:
             log.warning("worker %s: %s", conn.worker_id if conn else identity.hex()[:16], error)
             if conn is not None:
-                self._remove_worker(conn, f"transfer failed: {error}")
+                self.remove_worker(conn, f"transfer failed: {error}")
         except Exception as error:  # a defect of ours, or a message no check foresaw: never the loop's end
             self._handler_failed(identity, conn, message, error)
 
@@ -222,7 +222,7 @@ class ManagerLoop:
                          conn.worker_id if conn else identity.hex()[:16], error, exc_info=error)
         conn = self.workers.get(identity)
         if conn is not None:
-            self._remove_worker(conn, f"its {kind!r} could not be handled")
+            self.remove_worker(conn, f"its {kind!r} could not be handled")
 
     def _invalid(self, identity: bytes, reason: str) -> None:
         """A message that breaks the protocol is dropped; a worker that sent one is removed (its
@@ -230,7 +230,7 @@ class ManagerLoop:
         self.drop(identity, reason)
         conn = self.workers.get(identity)
         if conn is not None:
-            self._remove_worker(conn, f"sent an invalid message ({reason})")
+            self.remove_worker(conn, f"sent an invalid message ({reason})")
 
     def drop(self, identity: bytes, reason: str) -> None:
         self.counters["messages_dropped"] += 1
@@ -260,8 +260,7 @@ class ManagerLoop:
         self._complete(record, outcome)
 
     def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
-        spec["declared"] = spec["resources"]
-        spec["resources"] = self.categories.first_allocation(spec["category"], spec["declared"])
+        self.category_keeper.size(spec)
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time)
         self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]))
         self.counters["tasks_submitted"] += 1
@@ -275,7 +274,7 @@ class ManagerLoop:
             conn = self.workers.get(record.worker)
             if conn is not None:
                 conn.tasks.discard(task_id)
-                self._send_to(conn, protocol.encode("kill", task_id=task_id))
+                self.send_to(conn, protocol.encode("kill", task_id=task_id))
         abort_outputs(record)
         self.scheduler.finish(task_id)
         self.counters["tasks_canceled"] += 1
@@ -289,14 +288,14 @@ class ManagerLoop:
         for conn in self.workers.values():
             if digest in conn.cached:
                 conn.cached.discard(digest)
-                self._send_to(conn, protocol.encode("invalidate", digest=digest))
+                self.send_to(conn, protocol.encode("invalidate", digest=digest))
 
     def _cmd_shutdown_workers(self, count: int) -> None:
         idle = [c for c in self.workers.values() if not c.tasks]
         for conn in idle[:count or len(idle)]:
-            self._send_to(conn, protocol.encode("shutdown", reason="asked by the manager"))
+            self.send_to(conn, protocol.encode("shutdown", reason="asked by the manager"))
             self._pump(conn)
-            self._remove_worker(conn, "shut down by the manager")
+            self.remove_worker(conn, "shut down by the manager")
 
     def _cmd_tune(self, name: str, value: float) -> None:
         key = name.replace("-", "_")
@@ -340,14 +339,11 @@ class ManagerLoop:
         setattr(self.scheduler, key, value)
 
     def _cmd_block_host(self, host: str, timeout: Optional[float]) -> None:
-        self.blocked_hosts[host] = None if timeout is None else time.monotonic() + timeout
+        self.blocks.block(host, timeout, time.monotonic())
         self._apply_blocks()
 
     def _cmd_unblock_host(self, host: Optional[str]) -> None:
-        if host is None:
-            self.blocked_hosts.clear()
-        else:
-            self.blocked_hosts.pop(host, None)
+        self.blocks.unblock(host)
         self._apply_blocks()
 
     def _apply_blocks(self) -> None:
@@ -355,16 +351,7 @@ class ManagerLoop:
             self.scheduler.block_worker(conn.identity, self._host_blocked(conn))
 
     def _host_blocked(self, conn: WorkerConn) -> bool:
-        blocked = self.blocked_hosts
-        return bool(blocked) and (conn.hostname in blocked or conn.address in blocked or conn.worker_id in blocked)
-
-    def _expire_blocks(self) -> None:
-        now = time.monotonic()
-        expired = [host for host, until in self.blocked_hosts.items() if until is not None and until <= now]
-        if expired:
-            for host in expired:
-                del self.blocked_hosts[host]
-            self._apply_blocks()
+        return self.blocks.blocks((conn.hostname, conn.address, conn.worker_id))
 
     # -- worker messages ------------------------------------------------------------------------
     def admit(self, identity: bytes, hello: Dict[str, Any], cached: List[str], proof: bytes) -> None:
@@ -381,7 +368,7 @@ class ManagerLoop:
         if self._host_blocked(conn):
             self.scheduler.block_worker(conn.identity)
         self.counters["workers_joined"] += 1
-        self._send_to(conn, protocol.encode(
+        self.send_to(conn, protocol.encode(
             "welcome", version=PROTOCOL_VERSION, keepalive=self.settings.keepalive_interval,
             timeout=self.settings.keepalive_timeout, proof=proof))
         log.info("worker %s (%s) joined with %s", conn.worker_id, conn.hostname, conn.resources)
@@ -392,11 +379,11 @@ class ManagerLoop:
         pass
 
     def _on_hello(self, conn: WorkerConn, message: protocol.Message) -> None:
-        self._remove_worker(conn, "said hello again")
+        self.remove_worker(conn, "said hello again")
         self.door.receive(conn.identity, message)
 
     def _on_bye(self, conn: WorkerConn, message: protocol.Message) -> None:
-        self._remove_worker(conn, message["reason"] or "worker left")
+        self.remove_worker(conn, message["reason"] or "worker left")
 
     def _on_ack(self, conn: WorkerConn, message: protocol.Message) -> None:
         conn.outbox.ack()
@@ -426,52 +413,50 @@ class ManagerLoop:
         self.counters["bytes_received"] += len(data)
 
     def _on_result(self, conn: WorkerConn, message: protocol.Message) -> None:
-        record = self._current(conn, message["task_id"], message["attempt"])
+        fields = message.fields  # read directly: this runs once per task
+        record = self._current(conn, fields["task_id"], fields["attempt"])
         if record is None:
-            log.debug("ignored a stale result for task %d from %s", message["task_id"], conn.worker_id)
+            log.debug("ignored a stale result for task %d from %s", fields["task_id"], conn.worker_id)
             return
         conn.tasks.discard(record.task_id)
         conn.completed += 1
-        wall_time = message["measured"].get("wall_time")
+        wall_time = fields["measured"].get("wall_time")
         if wall_time is not None:
-            times = self.category_times.get(record.spec["category"])
-            if times is None:
-                times = self.category_times[record.spec["category"]] = CategoryTimes()
-            times.add(wall_time)
-        result = Result._value2member_map_.get(message["result"], Result.UNKNOWN)  # no Enum call per result
+            self.categories.record_wall_time(record.spec["category"], wall_time)
+        result = Result._value2member_map_.get(fields["result"], Result.UNKNOWN)  # no Enum call per result
         if result in TRANSIENT:
-            self._requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
+            self.requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
             return
         if result == Result.SUCCESS:
-            self._learn(record, conn, message["measured"])
-        elif result == Result.RESOURCE_EXHAUSTION and self._retry_at_max(record, conn):
+            self.category_keeper.learn(record, conn, fields["measured"])
+        elif result == Result.RESOURCE_EXHAUSTION and self.category_keeper.retry_at_max(record, conn):
             return
-        missing = list(message["missing"])
+        missing = list(fields["missing"])
         missing += finish_outputs(record, missing)
         if missing and result == Result.SUCCESS:
             result = Result.OUTPUT_MISSING
         stdout = message.payload[0]
-        outcome = self._outcome(record, conn, result, message["exit_code"])
+        outcome = self._outcome(record, conn, result, fields["exit_code"])
         outcome.update(stdout=protocol.as_bytes(stdout),
-                       measured=message["measured"], limits_exceeded=message["limits_exceeded"],
+                       measured=fields["measured"], limits_exceeded=fields["limits_exceeded"],
                        missing_outputs=missing)
-        outcome["times"].update({k: float(v) for k, v in message["times"].items()})
+        outcome["times"].update({k: float(v) for k, v in fields["times"].items()})
         self._complete(record, outcome)
 
     # -- dispatch -------------------------------------------------------------------------------
     def _prefetch_depth(self, task_id: int) -> int:
         """How many tasks like this one may wait on a busy worker, per core: enough to keep it
         busy for about PREFETCH_QUEUE_SECONDS, none for tasks not known to be short."""
-        times = self.category_times.get(self.tasks[task_id].spec["category"])
-        if times is None or not times.short:
+        times = self.categories.wall_times(self.tasks[task_id].spec["category"])
+        if times is None or times.count < PREFETCH_MIN_SAMPLES or times.mean >= PREFETCH_MAX_SECONDS:
             return 0
         return max(1, min(PREFETCH_MAX_DEPTH, int(PREFETCH_QUEUE_SECONDS / max(times.mean, 1e-6))))
 
     def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
         """Book and queue what can run (see Scheduler.schedule); return the workers sent tasks."""
         prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
-        if self.blocked_hosts:
-            self._expire_blocks()
+        if self.blocks and self.blocks.expire(time.monotonic()):
+            self._apply_blocks()
         sent_to: Dict[bytes, WorkerConn] = {}
         for assignment in self.scheduler.schedule(prefetch_depth, only, self._cached_bytes):
             record = self.tasks[assignment.task_id]
@@ -488,20 +473,8 @@ class ManagerLoop:
         return list(sent_to.values())
 
     def _cached_bytes(self, task_id: int) -> Optional[Callable[[bytes], float]]:
-        """For the FILES algorithm: how many bytes of this task's cached input files a worker holds
-        (None, at the cost of one look at its inputs, for a task with no cached input file)."""
-        cached = [f.local for f in self.tasks[task_id].spec["inputs"] if f.cache and f.data is None and f.local]
-        if not cached:
-            return None
-        sizes: Dict[str, int] = {}
-        for path in cached:
-            try:
-                digest, size, _ = self.digests.digest(path)
-            except OSError:  # a directory, or a file gone: sending it will say so
-                continue
-            sizes[digest] = size
-        workers = self.workers
-        return lambda worker: sum(size for digest, size in sizes.items() if digest in workers[worker].cached)
+        """For the FILES algorithm: see manager_inputs.cached_input_scorer."""
+        return cached_input_scorer(self.tasks[task_id].spec["inputs"], self.digests, self.workers)
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec
@@ -575,10 +548,10 @@ class ManagerLoop:
         except zmq.Again:
             return 0
         except zmq.ZMQError as error:
-            self._remove_worker(conn, f"unreachable ({error})")
+            self.remove_worker(conn, f"unreachable ({error})")
             return 0
 
-    def _send_to(self, conn: WorkerConn, frames: List[Any]) -> None:
+    def send_to(self, conn: WorkerConn, frames: List[Any]) -> None:
         conn.outbox.message(frames)
 
     def _send_now(self, conn: WorkerConn, frames: List[Any]) -> None:
@@ -628,7 +601,7 @@ class ManagerLoop:
             self.finished.put(self._finished_now)
             self._finished_now = []
 
-    def _requeue(self, record: TaskRecord, reason: str, kind: str) -> None:
+    def requeue(self, record: TaskRecord, reason: str, kind: str) -> None:
         """Run the task again, unless it has used up its retries."""
         conn = self.workers.get(record.worker) if record.worker else None
         if conn is not None:
@@ -647,54 +620,12 @@ class ManagerLoop:
         self.transactions.task(record.task_id, "WAITING", f"requeued ({reason})")
         self.scheduler.requeue(record.task_id)
 
-    def _learn(self, record: TaskRecord, conn: WorkerConn, measured: Dict[str, float]) -> None:
-        """What a task that succeeded tells its category (peaks, wall time) and its worker (not slow)."""
-        category = record.spec["category"]
-        self._fast_abort_streak.pop(conn.identity, None)
-        if measured.get("wall_time") is not None:
-            self.categories.record_wall_time(category, measured["wall_time"])
-        if self.categories.record(category, measured):
-            self._resize_waiting(category)
-
-    def _resize_waiting(self, category: str) -> None:
-        """The category's guess changed: its tasks not yet sent take the new size."""
-        for record in list(self.tasks.values()):
-            spec = record.spec
-            if spec["category"] != category or record.worker is not None or spec.get("retried_at_max"):
-                continue
-            resources = self.categories.first_allocation(category, spec["declared"])
-            if resources != spec["resources"]:
-                self._reshape(record, resources)
-
-    def _reshape(self, record: TaskRecord, resources: Dict[str, Any]) -> None:
-        spec = record.spec
-        spec["resources"] = resources
-        self.scheduler.finish(record.task_id)
-        self.scheduler.submit(record.task_id, resources, spec["priority"], input_megabytes(spec["inputs"]))
-
-    def _retry_at_max(self, record: TaskRecord, conn: WorkerConn) -> bool:
-        """Run a task that went past its allocation once more, at its category's max (or on a whole
-        worker), unless its category is FIXED or it has had that retry already."""
-        spec = record.spec
-        if spec.get("retried_at_max") or not self.categories.retries_exhausted_tasks(spec["category"]):
-            return False
-        spec["retried_at_max"] = True
-        abort_outputs(record)
-        record.worker = None
-        self._reshape(record, self.categories.retry_allocation(spec["category"], spec["resources"]))
-        self.counters["tasks_requeued"] += 1
-        self.requeue_reasons["resource exhaustion"] = self.requeue_reasons.get("resource exhaustion", 0) + 1
-        log.info("task %d ran out of its allocation on %s: retried with %s", record.task_id, conn.worker_id,
-                 spec["resources"])
-        self.transactions.task(record.task_id, "WAITING", "retried at the category max")
-        return True
-
     def _abort_all_incoming(self) -> None:
         for record in self.tasks.values():
             abort_outputs(record)
 
     # -- workers coming and going ---------------------------------------------------------------
-    def _remove_worker(self, conn: WorkerConn, reason: str) -> None:
+    def remove_worker(self, conn: WorkerConn, reason: str) -> None:
         """The worker is gone: its running tasks go back in the queue."""
         if self.workers.pop(conn.identity, None) is None:
             return
@@ -702,7 +633,7 @@ class ManagerLoop:
         for task_id in self.scheduler.remove_worker(conn.identity):
             record = self.tasks.get(task_id)
             if record is not None:
-                self._requeue(record, f"worker {conn.worker_id} {reason}", "worker lost")
+                self.requeue(record, f"worker {conn.worker_id} {reason}", "worker lost")
         self.outputs.forget_worker(conn.identity)
         self.counters["workers_removed"] += 1
         log.info("worker %s removed: %s", conn.worker_id, reason)
@@ -719,40 +650,13 @@ class ManagerLoop:
                 self.counters["workers_lost"] += 1
                 log.warning("worker %s (%s) silent for %.0f s: declared lost", conn.worker_id,
                             conn.hostname, now - conn.last_heard)
-                self._remove_worker(conn, "lost (no heartbeat)")
+                self.remove_worker(conn, "lost (no heartbeat)")
             elif now - conn.last_sent > self.settings.keepalive_interval:
-                self._send_to(conn, protocol.encode("heartbeat"))
+                self.send_to(conn, protocol.encode("heartbeat"))
         self._warn_unfit()
-        if self.categories.fast_abort_active:
-            self._fast_abort()
+        self.category_keeper.fast_abort()
         if self.advertiser is not None:
             self.advertiser.maybe_refresh()
-
-    def _fast_abort(self) -> None:
-        """Stop and run again each task running longer than its category allows (categories.py),
-        counted from its dispatch (input transfer included; tasks queued on a busy worker are left
-        alone). A worker whose tasks are stopped twice in a row is dropped, as CCTools does (which
-        also blocks its host for a while; here it may connect again)."""
-        now = time.time()
-        for conn in list(self.workers.values()):
-            for task_id in list(conn.tasks):
-                record = self.tasks.get(task_id)
-                if record is None or record.worker != conn.identity or self.scheduler.is_queued(task_id):
-                    continue
-                limit = self.categories.fast_abort_after(record.spec["category"])
-                if limit is not None and now - record.dispatch_time > limit:
-                    self._abort_slow(record, conn, now - record.dispatch_time, limit)
-        for identity in [i for i in self._fast_abort_streak if i not in self.workers]:
-            del self._fast_abort_streak[identity]
-
-    def _abort_slow(self, record: TaskRecord, conn: WorkerConn, ran: float, limit: float) -> None:
-        if conn.identity not in self.workers:
-            return  # dropped for an earlier task of this round: this one is requeued already
-        self._send_to(conn, protocol.encode("kill", task_id=record.task_id))
-        self._requeue(record, f"fast abort: ran {ran:.1f} s on {conn.worker_id}, over {limit:.1f} s", "fast abort")
-        streak = self._fast_abort_streak[conn.identity] = self._fast_abort_streak.get(conn.identity, 0) + 1
-        if streak >= 2:
-            self._remove_worker(conn, "its tasks were fast-aborted twice in a row")
 
     def _warn_unfit(self) -> None:
         for shape, count in self.scheduler.unfit_shapes():

@@ -8,24 +8,7 @@ from .constants import Result
 from .transfer import Incoming, Outbox
 
 PREFETCH_MAX_SECONDS = 0.2  # tasks of a category that run shorter than this on average may be prefetched
-PREFETCH_MIN_SAMPLES = 5
-
-
-@dataclass
-class CategoryTimes:
-    """Mean wall time of a category's finished tasks: what prefetching decisions rest on."""
-
-    count: int = 0
-    mean: float = 0.0
-
-    def add(self, seconds: float) -> None:
-        self.count += 1
-        self.mean += (seconds - self.mean) / min(self.count, 100)
-
-    @property
-    def short(self) -> bool:
-        return self.count >= PREFETCH_MIN_SAMPLES and self.mean < PREFETCH_MAX_SECONDS
-
+PREFETCH_MIN_SAMPLES = 5  # ... once this many have finished
 
 
 # results a worker reports that are not the task's fault: the task runs again elsewhere

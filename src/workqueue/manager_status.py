@@ -24,7 +24,7 @@ def snapshot(loop: Any) -> Dict[str, Any]:
     figures = dict(loop.counters)
     figures.update(
         workers_connected=len(loop.workers), workers_busy=busy, workers_idle=len(loop.workers) - busy,
-        workers_blocked=loop.scheduler.blocked_count, hosts_blocked=sorted(loop.blocked_hosts),
+        workers_blocked=loop.scheduler.blocked_count, hosts_blocked=loop.blocks.names(),
         handshakes_pending=len(loop.door.pending),
         tasks_waiting=loop.scheduler.ready_count, tasks_running=loop.scheduler.running_count,
         tasks_unfit=unfit, total_cores=total["cores"], free_cores=free["cores"],
