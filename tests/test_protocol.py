@@ -271,6 +271,8 @@ def own_messages():
         "remote task": protocol.encode("task", [b""], task_id=10, command=remote_spec["command"], kind="remote",
                                        call=remote_spec["call"]),
         "kill": protocol.encode("kill", task_id=7),
+        "revoke": protocol.encode("revoke", task_id=7, attempt=2),
+        "revoked": protocol.encode("revoked", task_id=7, attempt=2, revoked=True),
         "invalidate": protocol.encode("invalidate", digest=DIGEST),
         "shutdown": protocol.encode("shutdown", reason="asked by the manager"),
         "heartbeat": protocol.encode("heartbeat"),

@@ -57,7 +57,7 @@ import enum
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional
+from typing import Deque, Dict, List, Optional, Tuple
 
 from .constants import RESOURCE_NAMES
 
@@ -66,9 +66,19 @@ Resources = Dict[str, Optional[float]]
 SAMPLES_KEPT = 1000  # latest finished tasks remembered per category
 DEFAULT_STEADY_N_TASKS = 25
 WALL_TIME_WINDOW = 100  # tasks the running mean of wall times mostly reflects
+PROGRAMS_MAX = 4096
+PROGRAM_NAME_MAX = 256  # (category, program) pairs whose wall times are kept for prefetching
 FAST_ABORT_MIN_SAMPLES = 10  # tasks that succeeded before a category's mean wall time is trusted
 RECOMPUTE_EVERY = 25  # at least this many new samples before a guess is computed again (it costs O(samples))
 BUCKETS = {"cores": 1.0, "memory": 250.0, "disk": 250.0}  # the resources that are guessed, and their rounding
+
+
+def task_program(command: str) -> str:
+    """What a task runs, for guessing how long it takes: the first word of its command (a
+    function task's command is its function's name). One category often mixes a quick ``cp`` or
+    ``echo`` with the long ``sleep`` or simulation, and only tasks of one kind predict each other."""
+    words = command.split(None, 1)
+    return words[0][:PROGRAM_NAME_MAX] if words else ""
 
 
 class Mode(enum.IntEnum):
@@ -116,6 +126,7 @@ class Categories:
         self.monitoring = False
         self.steady_n_tasks = DEFAULT_STEADY_N_TASKS
         self.fast_abort_multiplier = 0.0  # the queue's; below 1: off
+        self._program_times: Dict[Tuple[str, str], WallTimes] = {}
 
     def get(self, name: str) -> Category:
         category = self._categories.get(name)
@@ -171,10 +182,21 @@ class Categories:
         previous, category.guess, category.guessed_at = category.guess, self._learned(category), category.recorded
         return category.guess != previous
 
-    def record_wall_time(self, name: str, seconds: float) -> None:
-        """Note how long a finished task ran (monitoring or not): the mean that fast abort and the
-        master's prefetching rest on."""
+    def record_wall_time(self, name: str, seconds: float, program: str = "") -> None:
+        """Note how long a finished task ran (monitoring or not): the category's mean, that fast
+        abort rests on, and the mean of its tasks running ``program`` (see ``task_program``), that
+        the master's prefetching rests on."""
         self.get(name).wall_times.add(seconds)
+        key = (name, program)
+        times = self._program_times.get(key)
+        if times is None:
+            if len(self._program_times) >= PROGRAMS_MAX:
+                del self._program_times[next(iter(self._program_times))]  # the longest known
+            times = self._program_times[key] = WallTimes()
+        times.add(seconds)
+
+    def program_wall_times(self, name: str, program: str) -> "Optional[WallTimes]":
+        return self._program_times.get((name, program))
 
     def wall_times(self, name: str) -> "Optional[WallTimes]":
         category = self._categories.get(name)

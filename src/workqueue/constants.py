@@ -2,7 +2,7 @@
 import enum
 
 DEFAULT_PORT = 9123
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 
 class Result(enum.IntEnum):

@@ -18,10 +18,13 @@ from . import protocol
 from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
 from .manager_blocks import BlockList
+from .categories import task_program
 from .manager_categories import CategoryKeeper
 from .manager_door import Door
+from .manager_history import TaskHistory
 from .manager_inputs import cached_input_scorer, expand_directories, input_megabytes
 from .manager_records import PREFETCH_MAX_SECONDS, PREFETCH_MIN_SAMPLES, TRANSIENT, Settings, TaskRecord, WorkerConn
+from .manager_revocations import Revocations
 from .manager_status import snapshot, status
 from .outputs import OutputReceiver, abort_outputs, finish_outputs
 from .ratelimit import LimitedLog
@@ -84,13 +87,17 @@ class ManagerLoop:
             "tasks_canceled": 0, "bytes_sent": 0, "bytes_received": 0, "cache_hits": 0,
             "workers_joined": 0, "workers_removed": 0, "workers_lost": 0, "workers_rejected": 0,
             "messages_dropped": 0, "messages_failed": 0, "tasks_prefetched": 0,
+            "revocations_sent": 0, "tasks_revoked": 0,
         }
         self.requeue_reasons: Dict[str, int] = {}
         self.transactions = TransactionsLog(settings.transactions_log)
         self.door = Door(self)
+        self.history = TaskHistory()  # finished tasks, for the dashboard (read only when asked)
         self.log_limited = LimitedLog(log)
+        self.revocations = Revocations(self)
         self._worker_handlers = {
             name[len("_on_"):].replace("_", "-"): getattr(self, name) for name in dir(self) if name.startswith("_on_")}
+        self._worker_handlers["revoked"] = self.revocations.answered
         self.snapshot: Dict[str, Any] = {}
         self._publish()
         self._next_maintenance = 0.0
@@ -111,6 +118,8 @@ class ManagerLoop:
                     self._receive_batch()
                 self._maintain()
                 self._dispatch()
+                if self.settings.prefetch:
+                    self.revocations.take_back(time.monotonic())
                 self._pump_outboxes()
                 self._hand_over_finished()
                 if time.monotonic() >= self._next_publish:
@@ -139,7 +148,8 @@ class ManagerLoop:
     def _poll_timeout_ms(self) -> int:
         if any(conn.outbox.pending for conn in self.workers.values()):
             return 50
-        return int(min(1.0, self.settings.keepalive_interval) * 1000)
+        seconds = min(1.0, self.settings.keepalive_interval, self.revocations.wake_at - time.monotonic())
+        return max(1, int(seconds * 1000))
 
     def _drain_wake(self) -> None:
         while True:
@@ -261,7 +271,7 @@ class ManagerLoop:
 
     def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
         self.category_keeper.size(spec)
-        self.tasks[task_id] = TaskRecord(task_id, spec, submit_time)
+        self.tasks[task_id] = TaskRecord(task_id, spec, submit_time, program=task_program(spec["command"]))
         self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]))
         self.counters["tasks_submitted"] += 1
         self.transactions.task(task_id, "WAITING", spec["category"])
@@ -396,7 +406,7 @@ class ManagerLoop:
 
     def _on_output(self, conn: WorkerConn, message: protocol.Message) -> None:
         task_id = message["task_id"]
-        record = self._current(conn, task_id, message["attempt"])
+        record = self.current(conn, task_id, message["attempt"])
         if not self.outputs.begin(conn.identity, message["xfer"], task_id, record, message["name"],
                                   message["size"], message["mode"]):
             self.log_limited("output-name", logging.WARNING, "worker %s sent an output %r that task %d did not "
@@ -414,7 +424,7 @@ class ManagerLoop:
 
     def _on_result(self, conn: WorkerConn, message: protocol.Message) -> None:
         fields = message.fields  # read directly: this runs once per task
-        record = self._current(conn, fields["task_id"], fields["attempt"])
+        record = self.current(conn, fields["task_id"], fields["attempt"])
         if record is None:
             log.debug("ignored a stale result for task %d from %s", fields["task_id"], conn.worker_id)
             return
@@ -422,7 +432,7 @@ class ManagerLoop:
         conn.completed += 1
         wall_time = fields["measured"].get("wall_time")
         if wall_time is not None:
-            self.categories.record_wall_time(record.spec["category"], wall_time)
+            self.categories.record_wall_time(record.spec["category"], wall_time, record.program)
         result = Result._value2member_map_.get(fields["result"], Result.UNKNOWN)  # no Enum call per result
         if result in TRANSIENT:
             self.requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
@@ -446,8 +456,10 @@ class ManagerLoop:
     # -- dispatch -------------------------------------------------------------------------------
     def _prefetch_depth(self, task_id: int) -> int:
         """How many tasks like this one may wait on a busy worker, per core: enough to keep it
-        busy for about PREFETCH_QUEUE_SECONDS, none for tasks not known to be short."""
-        times = self.categories.wall_times(self.tasks[task_id].spec["category"])
+        busy for about PREFETCH_QUEUE_SECONDS, none for tasks not known to be short (by the tasks
+        of its category that ran the same program; a wrong guess is taken back, see Revocations)."""
+        record = self.tasks[task_id]
+        times = self.categories.program_wall_times(record.spec["category"], record.program)
         if times is None or times.count < PREFETCH_MIN_SAMPLES or times.mean >= PREFETCH_MAX_SECONDS:
             return 0
         return max(1, min(PREFETCH_MAX_DEPTH, int(PREFETCH_QUEUE_SECONDS / max(times.mean, 1e-6))))
@@ -566,7 +578,7 @@ class ManagerLoop:
             pass
 
     # -- completion -----------------------------------------------------------------------------
-    def _current(self, conn: WorkerConn, task_id: int, attempt: int) -> Optional[TaskRecord]:
+    def current(self, conn: WorkerConn, task_id: int, attempt: int) -> Optional[TaskRecord]:
         record = self.tasks.get(task_id)
         if record is None or record.worker != conn.identity or record.attempts != attempt:
             return None
@@ -588,6 +600,7 @@ class ManagerLoop:
         abort_outputs(record)
         counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
         self.counters[counter] += 1
+        self.history.add(record, outcome)
         if self.transactions.enabled:
             self.transactions.task(record.task_id, "DONE", Result(outcome["result"]).name, outcome["exit_code"])
         self._finished_now.append((record.task_id, outcome))
@@ -609,7 +622,7 @@ class ManagerLoop:
         abort_outputs(record)
         record.worker = None
         max_retries = record.spec["max_retries"]
-        if max_retries and record.attempts >= max_retries:
+        if max_retries and record.attempts - record.revoked >= max_retries:
             outcome = self._outcome(record, conn, Result.MAX_RETRIES, -1)
             outcome["stdout"] = f"gave up after {record.attempts} attempts; last: {reason}".encode()
             self._complete(record, outcome)

@@ -46,7 +46,9 @@ class TaskRecord:
     task_id: int
     spec: Dict[str, Any]
     submit_time: float
-    attempts: int = 0
+    program: str = ""  # categories.task_program: what its wall time predicts for prefetching
+    attempts: int = 0  # times sent to a worker
+    revoked: int = 0  # ... and taken back before it started there (not a try)
     worker: Optional[bytes] = None
     allocation: Dict[str, float] = field(default_factory=dict)
     dispatch_time: float = 0.0

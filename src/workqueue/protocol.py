@@ -206,6 +206,7 @@ SCHEMA: Dict[str, Spec] = {
         "removed": Field(list, [], _list_of(_is_digest)),
     }),
     "bye": _spec({"reason": _REASON}),
+    "revoked": _spec({"task_id": _ID, "attempt": _ID, "revoked": Field(bool, REQUIRED)}),
     # manager -> worker
     "welcome": _spec({
         "version": _ID,
@@ -236,6 +237,7 @@ SCHEMA: Dict[str, Spec] = {
         "call": Field(dict, {}, _call_map),
     }, 1, CALL_PAYLOAD_MAX, _task_is_whole),  # payload: a function task's pickled call when small
     "kill": _spec({"task_id": _ID}),
+    "revoke": _spec({"task_id": _ID, "attempt": _ID}),  # a queued task: give it back if not started
     "invalidate": _spec({"digest": Field(str, REQUIRED, _is_digest)}),
     "shutdown": _spec({"reason": _REASON}),
     # both ways

@@ -10,6 +10,11 @@ also hold a few booked-but-waiting tasks per core (``queued``), which it starts 
 ends, without waiting for a round trip to the master. Queued tasks hold no resources until they
 are promoted, in arrival order, exactly as the worker itself promotes them.
 
+*Revocation*: a queued task may be taken back for a worker with room that no ready task fits
+(``revocations``). Only the worker knows whether it has started the task, so the task stays booked
+where it is until the worker answers (``revoke_answered``): taken back, it returns to its place in
+line; started, it runs there. Either way exactly one worker runs it.
+
 *Placement*: a worker with room takes the best task that fits it (FCFS). Under another algorithm a
 booked task may go instead to another worker with room that fits it: the one holding most bytes of
 its cached inputs (FILES, scored by the caller's ``cached_bytes``; a task with no cached input is
@@ -85,6 +90,7 @@ def shape_resources(shape: Tuple) -> Optional[Resources]:
 
 MEMO_MAX = 1024  # shapes remembered (bookings, fits) before the memo starts over: shapes may be countless
 QUEUED_MAX = 256  # prefetched tasks per worker, whatever its cores: its books are scanned per event
+REVOKE_SCAN_MAX = 4096  # queued tasks looked at per search for tasks to take back
 
 
 @dataclass
@@ -145,6 +151,7 @@ class _Entry:
     worker: Optional[WorkerId] = None
     allocation: Optional[Resources] = None
     queued: bool = False
+    promised_to: Optional[WorkerId] = None  # being taken back for this worker (see revocations)
 
 
 class Scheduler:
@@ -163,6 +170,7 @@ class Scheduler:
         self._arrivals = itertools.count()
         self._allocations: Dict[Tuple, Resources] = {}
         self._with_room: Set[WorkerId] = set()
+        self._promised: Dict[WorkerId, List[int]] = {}  # per worker, tasks being taken back for it
 
     # -- workers --------------------------------------------------------------------------------
     def add_worker(self, worker: WorkerId, resources: Resources) -> None:
@@ -174,11 +182,14 @@ class Scheduler:
         """Forget a worker; its running tasks go back to the ready queues, keeping their place."""
         books = self._workers.pop(worker, None)
         self._with_room.discard(worker)
+        for task_id in self._promised.pop(worker, ()):
+            self._tasks[task_id].promised_to = None
         if books is None:
             return []
         returned = sorted(books.running) + books.queued
         for task_id in returned:
             entry = self._tasks[task_id]
+            self._unpromise(task_id, entry)
             entry.worker = entry.allocation = None
             entry.queued = False
             self._push_ready(task_id, entry)
@@ -225,6 +236,7 @@ class Scheduler:
         entry = self._tasks.pop(task_id, None)
         if entry is None:
             return
+        self._unpromise(task_id, entry)
         if entry.worker is not None:
             self._release(task_id, entry)
         else:
@@ -293,6 +305,66 @@ class Scheduler:
                 assignments.append(self._book(shape, worker, books, queued=True))
                 more.append((worker, books))
             candidates = more
+
+    # -- taking queued tasks back ---------------------------------------------------------------
+    def revocations(self, may_revoke: Callable[[int], bool]) -> List[Tuple[int, WorkerId]]:
+        """Queued tasks to take back from busy workers for the workers with room that no ready task
+        fits, as (task, the worker holding it) pairs; each is promised to one worker with room, so no
+        worker is promised more than it can hold. The last queued go first (they would start last).
+        ``may_revoke`` says which tasks have waited long enough (the caller owns the clock)."""
+        idle = [(w, self._workers[w]) for w in self._with_room if not self._workers[w].queued]
+        if not idle:
+            return []
+        holders = [(w, b) for w, b in self._workers.items() if b.queued]
+        taken: List[Tuple[int, WorkerId]] = []
+        scanned = 0
+        for worker, books in idle:
+            for holder, held in holders:
+                for task_id in reversed(held.queued):
+                    scanned += 1
+                    if scanned > REVOKE_SCAN_MAX:
+                        return taken
+                    entry = self._tasks[task_id]
+                    if holder == worker or entry.promised_to is not None:
+                        continue
+                    if self._has_room_for(worker, books, entry.shape) and may_revoke(task_id):
+                        entry.promised_to = worker
+                        self._promised.setdefault(worker, []).append(task_id)
+                        taken.append((task_id, holder))
+        return taken
+
+    def revoke_answered(self, task_id: int, revoked: bool) -> None:
+        """The holding worker's answer: ``revoked``, the task never started there and goes back to
+        its place in line; otherwise it runs where it is."""
+        entry = self._tasks.get(task_id)
+        if entry is None or entry.promised_to is None:
+            return
+        self._unpromise(task_id, entry)
+        if revoked and entry.worker is not None:
+            self._release(task_id, entry)
+            self._push_ready(task_id, entry)
+
+    def is_being_revoked(self, task_id: int) -> bool:
+        entry = self._tasks.get(task_id)
+        return entry is not None and entry.promised_to is not None
+
+    def _has_room_for(self, worker: WorkerId, books: WorkerBooks, shape: Tuple) -> bool:
+        """Whether ``books`` fits ``shape`` beside what it has been promised already."""
+        promised = [self._tasks[t].shape for t in self._promised.get(worker, ())]
+        if not books.could_ever_fit(shape):
+            return False
+        if shape[0] == WHOLE or any(p[0] == WHOLE for p in promised):
+            return not promised and books.fits_now(shape)
+        return all(books.free[name] - sum(p[i] for p in promised) >= need - 1e-9
+                   for i, (name, need) in enumerate(zip(RESOURCE_NAMES, shape)))
+
+    def _unpromise(self, task_id: int, entry: _Entry) -> None:
+        worker, entry.promised_to = entry.promised_to, None
+        promised = self._promised.get(worker) if worker is not None else None
+        if promised is not None:
+            promised.remove(task_id)
+            if not promised:
+                del self._promised[worker]
 
     def unfit_shapes(self) -> List[Tuple[Tuple, int]]:
         """Shapes with waiting tasks that no connected worker could ever hold, with their counts."""
@@ -425,6 +497,7 @@ class Scheduler:
         books.running.add(task_id)
 
     def _release(self, task_id: int, entry: _Entry) -> None:
+        self._unpromise(task_id, entry)
         books = self._workers.get(entry.worker)
         if books is not None:
             if entry.queued:

@@ -399,6 +399,7 @@ class Worker:
             "challenge": self._on_challenge, "welcome": self._on_welcome, "reject": self._on_reject,
             "reset": self._on_reset, "shutdown": self._on_shutdown, "bye": self._on_bye, "heartbeat": self._on_heartbeat,
             "ack": self._on_ack, "task": self._on_task, "kill": self._on_kill,
+            "revoke": self._on_revoke,
             "put": self.files.on_put, "chunk": self.files.on_chunk, "invalidate": self.files.on_invalidate,
         }
 
@@ -495,6 +496,12 @@ class Worker:
 
     def _on_kill(self, session: Session, message: protocol.Message) -> Optional[str]:
         self.tasks.kill(session, message["task_id"])
+        return None
+
+    def _on_revoke(self, session: Session, message: protocol.Message) -> Optional[str]:
+        task_id, attempt = message["task_id"], message["attempt"]
+        revoked = self.tasks.revoke(task_id, attempt)
+        session.send(protocol.encode("revoked", task_id=task_id, attempt=attempt, revoked=revoked))
         return None
 
 

@@ -301,6 +301,17 @@ class TaskRunner:
             self._throw_away(sandbox)
             self.start_queued(session)
 
+    def revoke(self, task_id: int, attempt: int) -> bool:
+        """The master takes a queued task back for another worker: True if it had not started here
+        (and now never will), False if it has started, has ended, or was never here. A call
+        already written to a pooled process's pipe counts as started: that process may run it."""
+        for sandbox in self.queued:
+            if sandbox.task_id == task_id and sandbox.task["attempt"] == attempt and not sandbox.in_pool:
+                self.queued.remove(sandbox)
+                self._throw_away(sandbox)
+                return True
+        return False
+
     def _stop(self, sandbox: Sandbox) -> None:
         """Kill a running task: its process group, or its pooled process (which the pool replaces)."""
         kind = sandbox.task["kind"]

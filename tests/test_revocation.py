@@ -1,0 +1,129 @@
+"""Taking prefetched tasks back: a task queued on a busy worker goes to an idle one, and exactly one
+worker runs it (the pure scheduler, then real workers)."""
+import workqueue as wq
+from workqueue.categories import Categories, task_program
+from workqueue.scheduler import Scheduler
+
+from conftest import drain, start_worker, stop, wait_for
+
+ONE_CORE = {"cores": 1, "memory": 1000, "disk": 1000, "gpus": 0}
+
+
+def declared(**resources):
+    return {name: resources.get(name) for name in ("cores", "memory", "disk", "gpus")}
+
+
+def busy_worker_with_queue(n_tasks=3, **shape):
+    s = Scheduler()
+    s.add_worker("busy", ONE_CORE)
+    for i in range(n_tasks):
+        s.submit(i, declared(cores=1, **shape))
+    s.schedule(prefetch_depth=lambda tid: n_tasks)
+    assert s.worker_books("busy").queued == list(range(1, n_tasks))
+    return s
+
+
+def test_an_idle_worker_is_promised_the_last_queued_tasks_it_has_room_for():
+    s = busy_worker_with_queue(4)
+    s.add_worker("idle", {**ONE_CORE, "cores": 2})
+    taken = s.revocations(lambda tid: True)
+    assert taken == [(3, "busy"), (2, "busy")]  # the last queued start last; room for two
+    assert s.revocations(lambda tid: True) == []  # promised once, and the idle worker is full
+    assert s.is_being_revoked(3) and not s.is_being_revoked(1)
+
+
+def test_only_tasks_old_enough_are_taken_back():
+    s = busy_worker_with_queue(3)
+    s.add_worker("idle", ONE_CORE)
+    assert s.revocations(lambda tid: tid == 1) == [(1, "busy")]
+
+
+def test_a_task_given_back_returns_to_the_line_and_goes_to_the_idle_worker():
+    s = busy_worker_with_queue(3)
+    s.add_worker("idle", ONE_CORE)
+    [(task_id, holder)] = s.revocations(lambda tid: True)
+    assert s.worker_of(task_id) == "busy"  # booked where it is until the worker answers
+    s.revoke_answered(task_id, revoked=True)
+    assert s.is_ready(task_id) and not s.is_being_revoked(task_id)
+    assert task_id not in s.worker_books("busy").queued
+    [assignment] = s.schedule()
+    assert (assignment.task_id, assignment.worker, assignment.queued) == (task_id, "idle", False)
+
+
+def test_a_task_that_had_started_stays_where_it_runs():
+    s = busy_worker_with_queue(2)
+    s.add_worker("idle", ONE_CORE)
+    [(task_id, _)] = s.revocations(lambda tid: True)
+    s.finish(0)  # the worker started the queued task when the first ended, before the revoke came
+    s.revoke_answered(task_id, revoked=False)
+    assert s.worker_of(task_id) == "busy" and task_id in s.worker_books("busy").running
+    assert s.revocations(lambda tid: True) == []
+
+
+def test_given_back_after_the_books_promoted_it_frees_its_resources():
+    s = busy_worker_with_queue(2)
+    s.add_worker("idle", ONE_CORE)
+    [(task_id, _)] = s.revocations(lambda tid: True)
+    s.finish(0)  # the master's books promote it; the worker had given it back first
+    s.revoke_answered(task_id, revoked=True)
+    assert s.worker_books("busy").free["cores"] == 1 and s.is_ready(task_id)
+
+
+def test_workers_leaving_mid_revocation_lose_nothing():
+    s = busy_worker_with_queue(3)
+    s.add_worker("idle", ONE_CORE)
+    taken = s.revocations(lambda tid: True)
+    s.remove_worker("idle")
+    assert not any(s.is_being_revoked(tid) for tid, _ in taken)
+    s.add_worker("idle2", ONE_CORE)
+    assert s.revocations(lambda tid: True) == taken  # promised anew to the worker that is here
+    assert sorted(s.remove_worker("busy")) == [0, 1, 2]
+    assert s.ready_count == 3 and not any(s.is_being_revoked(t) for t in range(3))
+    for task_id, _ in taken:
+        s.revoke_answered(task_id, revoked=True)  # a late answer from the gone worker: nothing happens
+    assert s.ready_count == 3
+
+
+def test_whole_worker_tasks_are_promised_one_per_idle_worker():
+    s = Scheduler()
+    s.add_worker("busy", ONE_CORE)
+    for i in range(3):
+        s.submit(i, declared())
+    s.schedule(prefetch_depth=lambda tid: 3)
+    s.add_worker("idle", {**ONE_CORE, "cores": 4})
+    assert len(s.revocations(lambda tid: True)) == 1
+
+
+def test_prefetching_learns_per_program_within_a_category():
+    categories = Categories()
+    for _ in range(6):
+        categories.record_wall_time("default", 0.01, task_program("echo hi"))
+    categories.record_wall_time("default", 3.0, task_program("sleep 3"))
+    assert categories.program_wall_times("default", "echo").mean < 0.02
+    assert categories.program_wall_times("default", "sleep").count == 1
+    assert categories.program_wall_times("other", "echo") is None
+    assert task_program("  ./rev  a b") == "./rev" and task_program("") == ""
+
+
+def test_tasks_queued_on_the_first_worker_move_to_workers_that_join_later(manager):
+    """The issue's case: tasks known to be short (same program) fill the first worker's queue;
+    three long ones follow, and three more workers join: each long task runs on its own worker."""
+    workers = [start_worker(manager.port, "--cores", "1")]
+    try:
+        for _ in range(6):
+            manager.submit(wq.Task("sh -c 'sleep 0'", cores=1))
+        drain(manager)
+        long_tasks = [wq.Task("sh -c 'sleep 3'", cores=1) for _ in range(3)]
+        for t in long_tasks:
+            manager.submit(t)
+        assert wait_for(lambda: manager.stats["tasks_running"] >= 1, timeout=20)
+        assert manager.stats["tasks_prefetched"] >= 2, "the long tasks should have been queued on the busy worker"
+        workers += [start_worker(manager.port, "--cores", "1") for _ in range(3)]
+        done = drain(manager)
+    finally:
+        for w in workers:
+            stop(w)
+    assert all(t.succeeded for t in done) and len(done) == 3
+    assert len({t.worker_id for t in done}) == 3, "each long task should have run on its own worker"
+    assert manager.stats["tasks_revoked"] >= 2
+    assert all(t.result == wq.Result.SUCCESS for t in long_tasks)
