@@ -68,6 +68,10 @@ class Executor(concurrent.futures.Executor):
             concurrent.futures.wait(list(self._futures.values()))
         self._stop()
 
+    def _repr_html_(self) -> str:
+        from .web.notebook import executor_html
+        return executor_html(self)
+
     def _collect(self) -> None:
         while not (self._shutdown and not self._futures):
             try:

@@ -66,9 +66,11 @@ class Manager:
         transactions_log: Optional[str] = None,
         curve_key: Optional[str] = None,
         curve_allowed: Optional[str] = None,
+        dashboard: Optional[int] = None,
     ) -> None:
         """``curve_key``: this master's ``.key_secret`` file (created if absent) turns on encryption;
-        ``curve_allowed``: a folder of the public ``.key`` files of the workers allowed in."""
+        ``curve_allowed``: a folder of the public ``.key`` files of the workers allowed in;
+        ``dashboard``: serve the live dashboard on this port of 127.0.0.1 (see ``start_dashboard``)."""
         port = validation.port("Manager", port)
         name = validation.text("Manager", "name", name, allow_none=True)
         password = validation.password("Manager", password)
@@ -81,6 +83,8 @@ class Manager:
         _check_writable(transactions_log)
         curve_key = validation.path("Manager", "curve_key", curve_key, allow_none=True)
         curve_allowed = validation.path("Manager", "curve_allowed", curve_allowed, allow_none=True)
+        if dashboard is not None:
+            dashboard = _dashboard_port("Manager", "dashboard", dashboard)
         self._ctx = zmq.Context()
         self._ctx.setsockopt(zmq.LINGER, 0)
         self._zap = None
@@ -122,9 +126,16 @@ class Manager:
         self._closed = False
         self.name = name
         self._advertiser = None
+        self._dashboard: Any = None
         if name:
             self._start_advertising(name)
         weakref.finalize(self, _shutdown, self._thread, self._loop, self._wake, self._wake_lock, self._ctx)
+        if dashboard is not None:
+            try:
+                self.start_dashboard(dashboard)
+            except Exception:
+                self.close()
+                raise
 
     # -- tasks ----------------------------------------------------------------------------------
     def submit(self, task: Task) -> int:
@@ -321,12 +332,44 @@ class Manager:
             raise TimeoutError(f"the manager's loop did not answer a status request in {STATUS_TIMEOUT} s")
         return answer
 
+    # -- seeing the run (workqueue/web) ---------------------------------------------------------
+    def start_dashboard(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Serve the live dashboard and ``/metrics`` on ``port`` (0: any free one) and return its URL.
+        Read-only; nothing is computed until a page asks. Bound to any address but this machine's
+        own, it needs this manager's password (HTTP basic auth) and refuses to start without one."""
+        from .web import server, source
+        port = _dashboard_port("Manager.start_dashboard", "port", port)
+        host = validation.text("Manager.start_dashboard", "host", host)
+        self._check_open()
+        if self._dashboard is not None:
+            self._dashboard.close()
+        self._dashboard = server.start(source.local(self), port, host)
+        return self._dashboard.url
+
+    @property
+    def dashboard_url(self) -> Optional[str]:
+        """Where the dashboard is served (None: it is not)."""
+        return self._dashboard.url if self._dashboard is not None else None
+
+    def progress(self, notebook: Optional[bool] = None, **bar_options: Any) -> Any:
+        """A progress bar (tqdm) over the tasks submitted: in a notebook it returns at once and keeps
+        itself up to date; in a terminal it blocks until every task has finished (it takes no task from
+        ``wait``)."""
+        from .web.progress import manager_progress
+        return manager_progress(self, notebook, **bar_options)
+
+    def _repr_html_(self) -> str:
+        from .web.notebook import manager_html
+        return manager_html(self)
+
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the loop, close the socket; workers see the master go and wait for a new one."""
         if self._closed:
             return
         self._closed = True
+        if self._dashboard is not None:
+            self._dashboard.close()
         if self._advertiser is not None:
             self._advertiser.close()
         if self._zap is not None:
@@ -389,6 +432,13 @@ class Manager:
             self._advertiser.close()
         self._advertiser = catalog.advertise(name, socket.gethostname(), self.port)
         self._send("advertiser", self._advertiser)
+
+
+def _dashboard_port(where: str, name: str, value: Any) -> int:
+    port = validation.count(where, name, value)
+    if port > 65535:
+        validation.refuse(ValueError, where, name, "a port number from 0 to 65535", value)
+    return port
 
 
 def _check_writable(path: Optional[str]) -> None:

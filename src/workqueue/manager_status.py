@@ -8,9 +8,10 @@ does not fit is not sent. The rows of a long queue are capped, with the count of
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Dict, List
 
-STATUS_WHAT = ("queue", "workers", "tasks")
+STATUS_WHAT = ("queue", "workers", "tasks", "dashboard")
 STATUS_BYTES_PER_SECOND = 4 << 20
 STATUS_BURST_BYTES = 16 << 20
 TASK_ROWS_MAX = 10_000
@@ -65,8 +66,41 @@ def task_rows(loop: Any, limit: int = TASK_ROWS_MAX) -> List[Dict[str, Any]]:
     return rows
 
 
+def dashboard(loop: Any) -> Dict[str, Any]:
+    """What the dashboard and ``/metrics`` show (see workqueue/web): the figures, tasks per category,
+    the workers, and the recent history. Computed only when asked; bounded whatever the queue holds
+    (one pass over the tasks to count them per category)."""
+    history = loop.history.answer()
+    return {"time": time.time(), "queue": dict(loop.snapshot), "workers": _worker_rows_in_full(loop),
+            "categories": _category_counts(loop, history.pop("outcomes")), **history}
+
+
+def _category_counts(loop: Any, outcomes: Dict[str, Dict[str, int]]) -> Dict[str, Dict[str, int]]:
+    counts = {category: {"waiting": 0, "running": 0, **done} for category, done in outcomes.items()}
+    for record in loop.tasks.values():
+        category = record.spec["category"]
+        entry = counts.get(category)
+        if entry is None:
+            entry = counts[category] = {"waiting": 0, "running": 0, "done": 0, "failed": 0}
+        entry["running" if record.worker else "waiting"] += 1
+    return counts
+
+
+def _worker_rows_in_full(loop: Any) -> List[Dict[str, Any]]:
+    """``worker_rows`` with the bytes of each worker's cache that the master knows the size of (the
+    files it sent or hashed), its address and the transfers it has on the way."""
+    sizes = {digest: version[0] for version, digest in loop.digests._known.values()}  # version: (size, ...)
+    rows = worker_rows(loop)
+    for row, conn in zip(rows, loop.workers.values()):
+        row.update(cached_bytes=sum(sizes.get(d, 0) for d in conn.cached), address=conn.address,
+                   sending=conn.outbox.streaming)
+    return rows
+
+
 def status(loop: Any, what: str) -> Any:
-    """The answer to a status request: a dict for 'queue', a list of rows for the others."""
+    """The answer to a status request: a dict for 'queue' and 'dashboard', a list of rows for the others."""
+    if what == "dashboard":
+        return dashboard(loop)
     if what == "workers":
         return worker_rows(loop)
     if what == "tasks":

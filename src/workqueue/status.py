@@ -8,12 +8,12 @@ import zmq
 
 from . import auth, protocol
 
-WHAT = ("queue", "workers", "tasks")
+WHAT = ("queue", "workers", "tasks", "dashboard")
 
 
 def query(host: str, port: int, what: str = "queue", timeout: float = 5.0,
           password: Optional[bytes] = None) -> Any:
-    """The master's status: a dict for 'queue', a list of dicts for 'workers' and 'tasks'.
+    """The master's status: a dict for 'queue' and 'dashboard', a list of dicts for 'workers' and 'tasks'.
 
     A master with a password answers only a client that proves it knows it (``password``).
     Raises TimeoutError if nothing answers at ``host:port`` within ``timeout`` seconds, and

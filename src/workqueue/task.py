@@ -247,6 +247,10 @@ class Task:
     def succeeded(self) -> bool:
         return self.result == Result.SUCCESS and self.return_status == 0
 
+    def _repr_html_(self) -> str:
+        from .web.notebook import task_html
+        return task_html(self)
+
     def __repr__(self) -> str:
         state = "" if self.result is None else f" result={self.result.name} exit={self.return_status}"
         return f"<Task id={self._id} {self._command!r}{state}>"

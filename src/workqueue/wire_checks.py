@@ -26,7 +26,7 @@ FEATURES_MAX = 64
 COPROCESSES_MAX = 16
 SECRET_MAX = 64  # bytes of a nonce or a proof
 TASK_KINDS = ("command", "function", "remote")
-STATUS_WHAT = ("queue", "workers", "tasks")
+STATUS_WHAT = ("queue", "workers", "tasks", "dashboard")
 DIGEST_LENGTH = 32  # xxh3_128 as lowercase hex, as fastio.hash_bytes gives it
 
 _INF = float("inf")

@@ -42,7 +42,8 @@ def worker(ctx: click.Context) -> None:
 main.add_command(run)
 
 # commands that live in their own rooms, added when present
-for _module, _name in (("status", "status"), ("factory", "factory"), ("catalog", "catalog")):
+for _module, _name in (("status", "status"), ("factory", "factory"), ("catalog", "catalog"),
+                       ("dashboard", "dashboard"), ("plot", "plot")):
     try:
         main.add_command(getattr(importlib.import_module(f"{__package__}.{_module}"), _name))
     except (ImportError, AttributeError):

@@ -1,0 +1,111 @@
+"""What the master remembers of finished tasks, for the dashboard and ``/metrics``: the recent task
+stream, the last failures, outcomes per category, completions per second, run-time histograms.
+
+``add`` runs in the loop thread once per finished task, so it only appends to bounded deques and
+bumps counters; everything else is computed when someone asks (``answer``).
+"""
+from __future__ import annotations
+
+import bisect
+import collections
+from typing import Any, Deque, Dict, List, Tuple
+
+from .constants import Result
+
+STREAM_LENGTH = 1000  # finished tasks kept for the task stream (Dask's task-stream-length)
+FAILURES_KEPT = 20  # tasks that failed or whose command exited non-zero
+FAILURE_OUTPUT_BYTES = 2048  # of a failed task's output, kept from its end
+SECONDS_KEPT = 900  # per-second completion counts (15 minutes of throughput)
+COMMAND_CHARS = 120
+# seconds, upper bounds of the histograms' buckets (the last one, +Inf, is implied)
+BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0, 3600.0)
+
+
+class Histogram:
+    """Counts per bucket (not cumulative) and the sum of the values."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+
+    def add(self, value: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS, value)] += 1
+        self.total += value
+
+    def answer(self) -> Dict[str, Any]:
+        return {"bounds": list(BUCKETS), "counts": list(self.counts), "sum": self.total}
+
+
+class TaskHistory:
+    def __init__(self) -> None:
+        self.stream: Deque[Tuple] = collections.deque(maxlen=STREAM_LENGTH)
+        self.failures: Deque[Dict[str, Any]] = collections.deque(maxlen=FAILURES_KEPT)
+        self.outcomes: Dict[str, List[int]] = {}  # category -> [done, failed]
+        self.per_second: Deque[List[int]] = collections.deque(maxlen=SECONDS_KEPT)  # [second, done, failed]
+        self.run_time = Histogram()
+        self.dispatch_latency = Histogram()
+
+    def add(self, record: Any, outcome: Dict[str, Any]) -> None:
+        """One finished task (a TaskRecord and the outcome handed to the user)."""
+        times = outcome["times"]
+        done_at = times["done"]
+        dispatched = record.dispatch_time
+        ok = outcome["result"] == Result.SUCCESS
+        category = record.spec["category"]
+        measured = outcome.get("measured") or {}
+        wall = measured.get("wall_time")
+        self.stream.append((record.task_id, category, record.spec["command"], outcome["worker_id"], dispatched,
+                            done_at, wall, outcome["result"], outcome["exit_code"], measured.get("cores"),
+                            measured.get("memory")))
+        counts = self.outcomes.get(category)
+        if counts is None:
+            counts = self.outcomes[category] = [0, 0]
+        counts[0 if ok else 1] += 1
+        self._count_second(int(done_at), ok)
+        if wall is not None:
+            self.run_time.add(wall)
+        if dispatched:
+            self.dispatch_latency.add(max(0.0, dispatched - record.submit_time))
+        if not ok or outcome["exit_code"]:
+            self.failures.append({"task_id": record.task_id, "category": category, "command": record.spec["command"],
+                                  "worker": outcome["worker_id"], "time": done_at, "result": outcome["result"],
+                                  "exit_code": outcome["exit_code"], "output": _tail(outcome["stdout"])})
+
+    def _count_second(self, second: int, ok: bool) -> None:
+        last = self.per_second[-1] if self.per_second else None
+        if last is None or last[0] != second:
+            last = [second, 0, 0]
+            self.per_second.append(last)
+        last[1 if ok else 2] += 1
+
+    def answer(self) -> Dict[str, Any]:
+        """Plain data (msgpack-able) of everything above; outputs and commands cut to size."""
+        return {
+            "stream": [_stream_row(row) for row in self.stream],
+            "failures": [dict(f, result=_result_name(f["result"]), command=f["command"][:COMMAND_CHARS],
+                              ) for f in self.failures],
+            "outcomes": {category: {"done": c[0], "failed": c[1]} for category, c in self.outcomes.items()},
+            "per_second": [list(s) for s in self.per_second],
+            "run_time": self.run_time.answer(),
+            "dispatch_latency": self.dispatch_latency.answer(),
+        }
+
+
+def _stream_row(row: Tuple) -> Dict[str, Any]:
+    task_id, category, command, worker, start, end, wall, result, exit_code, cores, memory = row
+    return {"task_id": task_id, "category": category, "command": command[:COMMAND_CHARS], "worker": worker,
+            "start": start, "end": end, "wall_time": wall, "result": _result_name(result), "exit_code": exit_code,
+            "measured_cores": cores, "measured_memory": memory}
+
+
+def _result_name(result: int) -> str:
+    member = Result._value2member_map_.get(result)
+    return member.name if member is not None else str(result)
+
+
+def _tail(output: Any) -> str:
+    """The end of a failed task's output (where the error usually is), as text."""
+    data = output or b""
+    cut = len(data) > FAILURE_OUTPUT_BYTES
+    text = bytes(data[-FAILURE_OUTPUT_BYTES:]).decode("utf-8", "replace")
+    return ("[...] " + text) if cut else text
