@@ -1,6 +1,6 @@
 """``python -m bench [WORKLOAD ...] [--full] [--json PATH] [--no-plots]``
 
-Workloads: throughput, files, latency, transfer, scale, functions (default: all). The quick profile
+Workloads: throughput, files, latency, transfer, scale, functions, run (default: all). The quick profile
 takes a few minutes (throughput, functions and the spawn references are each the median of 3
 runs); ``--full`` runs the sizes the issues ask for (N up to 100,000, 1 GiB, 200 workers).
 """
@@ -142,7 +142,12 @@ class Run:
         self.report.add("functions", f"noop x{n}, 2 workers", ours, "tasks/s", {"Dask distributed, 2 processes": dask})
 
 
-WORKLOADS = ("throughput", "files", "latency", "transfer", "scale", "functions")
+    def run(self) -> None:
+        from . import run_rate
+        run_rate.report(self.report, self.p)
+
+
+WORKLOADS = ("throughput", "files", "latency", "transfer", "scale", "functions", "run")
 
 
 def main(argv=None) -> int:
