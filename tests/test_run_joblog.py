@@ -11,7 +11,7 @@ import pytest
 
 from workqueue.run import joblog
 
-CLI = [sys.executable, "-c", "from workqueue.cli.main import main; main()", "run"]
+CLI = [sys.executable, "-c", "from workqueue.cli.main import main; main(prog_name='workqueue')", "run"]
 
 
 def run(tmp_path, *args, timeout=300):
