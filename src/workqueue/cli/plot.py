@@ -56,9 +56,9 @@ def _lines(ax: Any, log: perflog.PerformanceLog, panel: str, ylabel: str) -> Non
 def _throughput(ax: Any, log: perflog.PerformanceLog) -> None:
     done, failed = log.rate("tasks_done"), log.rate("tasks_failed")
     if done:
-        ax.plot(log.seconds, done, label="done per second")
+        ax.step(log.seconds, done, where="pre", label="done per second")
     if failed and any(failed):
-        ax.plot(log.seconds, failed, label="failed per second", color="tab:red")
+        ax.step(log.seconds, failed, where="pre", label="failed per second", color="tab:red")
     ax.set_ylabel("throughput (tasks/s)")
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)

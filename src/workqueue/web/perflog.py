@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List
 
 US = 1_000_000
+BOOLEANS = {"True": 1.0, "False": 0.0}  # the skin writes bool figures (hungry) as Python prints them
 
 
 class PerformanceLog:
@@ -51,7 +52,7 @@ def parse(lines: Iterable[str], where: str = "the log") -> PerformanceLog:
         if len(words) != len(names):
             raise ValueError(f"{where}, line {number}: {len(words)} values for {len(names)} columns")
         try:
-            values = [float(w) for w in words]
+            values = [BOOLEANS[w] if w in BOOLEANS else float(w) for w in words]
         except ValueError:
             raise ValueError(f"{where}, line {number}: not all numbers: {line.strip()[:80]!r}") from None
         for name, value in zip(names, values):
