@@ -14,17 +14,18 @@ import sys
 import time
 from typing import Callable, Dict, Tuple
 
-from . import cctools, references, workloads
+from . import cctools, references, simulated_workers, workloads
 from .machine import describe
 from .report import Report
 
 PROFILES = {
     "smoke": {"ns": [50], "files_n": 20, "latency_n": 20, "transfer": 4 << 20, "scale_n": 500,
-              "many_workers": 3, "many_tasks": 30, "functions_n": 30, "spawn_n": 40, "repeats": 1},
+              "many_workers": 3, "many_tasks": 30, "sim_workers": 50, "sim_tasks": 2000, "functions_n": 30, "spawn_n": 40, "repeats": 1},
     "quick": {"ns": [500, 1000, 2000], "files_n": 300, "latency_n": 200, "transfer": 256 << 20, "scale_n": 10_000,
-              "many_workers": 20, "many_tasks": 500, "functions_n": 5000, "spawn_n": 1000, "repeats": 3},
+              "many_workers": 20, "many_tasks": 500, "sim_workers": 1000, "sim_tasks": 50_000, "functions_n": 5000, "spawn_n": 1000, "repeats": 3},
     "full": {"ns": [1000, 10_000, 100_000], "files_n": 2000, "latency_n": 1000, "transfer": 1 << 30,
-             "scale_n": 100_000, "many_workers": 200, "many_tasks": 5000, "functions_n": 20_000, "spawn_n": 3000, "repeats": 3},
+             "scale_n": 100_000, "many_workers": 200, "many_tasks": 5000, "sim_workers": 1000, "sim_tasks": 200_000,
+             "functions_n": 20_000, "spawn_n": 3000, "repeats": 3},
 }
 
 # Debian's CCTools 9.9 slows down as its queue grows (measured with bench/cctools_driver.py, 1 worker:
@@ -130,6 +131,17 @@ class Run:
         self.report.add("scale", f"{self.p['many_workers']} workers idle: master CPU", many["idle_master_cpu_percent"], "%")
         self.report.add("scale", f"{self.p['many_workers']} workers busy", many["busy_tasks_per_second"], "tasks/s",
                         {"raw sh -c true, 2-way": self.spawn(2)})
+        self.simulated()
+
+    def simulated(self) -> None:
+        """The master alone, with ``sim_workers`` simulated workers (bench/simulated_workers.py)."""
+        workers, tasks = self.p["sim_workers"], self.p["sim_tasks"]
+        ours = simulated_workers.scale(workers, tasks)
+        raw = simulated_workers.raw_router(workers, tasks)
+        self.report.add("scale", f"{workers} simulated workers: tasks through the master", ours["tasks_per_second"],
+                        "tasks/s", {"bare ROUTER, same simulators": raw})
+        self.report.add("scale", f"{workers} simulated workers idle: master CPU", ours["idle_master_cpu_percent"], "%")
+        self.report.add("scale", "master memory per connected worker", ours["master_kib_per_worker"], "KiB")
 
     def functions(self) -> None:
         n = self.p["functions_n"]
