@@ -12,6 +12,7 @@ from typing import Any, Deque, Dict, List, Tuple
 
 from .constants import Result
 
+SUCCESS = int(Result.SUCCESS)
 STREAM_LENGTH = 1000  # finished tasks kept for the task stream (Dask's task-stream-length)
 FAILURES_KEPT = 20  # tasks that failed or whose command exited non-zero
 FAILURE_OUTPUT_BYTES = 2048  # of a failed task's output, kept from its end
@@ -28,10 +29,6 @@ class Histogram:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.total = 0.0
 
-    def add(self, value: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, value)] += 1
-        self.total += value
-
     def answer(self) -> Dict[str, Any]:
         return {"bounds": list(BUCKETS), "counts": list(self.counts), "sum": self.total}
 
@@ -42,41 +39,48 @@ class TaskHistory:
         self.failures: Deque[Dict[str, Any]] = collections.deque(maxlen=FAILURES_KEPT)
         self.outcomes: Dict[str, List[int]] = {}  # category -> [done, failed]
         self.per_second: Deque[List[int]] = collections.deque(maxlen=SECONDS_KEPT)  # [second, done, failed]
+        self._last_second = [-1, 0, 0]  # the last entry of per_second
         self.run_time = Histogram()
         self.dispatch_latency = Histogram()
 
     def add(self, record: Any, outcome: Dict[str, Any]) -> None:
-        """One finished task (a TaskRecord and the outcome handed to the user)."""
-        times = outcome["times"]
-        done_at = times["done"]
+        """One finished task (a TaskRecord and the outcome handed to the user). Runs once per task in
+        the loop thread: local names, no call that is not needed."""
+        spec = record.spec
+        category = spec["category"]
+        done_at = outcome["times"]["done"]
+        result, exit_code = outcome["result"], outcome["exit_code"]
         dispatched = record.dispatch_time
-        ok = outcome["result"] == Result.SUCCESS
-        category = record.spec["category"]
-        measured = outcome.get("measured") or {}
-        wall = measured.get("wall_time")
-        self.stream.append((record.task_id, category, record.spec["command"], outcome["worker_id"], dispatched,
-                            done_at, wall, outcome["result"], outcome["exit_code"], measured.get("cores"),
-                            measured.get("memory")))
+        measured = outcome.get("measured")
+        wall = cores = memory = None
+        if measured:
+            wall, cores, memory = measured.get("wall_time"), measured.get("cores"), measured.get("memory")
+        self.stream.append((record.task_id, category, spec["command"], outcome["worker_id"], dispatched, done_at,
+                            wall, result, exit_code, cores, memory))
+        ok = result == SUCCESS
         counts = self.outcomes.get(category)
         if counts is None:
             counts = self.outcomes[category] = [0, 0]
         counts[0 if ok else 1] += 1
-        self._count_second(int(done_at), ok)
-        if wall is not None:
-            self.run_time.add(wall)
-        if dispatched:
-            self.dispatch_latency.add(max(0.0, dispatched - record.submit_time))
-        if not ok or outcome["exit_code"]:
-            self.failures.append({"task_id": record.task_id, "category": category, "command": record.spec["command"],
-                                  "worker": outcome["worker_id"], "time": done_at, "result": outcome["result"],
-                                  "exit_code": outcome["exit_code"], "output": _tail(outcome["stdout"])})
-
-    def _count_second(self, second: int, ok: bool) -> None:
-        last = self.per_second[-1] if self.per_second else None
-        if last is None or last[0] != second:
-            last = [second, 0, 0]
+        second = int(done_at)
+        last = self._last_second
+        if last[0] != second:
+            last = self._last_second = [second, 0, 0]
             self.per_second.append(last)
         last[1 if ok else 2] += 1
+        if wall is not None:
+            histogram = self.run_time
+            histogram.counts[bisect.bisect_left(BUCKETS, wall)] += 1
+            histogram.total += wall
+        if dispatched:
+            waited = max(0.0, dispatched - record.submit_time)
+            histogram = self.dispatch_latency
+            histogram.counts[bisect.bisect_left(BUCKETS, waited)] += 1
+            histogram.total += waited
+        if not ok or exit_code:
+            self.failures.append({"task_id": record.task_id, "category": category, "command": spec["command"],
+                                  "worker": outcome["worker_id"], "time": done_at, "result": result,
+                                  "exit_code": exit_code, "output": _tail(outcome["stdout"])})
 
     def answer(self) -> Dict[str, Any]:
         """Plain data (msgpack-able) of everything above; outputs and commands cut to size."""

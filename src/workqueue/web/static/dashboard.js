@@ -72,6 +72,7 @@ function workers(rows) {
     w.last_measured_memory === null ? "–" :
       (w.last_measured_cores || 0).toFixed(2) + " cores, " + Math.round(w.last_measured_memory) + " MB",
     w.cached_files + " files, " + bytes(w.cached_bytes),
+    w.sending ? "sending" : "–",
   ])));
 }
 
