@@ -1,6 +1,5 @@
 """workqueue run --joblog, --resume, --resume-failed: the real CLI with real local workers, and a
 master killed with SIGKILL half-way through."""
-import os
 import signal
 import subprocess
 import sys

@@ -93,3 +93,22 @@ def test_the_plan_opens_the_master_only_when_asked():
     assert Plan(local=2).host == LOOPBACK
     assert Plan(local=2, port=9123).host == "*"
     assert Plan(local=0, batch_system="slurm", batch_count=3).host == "*"
+
+
+def test_a_run_stopped_by_sigterm_removes_its_batch_workers(tmp_path):
+    gated_jobs(tmp_path, 1)
+    proc = start(tmp_path, "--workers", "0", "--batch", "local", "-N", "1", "c.txt")
+    try:
+        listening(proc.pid)
+        deadline = time.monotonic() + 60
+        while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = psutil.Process(proc.pid).children()
+        assert workers
+        proc.terminate()
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive

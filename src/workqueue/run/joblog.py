@@ -13,7 +13,7 @@ row that differs.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Sequence, Set
+from typing import List, NamedTuple, Sequence, Set
 
 from .commands import BadInput, Job
 
@@ -122,10 +122,3 @@ def to_skip(entries: Sequence[Entry], *, rerun_failed: bool) -> Set[int]:
     if not rerun_failed:
         return {entry.seq for entry in entries}
     return {entry.seq for entry in entries if entry.succeeded}
-
-
-def by_seq(entries: Sequence[Entry]) -> Dict[int, List[Entry]]:
-    rows: Dict[int, List[Entry]] = {}
-    for entry in entries:
-        rows.setdefault(entry.seq, []).append(entry)
-    return rows

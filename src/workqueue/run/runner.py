@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Set
 
 import click
 
+from ..auth import read_password_file
 from ..constants import Result
 from ..manager import Manager
 from ..task import Task
@@ -60,6 +62,7 @@ def run(jobs: Sequence[Job], options: Options, plan: Plan) -> int:
             click.echo(f"nothing to run: the job log {options.joblog!r} holds all {len(jobs)} jobs", err=True)
             return 0
         loop = RunLoop(todo, options, maker, log_file, results, len(skipped))
+        stack.enter_context(_terminated_cleanly())
         password_file = stack.enter_context(password(plan))
         manager = stack.enter_context(Manager(plan.port or 0, host=plan.host, password=_password(password_file)))
         stack.enter_context(started(plan, manager.port, password_file))
@@ -69,8 +72,24 @@ def run(jobs: Sequence[Job], options: Options, plan: Plan) -> int:
 
 
 def _password(path: Optional[str]) -> Optional[bytes]:
-    from ..auth import read_password_file
     return read_password_file(path) if path else None
+
+
+@contextlib.contextmanager
+def _terminated_cleanly() -> Iterator[None]:
+    """SIGTERM (a batch system's, a user's kill) unwinds the run like an error, so its batch jobs
+    are removed and its workers stopped; the job log already holds every finished job."""
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _resumed(jobs: Sequence[Job], options: Options) -> Set[int]:
