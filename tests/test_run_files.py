@@ -54,3 +54,12 @@ def test_timeout_kills_a_try_that_runs_too_long(tmp_path):
     done = run(tmp_path, "-w", "2", "--timeout", "1", "c.txt")
     assert done.returncode == 1
     assert "TASK_MAX_RUN_TIME" in done.stderr and done.stdout == "quick\n"
+
+
+def test_eta_draws_a_live_line_and_the_summary_counts_everything(tmp_path):
+    (tmp_path / "c.txt").write_text("sleep 0.3\n" * 4 + "false\n")
+    done = run(tmp_path, "-w", "2", "--eta", "c.txt")
+    assert done.returncode == 1
+    assert "tasks/s ETA" in done.stderr and "\x1b[K" in done.stderr  # redrawn in place
+    summary = done.stderr.strip().splitlines()[-1]
+    assert summary.startswith("4 done, 1 failed, 0 retried, 0 skipped") and "tasks/s" in summary
