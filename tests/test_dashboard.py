@@ -213,3 +213,16 @@ def test_views_fill_throughput_and_order_the_stream():
 
 def test_a_dashboard_needs_its_static_files_installed():
     assert {"index.html", "dashboard.js", "dashboard.css"} <= set(os.listdir(server.STATIC))
+
+
+def test_a_manager_dropped_without_close_takes_its_dashboard_along():
+    import gc
+    import weakref
+    m = wq.Manager(port=0, dashboard=0)
+    url, ref = m.dashboard_url, weakref.ref(m)
+    page(url)
+    del m
+    gc.collect()
+    assert ref() is None
+    with pytest.raises(urllib.error.URLError):
+        get(url + "health")

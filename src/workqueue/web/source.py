@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, Optional
 
 from .. import status
@@ -39,8 +40,17 @@ class Source:
 
 
 def local(manager: Any) -> Source:
-    """The figures of a ``Manager`` in this process (its loop answers between two events)."""
-    return Source(lambda: manager.status("dashboard"), lambda: manager._settings.password,
+    """The figures of a ``Manager`` in this process (its loop answers between two events). Holds it
+    weakly: a manager dropped without ``close`` is still cleaned up, its dashboard with it."""
+    ref = weakref.ref(manager)
+    settings = manager._settings
+
+    def ask() -> Dict[str, Any]:
+        alive = ref()
+        if alive is None:
+            raise ConnectionError("the manager is gone")
+        return alive.status("dashboard")
+    return Source(ask, lambda: settings.password,
                   f"localhost:{manager.port}" + (f" ({manager.name})" if manager.name else ""))
 
 
