@@ -57,6 +57,8 @@ def test_metrics_counts_equal_the_masters_figures(tmp_path):
     assert value(samples, "workqueue_category_tasks", category="copy", state="done") == 4
     assert value(samples, "workqueue_category_tasks", category="broken", state="failed") == 1
     assert value(samples, "workqueue_category_tasks", category="later", state="waiting") == 1
+    assert value(samples, "workqueue_category_tasks", category="slow", state="waiting") == 0  # canceled
+    assert value(samples, "workqueue_category_tasks", category="slow", state="running") == 0
     assert value(samples, "workqueue_task_run_seconds_count") == 5  # every finished task was measured
     assert value(samples, "workqueue_task_run_seconds_bucket", le="+Inf") == 5
     assert value(samples, "workqueue_task_dispatch_latency_seconds_count") == 5

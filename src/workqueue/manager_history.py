@@ -1,8 +1,10 @@
 """What the master remembers of finished tasks, for the dashboard and ``/metrics``: the recent task
-stream, the last failures, outcomes per category, completions per second, run-time histograms.
+stream, the last failures, outcomes per category, completions per second, run-time histograms, and
+how many tasks each category holds (so that counting them per category never takes a pass over a
+long queue).
 
-``add`` runs in the loop thread once per finished task, so it only appends to bounded deques and
-bumps counters; everything else is computed when someone asks (``answer``).
+``add``, ``submitted`` and ``canceled`` run in the loop thread once per task, so they only append to
+bounded deques and bump counters; everything else is computed when someone asks (``answer``).
 """
 from __future__ import annotations
 
@@ -38,10 +40,17 @@ class TaskHistory:
         self.stream: Deque[Tuple] = collections.deque(maxlen=STREAM_LENGTH)
         self.failures: Deque[Dict[str, Any]] = collections.deque(maxlen=FAILURES_KEPT)
         self.outcomes: Dict[str, List[int]] = {}  # category -> [done, failed]
+        self.held: Dict[str, int] = {}  # category -> tasks submitted, neither finished nor canceled
         self.per_second: Deque[List[int]] = collections.deque(maxlen=SECONDS_KEPT)  # [second, done, failed]
         self._last_second = [-1, 0, 0]  # the last entry of per_second
         self.run_time = Histogram()
         self.dispatch_latency = Histogram()
+
+    def submitted(self, category: str) -> None:
+        self.held[category] = self.held.get(category, 0) + 1
+
+    def canceled(self, category: str) -> None:
+        self.held[category] = self.held.get(category, 0) - 1
 
     def add(self, record: Any, outcome: Dict[str, Any]) -> None:
         """One finished task (a TaskRecord and the outcome handed to the user). Runs once per task in
@@ -62,6 +71,7 @@ class TaskHistory:
         if counts is None:
             counts = self.outcomes[category] = [0, 0]
         counts[0 if ok else 1] += 1
+        self.held[category] = self.held.get(category, 0) - 1
         second = int(done_at)
         last = self._last_second
         if last[0] != second:
@@ -89,6 +99,7 @@ class TaskHistory:
             "failures": [dict(f, result=_result_name(f["result"]), command=f["command"][:COMMAND_CHARS],
                               ) for f in self.failures],
             "outcomes": {category: {"done": c[0], "failed": c[1]} for category, c in self.outcomes.items()},
+            "held": dict(self.held),
             "per_second": [list(s) for s in self.per_second],
             "run_time": self.run_time.answer(),
             "dispatch_latency": self.dispatch_latency.answer(),

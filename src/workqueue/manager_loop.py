@@ -270,6 +270,7 @@ class ManagerLoop:
         self._complete(record, outcome)
 
     def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
+        self.history.submitted(spec["category"])
         self.category_keeper.size(spec)
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time, program=task_program(spec["command"]))
         self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]))
@@ -280,6 +281,7 @@ class ManagerLoop:
         record = self.tasks.pop(task_id, None)
         if record is None:
             return
+        self.history.canceled(record.spec["category"])
         if record.worker is not None:
             conn = self.workers.get(record.worker)
             if conn is not None:

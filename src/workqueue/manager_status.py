@@ -68,21 +68,29 @@ def task_rows(loop: Any, limit: int = TASK_ROWS_MAX) -> List[Dict[str, Any]]:
 
 def dashboard(loop: Any) -> Dict[str, Any]:
     """What the dashboard and ``/metrics`` show (see workqueue/web): the figures, tasks per category,
-    the workers, and the recent history. Computed only when asked; bounded whatever the queue holds
-    (one pass over the tasks to count them per category)."""
+    the workers, and the recent history. Computed only when asked; its cost grows with the workers and
+    the tasks on them, not with the queue."""
     history = loop.history.answer()
     return {"time": time.time(), "queue": dict(loop.snapshot), "workers": _worker_rows_in_full(loop),
-            "categories": _category_counts(loop, history.pop("outcomes")), **history}
+            "categories": _category_counts(loop, history.pop("outcomes"), history.pop("held")), **history}
 
 
-def _category_counts(loop: Any, outcomes: Dict[str, Dict[str, int]]) -> Dict[str, Dict[str, int]]:
-    counts = {category: {"waiting": 0, "running": 0, **done} for category, done in outcomes.items()}
-    for record in loop.tasks.values():
-        category = record.spec["category"]
-        entry = counts.get(category)
-        if entry is None:
-            entry = counts[category] = {"waiting": 0, "running": 0, "done": 0, "failed": 0}
-        entry["running" if record.worker else "waiting"] += 1
+def _category_counts(loop: Any, outcomes: Dict[str, Dict[str, int]],
+                     held: Dict[str, int]) -> Dict[str, Dict[str, int]]:
+    """Per category: tasks on a worker (running or queued there; a pass over the workers' tasks only),
+    waiting (the rest of those it holds), done and failed."""
+    running: Dict[str, int] = {}
+    for conn in loop.workers.values():
+        for task_id in conn.tasks:
+            record = loop.tasks.get(task_id)
+            if record is not None:
+                category = record.spec["category"]
+                running[category] = running.get(category, 0) + 1
+    counts = {}
+    for category in sorted(set(outcomes) | set(held) | set(running)):
+        on_workers = running.get(category, 0)
+        counts[category] = {"waiting": max(0, held.get(category, 0) - on_workers), "running": on_workers,
+                            "done": 0, "failed": 0, **outcomes.get(category, {})}
     return counts
 
 
