@@ -47,7 +47,7 @@ WORK_QUEUE_SCHEDULE_UNSET, WORK_QUEUE_SCHEDULE_FCFS, WORK_QUEUE_SCHEDULE_FILES =
 WORK_QUEUE_SCHEDULE_TIME, WORK_QUEUE_SCHEDULE_RAND, WORK_QUEUE_SCHEDULE_WORST = 3, 4, 5
 WORK_QUEUE_TASK_ORDER_FIFO, WORK_QUEUE_TASK_ORDER_LIFO = 0, 1
 _ALGORITHMS = {WORK_QUEUE_SCHEDULE_UNSET: "files", WORK_QUEUE_SCHEDULE_FCFS: "fcfs", WORK_QUEUE_SCHEDULE_FILES: "files",
-               WORK_QUEUE_SCHEDULE_TIME: "files", WORK_QUEUE_SCHEDULE_RAND: "random",
+               WORK_QUEUE_SCHEDULE_TIME: "time", WORK_QUEUE_SCHEDULE_RAND: "random",
                WORK_QUEUE_SCHEDULE_WORST: "worst_fit"}
 _TASK_ORDERS = {WORK_QUEUE_TASK_ORDER_FIFO: "fifo", WORK_QUEUE_TASK_ORDER_LIFO: "lifo"}
 WORK_QUEUE_ALLOCATION_MODE_FIXED, WORK_QUEUE_ALLOCATION_MODE_MAX = 0, 1
@@ -127,9 +127,7 @@ class Task(_wq.Task):
 
     def specify_algorithm(self, algorithm: int) -> None:
         _check.one_of("Task.specify_algorithm", "algorithm", algorithm, _ALGORITHMS)
-        if algorithm != WORK_QUEUE_SCHEDULE_UNSET:
-            _log.warning("Task.specify_algorithm is not supported by workqueue: the queue's algorithm "
-                         "(WorkQueue.specify_algorithm) places every task")
+        self.set_algorithm(None if algorithm == WORK_QUEUE_SCHEDULE_UNSET else _ALGORITHMS[algorithm])
 
     def specify_monitor_output(self, directory: str) -> None:
         _check.path("Task", "directory", directory)  # resources are always measured; see resources_measured
@@ -290,8 +288,6 @@ class WorkQueue(_wq.Manager):
 
     def specify_algorithm(self, algorithm: int) -> None:
         _check.one_of("WorkQueue.specify_algorithm", "algorithm", algorithm, _ALGORITHMS)
-        if algorithm == WORK_QUEUE_SCHEDULE_TIME:
-            _log.warning("WORK_QUEUE_SCHEDULE_TIME is not supported by workqueue: FILES is used instead")
         self.set_algorithm(_ALGORITHMS[algorithm])
 
     def specify_task_order(self, order: int) -> None:
@@ -314,8 +310,7 @@ class WorkQueue(_wq.Manager):
         self.set_category_mode(category, mode)
 
     def specify_category_autolabel_resource(self, category: str, resource: str, autolabel: bool) -> None:
-        _check.text("WorkQueue", "category", category)
-        _check.text("WorkQueue", "resource", resource)
+        self.set_category_autolabel_resource(category, resource, autolabel)
 
     def enable_monitoring(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
         super().enable_monitoring()  # workers always measure and enforce; no summaries are written

@@ -211,3 +211,20 @@ def test_a_task_far_slower_than_its_category_is_stopped_and_run_again(tmp_path):
     finally:
         stop(worker)
         q.close()
+
+
+def test_autolabel_off_leaves_a_resource_at_the_category_max():
+    from workqueue.categories import Categories, Mode
+    c = Categories()
+    c.monitoring = True
+    c.steady_n_tasks = 3
+    c.set_mode("sim", Mode.MAX)
+    c.set_max("sim", {"cores": 4, "memory": 8000})
+    c.set_autolabel("sim", "memory", False)
+    for peak in (100, 300, 200):
+        c.record("sim", {"cores": 1, "memory": peak, "disk": 10, "wall_time": 1.0})
+    undeclared = {"cores": None, "memory": None, "disk": None, "gpus": None}
+    allocation = c.first_allocation("sim", undeclared)
+    assert allocation["cores"] == 1 and allocation["memory"] == 8000
+    c.set_autolabel("sim", "memory", True)
+    assert c.first_allocation("sim", undeclared)["memory"] == 500  # the largest peak, in 250 MB buckets

@@ -161,3 +161,71 @@ def test_files_sends_each_large_input_to_each_worker_at_most_once(tmp_path):
     print(f"bytes sent for 40 tasks, 2 workers, 2 x 64 MiB cached inputs: FILES {files / MIB:.0f} MiB, "
           f"FCFS {fcfs / MIB:.0f} MiB")
     assert files <= 2 * 2 * 64 * MIB
+
+
+def worker_with_env(port, **env):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "workqueue.worker", "localhost", str(port), "-t", "60",
+                             "--cores", "1"], env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("per_task", [False, True])
+def test_time_sends_tasks_to_the_worker_whose_tasks_ran_quickest(per_task):
+    """Two real one-core workers; tasks on the slow one sleep 0.4 s more (an environment variable of
+    that worker). Once each has run tasks, TIME puts every task on the quick one."""
+    with wq.Manager(port=0) as m:
+        m.tune("prefetch", 0)
+        slow, quick = worker_with_env(m.port, EXTRA_SLEEP="0.4"), worker_with_env(m.port, EXTRA_SLEEP="0")
+        try:
+            assert wait_for(lambda: m.stats["workers_connected"] == 2, timeout=20)
+            warm_up = [wq.Task("sleep $EXTRA_SLEEP; echo $EXTRA_SLEEP", cores=1) for _ in range(2)]
+            for t in warm_up:
+                m.submit(t)
+            assert sorted(t.output.strip() for t in drain(m)) == ["0", "0.4"]  # one on each
+            if not per_task:
+                m.set_algorithm("time")
+            ran_on = []
+            for _ in range(4):  # one at a time: both workers idle at each choice
+                t = wq.Task("sleep $EXTRA_SLEEP; echo $EXTRA_SLEEP", cores=1)
+                if per_task:
+                    t.set_algorithm("time")
+                m.submit(t)
+                [done] = drain(m)
+                ran_on.append(done.output.strip())
+        finally:
+            stop(slow)
+            stop(quick)
+    assert ran_on == ["0"] * 4
+
+
+def test_time_without_history_places_like_fcfs():
+    from workqueue.scheduler import Scheduler
+    for queue_algorithm, own in (("time", None), ("fcfs", "time")):
+        s = Scheduler(algorithm=queue_algorithm, worker_seconds=lambda w: {"b": 2.0, "c": 0.5}.get(w))
+        for name in ("a", "b", "c"):
+            s.add_worker(name, dict(ONE_CORE))
+        s.submit(0, {"cores": 1, "memory": None, "disk": None, "gpus": None}, algorithm=own)
+        [first] = s.schedule(only="a")
+        assert first.worker == "c"  # quickest with history, though "a" asked
+    s = Scheduler(algorithm="time", worker_seconds=lambda w: None)
+    s.add_worker("a", dict(ONE_CORE))
+    s.add_worker("b", dict(ONE_CORE))
+    s.submit(0, {"cores": 1, "memory": None, "disk": None, "gpus": None})
+    assert [a.worker for a in s.schedule()] == ["a"]  # the first worker looked at, as under FCFS
+
+
+def test_the_cctools_skin_sets_time_and_per_task_algorithms():
+    import work_queue
+    q = work_queue.WorkQueue(0)
+    try:
+        q.specify_algorithm(work_queue.WORK_QUEUE_SCHEDULE_TIME)
+        t = work_queue.Task("true")
+        t.specify_algorithm(work_queue.WORK_QUEUE_SCHEDULE_RAND)
+        assert t.algorithm == "random"
+        t.specify_algorithm(work_queue.WORK_QUEUE_SCHEDULE_UNSET)
+        assert t.algorithm is None
+        with pytest.raises(ValueError):
+            wq.Task("true").set_algorithm("fastest")
+    finally:
+        q.shutdown_workers(0)

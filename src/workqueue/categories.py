@@ -27,7 +27,9 @@ monitoring is only this flag).
      ``n`` samples: tasks that succeed per unit of resource booked, counting the retry at ``top`` of those
      that do not fit.
 
-   gpus are never guessed: unset gpus stay 0 (or the first guess or max, before steady state).
+   gpus are never guessed: unset gpus stay 0 (or the first guess or max, before steady state). Nor is
+   a resource whose labeling is turned off (``specify_category_autolabel_resource(cat, res, False)``):
+   it keeps the category max where set, else stays unset.
 
 **Retry after RESOURCE_EXHAUSTION** (``Categories.retry_allocation``): in any mode but FIXED, a task
 whose worker stopped it for going past its allocation runs once more, at the category max (the max
@@ -57,7 +59,7 @@ import enum
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Set, Tuple
 
 from .constants import RESOURCE_NAMES
 
@@ -118,6 +120,7 @@ class Category:
     guessed_at: int = 0  # ``recorded`` when ``guess`` was computed
     fast_abort_multiplier: Optional[float] = None  # None: the queue's
     wall_times: "WallTimes" = field(default_factory=lambda: WallTimes())
+    not_labeled: Set[str] = field(default_factory=set)  # resources never guessed (autolabel off)
 
 
 class Categories:
@@ -237,9 +240,20 @@ class Categories:
             return {r: None for r in declared}
         return {r: category.max.get(r) for r in declared}
 
+    def set_autolabel(self, name: str, resource: str, autolabel: bool) -> None:
+        """Whether ``resource`` of the category's tasks is guessed from their peaks (CCTools'
+        ``specify_category_autolabel_resource``; on by default). Off, a task's unset value of it stays
+        what it would be in FIXED mode: the category max, else unset."""
+        (self.get(name).not_labeled.discard if autolabel else self.get(name).not_labeled.add)(resource)
+        category = self.get(name)
+        if category.guess is not None:
+            category.guess = self._learned(category)
+
     def _learned(self, category: Category) -> Dict[str, float]:
         learned = {}
         for resource, bucket in BUCKETS.items():
+            if resource in category.not_labeled:
+                continue
             value = choose(category.mode, _pairs(category.samples, resource), bucket, category.max.get(resource))
             if value is None:
                 continue

@@ -237,7 +237,9 @@ class Manager:
 
     def set_algorithm(self, algorithm: str) -> None:
         """How a task picks among the workers that fit it: "files" (the default: the one caching most
-        bytes of its cached input files), "fcfs" (the first), "random", "worst_fit" (most free)."""
+        bytes of its cached input files), "fcfs" (the first), "time" (the one whose finished tasks ran
+        quickest on average), "random", "worst_fit" (most free). A task may name its own
+        (``Task.set_algorithm``)."""
         self._send("scheduling", "algorithm", validation.one_of("Manager.set_algorithm", "algorithm", algorithm,
                                                                 scheduler.ALGORITHMS))
 
@@ -279,6 +281,14 @@ class Manager:
         category = validation.text("Manager.set_category_mode", "category", category)
         mode = validation.count("Manager.set_category_mode", "mode", mode)
         self._send("category", "mode", category, Mode(mode))
+
+    def set_category_autolabel_resource(self, category: str, resource: str, autolabel: bool) -> None:
+        """Whether an automatic mode guesses ``resource`` ("cores", "memory" or "disk") for tasks of
+        ``category`` from their measured peaks (the default) or leaves it at the category max."""
+        where = "Manager.set_category_autolabel_resource"
+        category = validation.text(where, "category", category)
+        resource = validation.one_of(where, "resource", resource, ("cores", "memory", "disk", "gpus"))
+        self._send("category", "autolabel", category, resource, bool(autolabel))
 
     def set_category_min_resources(self, category: str, resources: Dict[str, Optional[float]]) -> None:
         """The least a guessed allocation gives a task of ``category`` (automatic modes only)."""

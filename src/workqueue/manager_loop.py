@@ -69,7 +69,7 @@ class ManagerLoop:
         self.failure: Optional[BaseException] = None  # why the loop stopped on its own, if it did
         self.wake_pending = False  # set by the user's thread when it sends a wake-up
         self._finished_now: List[Tuple[int, Dict[str, Any]]] = []
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(worker_seconds=self._worker_seconds)
         self.workers: Dict[bytes, WorkerConn] = {}
         self.tasks: Dict[int, TaskRecord] = {}
         self.outputs = OutputReceiver()
@@ -273,7 +273,8 @@ class ManagerLoop:
         self.history.submitted(spec["category"])
         self.category_keeper.size(spec)
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time, program=task_program(spec["command"]))
-        self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]))
+        self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
+                              spec.get("algorithm"))
         self.counters["tasks_submitted"] += 1
         self.transactions.task(task_id, "WAITING", spec["category"])
 
@@ -324,9 +325,9 @@ class ManagerLoop:
         """Tasks of this category that declare nothing get these resources instead of a whole worker."""
         self.categories.set_max(category, resources)
 
-    def _cmd_category(self, setting: str, category: str, value: Any) -> None:
-        """A category's mode, min or first allocation guess (see categories.py)."""
-        getattr(self.categories, "set_" + setting)(category, value)
+    def _cmd_category(self, setting: str, category: str, *values: Any) -> None:
+        """A category's mode, min, first allocation guess or autolabel (see categories.py)."""
+        getattr(self.categories, "set_" + setting)(category, *values)
 
     def _cmd_fast_abort(self, category: Optional[str], multiplier: float) -> None:
         self.categories.set_fast_abort(category, multiplier)
@@ -435,6 +436,7 @@ class ManagerLoop:
         wall_time = fields["measured"].get("wall_time")
         if wall_time is not None:
             self.categories.record_wall_time(record.spec["category"], wall_time, record.program)
+            conn.task_seconds += wall_time
         result = Result._value2member_map_.get(fields["result"], Result.UNKNOWN)  # no Enum call per result
         if result in TRANSIENT:
             self.requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
@@ -485,6 +487,11 @@ class ManagerLoop:
                 log.warning("task %d: %s", record.task_id, error)
                 self._complete(record, outcome)
         return list(sent_to.values())
+
+    def _worker_seconds(self, identity: bytes) -> Optional[float]:
+        """For the TIME algorithm: the worker's mean wall time per finished task."""
+        conn = self.workers.get(identity)
+        return conn.task_seconds / conn.completed if conn is not None and conn.completed else None
 
     def _cached_bytes(self, task_id: int) -> Optional[Callable[[bytes], float]]:
         """For the FILES algorithm: see manager_inputs.cached_input_scorer."""

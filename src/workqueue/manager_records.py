@@ -38,6 +38,7 @@ class WorkerConn:
     last_sent: float = 0.0
     tasks: Set[int] = field(default_factory=set)
     completed: int = 0
+    task_seconds: float = 0.0  # wall time of its finished tasks, summed
     features: List[str] = field(default_factory=list)
 
 

@@ -53,6 +53,7 @@ class Revocations:
         for task_id, holder in loop.scheduler.revocations(waited_enough):
             record = loop.tasks[task_id]
             loop.send_to(loop.workers[holder], protocol.encode("revoke", task_id=task_id, attempt=record.attempts))
+            log.debug("taking task %d back from worker %s", task_id, loop.workers[holder].worker_id)
             loop.counters["revocations_sent"] += 1
         self.wake_at = now + max(youngest_wait, CHECK_INTERVAL) if youngest_wait < math.inf else math.inf
 
@@ -65,6 +66,7 @@ class Revocations:
         revoked = message["revoked"]
         loop.scheduler.revoke_answered(record.task_id, revoked)
         if not revoked:
+            log.debug("task %d had started on worker %s: it stays there", record.task_id, conn.worker_id)
             return
         conn.tasks.discard(record.task_id)
         record.worker = None

@@ -18,7 +18,10 @@ line; started, it runs there. Either way exactly one worker runs it.
 *Placement*: a worker with room takes the best task that fits it (FCFS). Under another algorithm a
 booked task may go instead to another worker with room that fits it: the one holding most bytes of
 its cached inputs (FILES, scored by the caller's ``cached_bytes``; a task with no cached input is
-placed as under FCFS, at no cost), the one with most free resources (WORST_FIT), or any (RANDOM).
+placed as under FCFS, at no cost), the one whose finished tasks took least time on average (TIME, by
+the caller's ``worker_seconds``; workers with no finished task only when none has one, as in
+CCTools), the one with most free resources (WORST_FIT), or any (RANDOM). A task may name its own
+algorithm; the queue's places the others.
 Only workers with a free core are looked at, so the cost grows with idle workers, never with tasks.
 
 *Task order*: among tasks of equal priority, FIFO (arrival order) or LIFO (the newest first), fixed
@@ -39,13 +42,15 @@ WorkerId = Hashable
 
 WHOLE = "whole"  # the shape of a task that declared nothing: it takes an entire worker
 
-FCFS, FILES, RANDOM, WORST_FIT = "fcfs", "files", "random", "worst_fit"  # worker selection
-ALGORITHMS = (FCFS, FILES, RANDOM, WORST_FIT)
+FCFS, FILES, TIME, RANDOM, WORST_FIT = "fcfs", "files", "time", "random", "worst_fit"  # worker selection
+ALGORITHMS = (FCFS, FILES, TIME, RANDOM, WORST_FIT)
 FIFO, LIFO = "fifo", "lifo"  # order among tasks of equal priority
 TASK_ORDERS = (FIFO, LIFO)
 
 # Per task, how many bytes of its cached inputs a worker holds; None when it has no cached input.
 CachedBytes = Callable[[int], Optional[Callable[[WorkerId], float]]]
+# A worker's mean seconds per finished task; None before its first.
+WorkerSeconds = Callable[[WorkerId], Optional[float]]
 
 
 def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0) -> Tuple:
@@ -152,13 +157,22 @@ class _Entry:
     allocation: Optional[Resources] = None
     queued: bool = False
     promised_to: Optional[WorkerId] = None  # being taken back for this worker (see revocations)
+    algorithm: Optional[str] = None  # the task's own worker selection; None: the queue's
+
+
+def _quickest(seconds: Optional[float]) -> Tuple[bool, float]:
+    """TIME's score of a worker (higher is better): any history beats none, then less time."""
+    return (False, 0.0) if seconds is None else (True, -seconds)
 
 
 class Scheduler:
     """Books every task on at most one worker and never over-commits a worker."""
 
-    def __init__(self, algorithm: str = FILES, task_order: str = FIFO, seed: Optional[int] = None) -> None:
+    def __init__(self, algorithm: str = FILES, task_order: str = FIFO, seed: Optional[int] = None,
+                 worker_seconds: Optional[WorkerSeconds] = None) -> None:
         self.algorithm = algorithm
+        self.worker_seconds = worker_seconds
+        self._own_algorithms = False  # whether any task has named its own algorithm
         self.task_order = task_order
         self._random = random.Random(seed)
         self._workers: Dict[WorkerId, WorkerBooks] = {}
@@ -216,11 +230,14 @@ class Scheduler:
 
     # -- tasks ----------------------------------------------------------------------------------
     def submit(self, task_id: int, declared: Dict[str, Optional[float]], priority: float = 0,
-               input_mb: float = 0.0) -> None:
+               input_mb: float = 0.0, algorithm: Optional[str] = None) -> None:
         if task_id in self._tasks:
             raise ValueError(f"task {task_id} is already known to the scheduler")
         arrival = next(self._arrivals)
         entry = _Entry(request_shape(declared, input_mb), priority, -arrival if self.task_order == LIFO else arrival)
+        if algorithm is not None:
+            entry.algorithm = algorithm
+            self._own_algorithms = True
         self._tasks[task_id] = entry
         self._push_ready(task_id, entry)
 
@@ -271,17 +288,18 @@ class Scheduler:
             workers = [(w, self._workers[w]) for w in self._with_room if w != only] + [(only, self._workers[only])]
         else:
             return assignments
-        placing = self.algorithm != FCFS and not (self.algorithm == FILES and cached_bytes is None)
         for worker, books in workers:
             while self._ready_count:
                 shape = self._best_fitting_shape(books)
                 if shape is None:
                     break
-                if placing:
-                    worker_now, books_now = self._place(shape, worker, books, cached_bytes)
-                    assignments.append(self._book(shape, worker_now, books_now))
-                else:
+                algorithm = self._tasks[self._ready[shape][0][2]].algorithm or self.algorithm \
+                    if self._own_algorithms else self.algorithm  # the live head: _best_shape just checked it
+                if algorithm == FCFS or (algorithm == FILES and cached_bytes is None):
                     assignments.append(self._book(shape, worker, books))
+                else:
+                    worker_now, books_now = self._place(shape, worker, books, algorithm, cached_bytes)
+                    assignments.append(self._book(shape, worker_now, books_now))
         if prefetch_depth is None:
             return assignments
         if only is None:
@@ -443,16 +461,19 @@ class Scheduler:
                 best = (head, shape)
         return None if best is None else best[1]
 
-    def _place(self, shape: Tuple, worker: WorkerId, books: WorkerBooks,
+    def _place(self, shape: Tuple, worker: WorkerId, books: WorkerBooks, algorithm: str,
                cached_bytes: Optional[CachedBytes]) -> Tuple[WorkerId, WorkerBooks]:
         """The worker that gets the head task of ``shape``: ``worker`` (which fits it) unless the
         algorithm prefers another worker with room that fits it too."""
-        if self.algorithm == FILES:
+        if algorithm == FILES:
             score = cached_bytes(self._ready[shape][0][2])  # the live head: _best_shape just checked it
             if score is None:
                 return worker, books
             key: Callable[[Tuple[WorkerId, WorkerBooks]], Any] = lambda pair: score(pair[0])
-        elif self.algorithm == WORST_FIT:
+        elif algorithm == TIME:
+            seconds = self.worker_seconds or (lambda w: None)
+            key = lambda pair: _quickest(seconds(pair[0]))
+        elif algorithm == WORST_FIT:
             key = lambda pair: (pair[1].free["cores"], pair[1].free["memory"], pair[1].free["disk"])
         else:
             key = lambda pair: self._random.random()

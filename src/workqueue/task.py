@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterable, List, Optional
 from . import validation
 from .constants import RESOURCE_NAMES, Result
 from .files import File, FileLike
+from .scheduler import ALGORITHMS
 
 
 class Task:
@@ -50,6 +51,7 @@ class Task:
         self._tag: Optional[str] = None
         self._max_run_time: Optional[float] = None
         self._end_time: Optional[float] = None
+        self._algorithm: Optional[str] = None
         self._env: Dict[str, Optional[str]] = {}
         self._env_bytes = 0
         self._id: Optional[int] = None
@@ -120,6 +122,17 @@ class Task:
         """Higher runs first; tasks of equal priority run in the order they were submitted."""
         self._priority = validation.number(self._where, "priority", priority)
 
+    def set_algorithm(self, algorithm: Optional[str]) -> None:
+        """How this task picks among the workers that fit it (see ``Manager.set_algorithm``);
+        None: the manager's."""
+        if algorithm is not None:
+            algorithm = validation.one_of(self._where, "algorithm", algorithm, ALGORITHMS)
+        self._algorithm = algorithm
+
+    @property
+    def algorithm(self) -> Optional[str]:
+        return self._algorithm
+
     def set_max_retries(self, max_retries: int) -> None:
         """Give up (``Result.MAX_RETRIES``) after this many attempts; 0: retry for ever."""
         self._max_retries = validation.count(self._where, "max_retries", max_retries)
@@ -175,6 +188,7 @@ class Task:
             "max_retries": self._max_retries,
             "max_run_time": self._max_run_time,
             "end_time": self._end_time,
+            "algorithm": self._algorithm,
             "env": dict(self._env),
         }
 
