@@ -62,8 +62,8 @@ def test_the_page_shows_categories_stream_workers_and_failures():
     assert sorted(row["task_id"] for row in data["stream"]) == sorted(by_id)
     for row in data["stream"]:
         assert row["worker"] == by_id[row["task_id"]].worker_id
-        assert row["end"] >= row["start"] > 0
-    assert data["stream"][0]["end"] >= data["stream"][-1]["end"]  # most recent first
+        assert row["duration"] >= 0 and row["command"].startswith("echo")
+    assert data["stream"][0]["ago"] <= data["stream"][-1]["ago"]  # most recent first
     [failure] = data["failures"]
     assert failure["exit_code"] == 3 and "it went wrong" in failure["output"]
     assert sum(w["completed"] for w in data["workers"]) == 6
@@ -206,9 +206,14 @@ def test_the_page_stays_bounded_with_a_long_queue_and_history():
 def test_views_fill_throughput_and_order_the_stream():
     series = views.throughput([[100, 2, 0], [103, 1, 1], [40, 9, 9]], now=104.5, window=5)
     assert series == {"start": 100, "done": [2, 0, 0, 1, 0], "failed": [0, 0, 0, 1, 0]}
-    stream = [{"task_id": 1, "start": 10.0, "end": 11.0}, {"task_id": 2, "start": 0, "end": 12.0}]
-    rows = views.stream_rows(stream, now=13.0)
-    assert [(r["task_id"], r["ago"], r["duration"]) for r in rows] == [(2, 1.0, 0.0), (1, 2.0, 1.0)]
+    stream = [{"task_id": i, "category": "c", "worker": "w", "start": 10.0 + i, "end": 11.0 + i, "result": "SUCCESS",
+               "exit_code": 0, "command": f"echo {i}", "wall_time": 1.0} for i in range(5)]
+    stream[0]["start"] = 0  # never dispatched: took no time
+    rows = views.stream_rows(stream, now=17.0, limit=4, detailed=2)
+    assert [(r["task_id"], r["ago"], r["duration"]) for r in rows] == [(4, 2.0, 1.0), (3, 3.0, 1.0), (2, 4.0, 1.0),
+                                                                       (1, 5.0, 1.0)]
+    assert [r.get("command") for r in rows] == ["echo 4", "echo 3", None, None]
+    assert views.stream_rows(stream[:1], now=12.0)[0]["duration"] == 0.0
 
 
 def test_a_dashboard_needs_its_static_files_installed():

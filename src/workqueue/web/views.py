@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 THROUGHPUT_SECONDS = 300  # the throughput chart's window
 STREAM_ROWS = 1000
+DETAILED_ROWS = 100  # stream rows with their command (the page's table shows these)
 SUMMARY_KEYS = ("tasks_submitted", "tasks_waiting", "tasks_running", "tasks_done", "tasks_failed",
                 "tasks_canceled", "tasks_requeued", "tasks_unfit", "workers_connected", "workers_busy",
                 "workers_idle", "workers_blocked", "total_cores", "free_cores", "total_memory", "bytes_sent",
@@ -68,12 +69,20 @@ def _used(resources: Dict[str, float], free: Dict[str, float], key: str) -> Opti
     return None if total is None else total - free.get(key, total)
 
 
-def stream_rows(stream: List[Dict[str, Any]], now: float, limit: int = STREAM_ROWS) -> List[Dict[str, Any]]:
-    """The most recent tasks first, with their start and end in seconds before ``now``."""
+def stream_rows(stream: List[Dict[str, Any]], now: float, limit: int = STREAM_ROWS,
+                detailed: int = DETAILED_ROWS) -> List[Dict[str, Any]]:
+    """The most recent tasks first, each with how long ago it ended and how long it took; the first
+    ``detailed`` (the page's table) also with their command and measurements, the rest only what
+    the task-stream chart draws."""
     rows = []
     for task in reversed(stream[-limit:]):
         start = task["start"] or task["end"]
-        rows.append({**task, "ago": round(now - task["end"], 3), "duration": round(task["end"] - start, 4)})
+        row = {"task_id": task["task_id"], "category": task["category"], "worker": task["worker"],
+               "ago": round(now - task["end"], 3), "duration": round(task["end"] - start, 4),
+               "result": task["result"], "exit_code": task["exit_code"]}
+        if len(rows) < detailed:
+            row.update(command=task["command"], wall_time=task["wall_time"])
+        rows.append(row)
     return rows
 
 
