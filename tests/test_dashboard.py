@@ -231,3 +231,15 @@ def test_a_manager_dropped_without_close_takes_its_dashboard_along():
     assert ref() is None
     with pytest.raises(urllib.error.URLError):
         get(url + "health")
+
+
+def test_a_master_that_does_not_answer_gives_the_page_an_error_it_shows():
+    served = server.start(source.remote("127.0.0.1", free_port(), timeout=0.5), port=0)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as error:
+            get(served.url + "api/status.json")
+        assert error.value.code == 502
+        assert "no workqueue manager answered" in json.loads(error.value.read())["error"]
+        assert get(served.url + "health")[0] == 200
+    finally:
+        served.close()

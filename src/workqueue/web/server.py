@@ -53,10 +53,9 @@ class Dashboard:
         self.registry = metrics.registry(source)
         self.static = {name: os.path.join(STATIC, name) for name in os.listdir(STATIC)}
         try:
-            self.server = ThreadingHTTPServer((host, port), _handler(self))
+            self.server = _Server((host, port), _handler(self))
         except OSError as error:
             raise OSError(error.errno, f"the dashboard cannot listen on {host}:{port}: {error.strerror}") from None
-        self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
                                        name=f"workqueue-dashboard-{self.port}", daemon=True)
@@ -78,6 +77,14 @@ class Dashboard:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer is no error of ours: logged at debug, not printed."""
+        log.debug("dashboard request from %s failed", client_address, exc_info=True)
 
 
 def _basic_password(authorization: Optional[str]) -> Optional[bytes]:
@@ -103,7 +110,7 @@ def _handler(dashboard: Dashboard) -> type:
             path = self.path.split("?", 1)[0]
             try:
                 self._route(path)
-            except (TimeoutError, ConnectionError, PermissionError, OSError) as error:
+            except (OSError, RuntimeError) as error:  # timeouts, refusals, a closed or stopped manager
                 self._json(502, {"error": f"the master did not answer: {error}"})
 
         def _route(self, path: str) -> None:
