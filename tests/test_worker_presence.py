@@ -216,3 +216,20 @@ def test_local_workers_are_quiet_but_for_warnings(tmp_path):
         m.submit(wq.Task("echo quiet"))
         assert m.wait(30).output.strip() == "quiet"
     assert "connecting" not in log_path.read_text() and "connected" not in log_path.read_text()
+
+
+def test_a_worker_stopped_by_sigterm_says_goodbye_and_its_task_runs_again_at_once():
+    """A batch system ends a job with SIGTERM: the worker says bye, so the master puts its task
+    back at once rather than after its keepalive timeout (here 60 s, longer than the wait below)."""
+    from conftest import start_worker
+    with wq.Manager(port=0, keepalive_interval=30, keepalive_timeout=60) as m:
+        worker = start_worker(m.port, "--cores", "1")
+        try:
+            m.submit(wq.Task("sleep 60", cores=1))
+            assert wait_for(lambda: m.stats["tasks_running"] == 1, timeout=30)
+            worker.terminate()
+            assert worker.wait(20) == 0
+            assert wait_for(lambda: m.stats["workers_connected"] == 0 and m.stats["tasks_requeued"] == 1, timeout=10)
+            assert m.stats["tasks_waiting"] == 1
+        finally:
+            stop(worker)

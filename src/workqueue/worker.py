@@ -265,6 +265,10 @@ class Worker:
                 self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
                 coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept()))
             return self._session_loop(session)
+        except WorkerStopped as stop:
+            if session.welcomed:
+                session.say_bye(f"stopped by {signal.Signals(stop.args[0]).name}")
+            raise
         finally:
             self._end_session(session)
 
@@ -341,9 +345,7 @@ class Worker:
             if session.welcomed and not tasks.running and not tasks.queued and \
                     now - tasks.last_activity > self.options.idle_timeout:
                 log.info("exiting: idle for %.0f s", now - tasks.last_activity)
-                session.release_results(queued=0)
-                session.send(protocol.encode("bye", reason="idle timeout"))
-                session.flush()
+                session.say_bye("idle timeout")
                 return "idle"
 
     def _on_link_trouble(self, session: Session) -> Optional[str]:

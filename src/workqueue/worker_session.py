@@ -14,6 +14,7 @@ from .transfer import WINDOW, Incoming, Outbox
 
 RESULT_HOLD_SECONDS = 0.005
 RESULT_HOLD_MAX = 64
+GOODBYE_LINGER_MS = 500  # how long a worker's last words may take to leave
 # Messages ZeroMQ may hold for us before it stops reading the master's connection. A master sends
 # a worker at most WINDOW (8) unacknowledged 1 MiB chunks, one stream header at a time, and its
 # other messages as a bundle per turn of its loop: a few dozen messages in flight at most. Past
@@ -62,6 +63,7 @@ class Session:
         self.timeout = 30.0
         self.last_heard = time.monotonic()
         self.last_sent = 0.0
+        self.linger_ms = 0  # on close: unsent messages are dropped, but for a goodbye
         self.xfers = 0
         self.held: List[List[Any]] = []
         self.held_since = 0.0
@@ -99,6 +101,15 @@ class Session:
 
     def hold_left(self) -> float:
         return self.held_since + RESULT_HOLD_SECONDS - time.monotonic()
+
+    def say_bye(self, reason: str) -> None:
+        """Tell the master this worker is going (its results held so far first), and let the
+        goodbye leave before the socket closes: the master then runs this worker's tasks elsewhere
+        at once, instead of finding it gone at its next send or after its keepalive timeout."""
+        self.release_results(queued=0)
+        self.send(protocol.encode("bye", reason=reason))
+        self.flush()
+        self.linger_ms = GOODBYE_LINGER_MS
 
     def flush(self) -> None:
         """Send what can go now; with no connected master yet, it stays queued."""
@@ -145,4 +156,4 @@ class Session:
             incoming.abort()
         self.socket.disable_monitor()
         self.monitor.close(0)
-        self.socket.close(0)
+        self.socket.close(self.linger_ms)
