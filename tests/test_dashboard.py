@@ -40,20 +40,20 @@ def drain(m):
     return finished
 
 
-def run_mixed(m, password_file=None):
-    """Six tasks in two categories, one failing with output; returns them once finished."""
+def run_mixed(m, password_file=None, then=lambda: None):
+    """Six tasks in two categories, one failing with output; returns them once finished, and what
+    ``then`` returns, called while the workers are still there."""
     with wq.local_workers(2, m.port, cores=1, password_file=password_file):
         for i in range(5):
             m.submit(wq.Task(f"echo task {i}", cores=1, category="even" if i % 2 == 0 else "odd"))
         m.submit(wq.Task("echo 'it went wrong' >&2; exit 3", cores=1, category="odd"))
-        return drain(m)
+        return drain(m), then()
 
 
 def test_the_page_shows_categories_stream_workers_and_failures():
     with wq.Manager(port=0, dashboard=0) as m:
         assert m.dashboard_url.startswith("http://127.0.0.1:")
-        finished = run_mixed(m)
-        data = page(m.dashboard_url)
+        finished, data = run_mixed(m, then=lambda: page(m.dashboard_url))
     cats = {c["category"]: c for c in data["categories"]}
     assert (cats["even"]["done"], cats["even"]["waiting"], cats["even"]["percent_done"]) == (3, 0, 100.0)
     assert cats["odd"]["done"] + cats["odd"]["failed"] == 3
@@ -161,7 +161,8 @@ def test_workqueue_dashboard_serves_a_master_running_elsewhere(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")
     with wq.Manager(port=0, password="s3cret", dashboard=0) as m:
-        finished = run_mixed(m, str(secret))
+        finished, _ = run_mixed(m, str(secret))
+        assert wait_for(lambda: m.stats["workers_connected"] == 0)  # the figures stay as they are now
         http_port = free_port()
         command = subprocess.Popen(
             [sys.executable, "-c", "from workqueue.cli.main import main; main()", "dashboard", "localhost",
