@@ -324,9 +324,6 @@ class WorkQueue(_wq.Manager):
     def activate_fast_abort_category(self, category: str, multiplier: float) -> None:
         self.set_fast_abort(multiplier, _check.text("WorkQueue", "category", category))
 
-    def estimate_capacity(self) -> None:
-        pass
-
     def application_info(self) -> Optional[Dict[str, Any]]:
         return None
 

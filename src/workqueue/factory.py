@@ -90,7 +90,7 @@ class Factory:
                  disk: Optional[int] = None, gpus: Optional[int] = None, timeout: float = 900,
                  password_file: Optional[str] = None, extra_worker_options: str = "", extra_batch_options: str = "",
                  interval: float = 5.0, query_timeout: float = 2.0, catalog: Optional[str] = None,
-                 factory_timeout: Optional[float] = None, config_file: Optional[str] = None,
+                 factory_timeout: Optional[float] = None, config_file: Optional[str] = None, use_capacity: bool = False,
                  batch_options: Optional[Dict[str, Any]] = None, **spec_fields: Any) -> None:
         self.batch_type = batch_type
         self.manager_name = manager_name
@@ -102,6 +102,7 @@ class Factory:
         self.extra_worker_options, self.extra_batch_options = extra_worker_options, extra_batch_options
         self.interval, self.query_timeout = interval, query_timeout
         self.catalog, self.factory_timeout = catalog, factory_timeout
+        self.use_capacity = use_capacity  # cap the pool at the master's capacity_weighted (CCTools' -c)
         self.spec_fields = spec_fields  # more WorkerSpec fields: env, workdir, worker_binary, wrapper, worker_flags
         self.config = ConfigFile(config_file) if config_file else None
         self.system = batch.get(batch_type, **(batch_options or {}))
@@ -150,7 +151,21 @@ class Factory:
             return max(self.min_workers, 0) if not self.jobs else len(self.jobs)
         tasks = int(queue.get("tasks_waiting") or 0) + int(queue.get("tasks_running") or 0)
         per_worker = self.tasks_per_worker or max(1.0, float(self.cores or 1))
-        return max(self.min_workers, min(self.max_workers, math.ceil(tasks / per_worker)))
+        wanted = math.ceil(tasks / per_worker)
+        if self.use_capacity:
+            wanted = min(wanted, self._capacity_workers(queue, per_worker))
+        return max(self.min_workers, min(self.max_workers, wanted))
+
+    def _capacity_workers(self, queue: Dict[str, Any], per_worker: float) -> float:
+        """The workers the master estimates it could keep busy (``estimate_capacity``); no cap while
+        it makes no estimate."""
+        capacity = float(queue.get("capacity_weighted") or 0)
+        if capacity <= 0:
+            self.conditions.wrong("capacity", "the master makes no capacity estimate (it has not called "
+                                              "estimate_capacity, or no task has finished yet): --capacity does not cap the pool")
+            return math.inf
+        self.conditions.right("capacity", "the master's capacity estimate caps the pool")
+        return math.ceil(capacity / per_worker)
 
     def step(self) -> int:
         """One cycle: refresh job states, then submit or cancel toward the target. Returns the target."""

@@ -314,6 +314,12 @@ class Manager:
         guesses. Workers always measure and enforce declared memory and disk: this is only that switch."""
         self._send("monitoring", bool(enabled))
 
+    def estimate_capacity(self) -> None:
+        """From now on, ``stats`` estimates how many workers this master could keep busy
+        (``capacity_tasks``, ``_cores``, ``_memory``, ``_disk``, ``_instantaneous``, ``_weighted``:
+        see workqueue/capacity.py); until then they read 0."""
+        self._send("estimate_capacity")
+
     def _set_category_resources(self, setting: str, where: str, category: str,
                                 resources: Dict[str, Optional[float]]) -> None:
         category = validation.text(where, "category", category)

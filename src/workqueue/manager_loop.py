@@ -18,6 +18,7 @@ from . import protocol
 from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
 from .manager_blocks import BlockList
+from .capacity import Capacity
 from .categories import task_program
 from .manager_categories import CategoryKeeper
 from .manager_door import Door
@@ -77,6 +78,7 @@ class ManagerLoop:
         self.category_keeper = CategoryKeeper(self)
         self.categories = self.category_keeper.categories
         self.advertiser: Any = None  # catalog.Advertiser of a named master
+        self.capacity: Optional[Capacity] = None  # estimated once the user asks (estimate_capacity)
         self.digests = DigestMemo()
         self.blocks = BlockList()
         self.xfer_ids = 0
@@ -335,6 +337,9 @@ class ManagerLoop:
     def _cmd_monitoring(self, enabled: bool) -> None:
         self.categories.monitoring = enabled
 
+    def _cmd_estimate_capacity(self) -> None:
+        self.capacity = self.capacity or Capacity()
+
     def _cmd_advertiser(self, advertiser: Any) -> None:
         self.advertiser = advertiser
 
@@ -443,6 +448,8 @@ class ManagerLoop:
             return
         if result == Result.SUCCESS:
             self.category_keeper.learn(record, conn, fields["measured"])
+            if self.capacity is not None and wall_time is not None and not record.prefetched:
+                self.capacity.add(wall_time, time.time() - record.dispatch_time, record.allocation)
         elif result == Result.RESOURCE_EXHAUSTION and self.category_keeper.retry_at_max(record, conn):
             return
         missing = list(fields["missing"])
@@ -505,6 +512,7 @@ class ManagerLoop:
         record.allocation = assignment.allocation
         record.dispatch_time = time.time()
         conn.tasks.add(record.task_id)
+        record.prefetched = assignment.queued
         if assignment.queued:
             self.counters["tasks_prefetched"] += 1
         limits = {}

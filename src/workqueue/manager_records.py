@@ -53,6 +53,7 @@ class TaskRecord:
     worker: Optional[bytes] = None
     allocation: Dict[str, float] = field(default_factory=dict)
     dispatch_time: float = 0.0
+    prefetched: bool = False  # its latest dispatch queued it on a busy worker
     incoming: Dict[str, Tuple[Incoming, str, int]] = field(default_factory=dict)
     bytes_sent: int = 0
     bytes_received: int = 0

@@ -11,10 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
+from .capacity import FIGURES as CAPACITY_FIGURES
+
 STATUS_WHAT = ("queue", "workers", "tasks", "dashboard")
+
 STATUS_BYTES_PER_SECOND = 4 << 20
 STATUS_BURST_BYTES = 16 << 20
 TASK_ROWS_MAX = 10_000
+ON_WORKERS_ROWS_MAX = 1000  # of the tasks on workers, those the dashboard is told about one by one
 
 
 def snapshot(loop: Any) -> Dict[str, Any]:
@@ -33,6 +37,7 @@ def snapshot(loop: Any) -> Dict[str, Any]:
         hungry=loop.scheduler.hungry(loop.settings.hungry_minimum),
         hungry_minimum=loop.settings.hungry_minimum, requeue_reasons=dict(loop.requeue_reasons),
     )
+    figures.update(loop.capacity.figures() if loop.capacity is not None else dict.fromkeys(CAPACITY_FIGURES, 0))
     return figures
 
 
@@ -68,28 +73,38 @@ def task_rows(loop: Any, limit: int = TASK_ROWS_MAX) -> List[Dict[str, Any]]:
 
 def dashboard(loop: Any) -> Dict[str, Any]:
     """What the dashboard and ``/metrics`` show (see workqueue/web): the figures, tasks per category,
-    the workers, and the recent history. Computed only when asked; its cost grows with the workers and
-    the tasks on them, not with the queue."""
+    the workers and the tasks on them, and the recent history. Computed only when asked; its cost
+    grows with the workers and the tasks on them, not with the queue."""
     history = loop.history.answer()
+    on_workers = _tasks_on_workers(loop)
+    categories = _category_counts(on_workers, history.pop("outcomes"), history.pop("held"))
     return {"time": time.time(), "queue": dict(loop.snapshot), "workers": _worker_rows_in_full(loop),
-            "categories": _category_counts(loop, history.pop("outcomes"), history.pop("held")), **history}
+            "categories": categories, "on_workers": on_workers[:ON_WORKERS_ROWS_MAX], **history}
 
 
-def _category_counts(loop: Any, outcomes: Dict[str, Dict[str, int]],
-                     held: Dict[str, int]) -> Dict[str, Dict[str, int]]:
-    """Per category: tasks on a worker (running or queued there; a pass over the workers' tasks only),
-    waiting (the rest of those it holds), done and failed."""
-    running: Dict[str, int] = {}
+def _tasks_on_workers(loop: Any) -> List[Dict[str, Any]]:
+    """One row per task on a worker: running there, or queued there behind a running one."""
+    rows = []
     for conn in loop.workers.values():
         for task_id in conn.tasks:
             record = loop.tasks.get(task_id)
             if record is not None:
-                category = record.spec["category"]
-                running[category] = running.get(category, 0) + 1
+                rows.append({"task_id": task_id, "category": record.spec["category"], "worker": conn.worker_id,
+                             "start": record.dispatch_time, "queued": loop.scheduler.is_queued(task_id)})
+    return rows
+
+
+def _category_counts(on_workers: List[Dict[str, Any]], outcomes: Dict[str, Dict[str, int]],
+                     held: Dict[str, int]) -> Dict[str, Dict[str, int]]:
+    """Per category: tasks on a worker (running or queued there), waiting (the rest of those it
+    holds), done and failed."""
+    running: Dict[str, int] = {}
+    for row in on_workers:
+        running[row["category"]] = running.get(row["category"], 0) + 1
     counts = {}
     for category in sorted(set(outcomes) | set(held) | set(running)):
-        on_workers = running.get(category, 0)
-        counts[category] = {"waiting": max(0, held.get(category, 0) - on_workers), "running": on_workers,
+        on_workers_now = running.get(category, 0)
+        counts[category] = {"waiting": max(0, held.get(category, 0) - on_workers_now), "running": on_workers_now,
                             "done": 0, "failed": 0, **outcomes.get(category, {})}
     return counts
 

@@ -53,7 +53,8 @@ NO_SUCH_SYSTEM = "no such batch type here"
 @click.option("--factory-timeout", type=click.FloatRange(min=0), help="Exit after the master is away this long (s).")
 @click.option("--tasks-per-worker", type=click.FloatRange(min=0, min_open=True),
               help="Tasks each worker is counted for (default: its cores).")
-@compat.ignored("-c", "--capacity", takes_value=False, why="masters here make no capacity estimate")
+@click.option("-c", "--capacity", "use_capacity", is_flag=True,
+              help="Keep no more workers than the master estimates it can keep busy (it must call estimate_capacity).")
 @click.option("--cores", type=click.FloatRange(min=0), default=batch.base.DEFAULT_CORES, show_default=True,
               help="Cores per worker, asked of the batch system and offered by the worker; 0: what the job is granted.")
 @click.option("--gpus", type=click.IntRange(min=0), help="GPUs per worker (asked and offered).")
@@ -127,6 +128,7 @@ def _factory_options(options: Dict[str, Any]) -> Dict[str, Any]:
         timeout=options["timeout"], password_file=options["password_file"],
         extra_worker_options=options["extra_worker_options"], extra_batch_options=options["extra_batch_options"],
         interval=options["interval"], catalog=options["catalog"], factory_timeout=options["factory_timeout"],
+        use_capacity=options["use_capacity"],
         env=dict(_variable(text) for text in options["env"]), workdir=options["scratch_dir"],
         worker_binary=options["worker_binary"], wrapper=options["wrapper"], worker_flags=worker_flags)
 

@@ -13,6 +13,7 @@ import click
 from .. import catalog as catalog_room
 from .. import status as status_room
 from ..auth import read_password_file
+from ..capacity import FIGURES as CAPACITY_FIGURES
 from . import compat
 
 HUNGRY = "HUNGRY_FOR_TASKS"  # CCTools' 'hungry': the master wants more tasks (not more workers)
@@ -150,6 +151,12 @@ def _show_catalog(where: Optional[str], name: Optional[str], what: str, verbose:
         click.echo(_catalog_table(masters, resources=what == "resources"))
 
 
+def _capacity(queue: Dict[str, Any]) -> str:
+    if not queue.get("capacity_tasks"):
+        return "this master makes no capacity estimate (it has not called estimate_capacity, or no task has finished)"
+    return "\n".join(f"{name:<24} {queue.get(name, 0)}" for name in CAPACITY_FIGURES)
+
+
 # -- one master --------------------------------------------------------------------------------------
 def _show_master(host: str, port: int, what: str, verbose: bool, as_json: bool, timeout: float,
                  password: Optional[bytes]) -> None:
@@ -160,7 +167,7 @@ def _show_master(host: str, port: int, what: str, verbose: bool, as_json: bool, 
         if what == "categories":
             data: Any = {"tasks": ask("tasks"), "workers": ask("workers")}
         else:
-            data = ask("queue" if what == "resources" else what)
+            data = ask("queue" if what in ("resources", "capacity") else what)
     except (TimeoutError, ConnectionError, PermissionError) as error:
         click.echo(f"workqueue status: {error}", err=True)
         sys.exit(1)
@@ -174,6 +181,8 @@ def _show_master(host: str, port: int, what: str, verbose: bool, as_json: bool, 
         click.echo(_tasks(data))
     elif what == "categories":
         click.echo(_categories(data["tasks"], data["workers"]))
+    elif what == "capacity":
+        click.echo(_capacity(data))
     else:
         click.echo(_summary(host, port, data))
 
@@ -189,7 +198,8 @@ def _show_master(host: str, port: int, what: str, verbose: bool, as_json: bool, 
               help="Per category: tasks, largest task, and the workers that can run it.")
 @click.option("-R", "--resources", "what", flag_value="resources",
               help="Without HOST PORT: the workers' resources of every master in the catalog.")
-@compat.ignored("--capacity", takes_value=False, why="masters here make no capacity estimate")
+@click.option("--capacity", "what", flag_value="capacity",
+              help="The master's capacity estimate: how many workers it could keep busy (estimate_capacity).")
 @click.option("-l", "--verbose", is_flag=True, help="Every field, one 'key: value' line each.")
 @click.option("-C", "--catalog", help="Catalog server HOST:PORT or catalog directory (default: $CATALOG_HOST, "
                                       "else $WORKQUEUE_CATALOG_DIR or ~/.workqueue/catalog).")
@@ -210,8 +220,8 @@ def status(host: Optional[str], port: Optional[str], what: str, project_name: Op
     compat.configure_logging(debug, debug_file, debug_rotate_max)
     password = read_password_file(password_file) if password_file else None
     if host is None:
-        if what in ("workers", "tasks", "categories"):
-            raise click.UsageError("-W, -T and -A need a master's HOST PORT")
+        if what in ("workers", "tasks", "categories", "capacity"):
+            raise click.UsageError("-W, -T, -A and --capacity need a master's HOST PORT")
         _show_catalog(catalog, project_name, what, verbose, as_json, timeout, password)
         return
     number = _address(host, port)
