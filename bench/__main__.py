@@ -1,6 +1,6 @@
 """``python -m bench [WORKLOAD ...] [--full] [--json PATH] [--no-plots]``
 
-Workloads: throughput, files, latency, transfer, scale, functions, run, dask (default: all). The quick profile
+Workloads: throughput, files, latency, transfer, scale, functions, run, dask, parsl (default: all). The quick profile
 takes a few minutes (throughput, functions and the spawn references are each the median of 3
 runs); ``--full`` runs the sizes the issues ask for (N up to 100,000, 1 GiB, 200 workers).
 """
@@ -162,8 +162,12 @@ class Run:
         from . import dask_graph
         dask_graph.report(self.report, self.p)
 
+    def parsl(self) -> None:
+        from . import parsl_rate
+        parsl_rate.report(self.report, self.p)
 
-WORKLOADS = ("throughput", "files", "latency", "transfer", "scale", "functions", "run", "dask")
+
+WORKLOADS = ("throughput", "files", "latency", "transfer", "scale", "functions", "run", "dask", "parsl")
 
 
 def main(argv=None) -> int:
