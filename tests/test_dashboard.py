@@ -204,6 +204,21 @@ def test_the_page_stays_bounded_with_a_long_queue_and_history():
     assert data["stream"] == [] and len(data["throughput"]["done"]) == views.THROUGHPUT_SECONDS
 
 
+def test_the_page_lists_the_tasks_running_now(tmp_path):
+    gate = tmp_path / "gate"
+    with wq.Manager(port=0, dashboard=0) as m, wq.local_workers(1, m.port, cores=2):
+        ids = {m.submit(wq.Task(f"while [ ! -e {gate} ]; do sleep 0.05; done", cores=1, category="held"))
+               for _ in range(3)}
+        assert wait_for(lambda: m.stats["tasks_running"] == 2, timeout=30)
+        data = page(m.dashboard_url)
+        gate.touch()
+        drain(m)
+    assert len(data["running"]) == 2 and {r["task_id"] for r in data["running"]} < ids
+    assert all(r["category"] == "held" and r["since"] >= 0 for r in data["running"])
+    assert data["categories"] == [{"category": "held", "waiting": 1, "running": 2, "done": 0, "failed": 0,
+                                   "total": 3, "percent_done": 0.0}]
+
+
 def test_views_fill_throughput_and_order_the_stream():
     series = views.throughput([[100, 2, 0], [103, 1, 1], [40, 9, 9]], now=104.5, window=5)
     assert series == {"start": 100, "done": [2, 0, 0, 1, 0], "failed": [0, 0, 0, 1, 0]}

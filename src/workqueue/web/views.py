@@ -28,6 +28,7 @@ def page(answer: Dict[str, Any], label: str = "") -> Dict[str, Any]:
         "categories": categories(answer.get("categories", {})),
         "workers": workers(answer.get("workers", []), stream),
         "stream": stream_rows(stream, now),
+        "running": running_rows(answer.get("on_workers", []), now),
         "throughput": throughput(answer.get("per_second", []), now),
         "failures": list(reversed(answer.get("failures", []))),
     }
@@ -84,6 +85,12 @@ def stream_rows(stream: List[Dict[str, Any]], now: float, limit: int = STREAM_RO
             row.update(command=task["command"], wall_time=task["wall_time"])
         rows.append(row)
     return rows
+
+
+def running_rows(on_workers: List[Dict[str, Any]], now: float) -> List[Dict[str, Any]]:
+    """The tasks running now (not those queued behind them), with how long they have run."""
+    return [{"task_id": t["task_id"], "category": t["category"], "worker": t["worker"],
+             "since": round(max(0.0, now - t["start"]), 3)} for t in on_workers if not t["queued"] and t["start"]]
 
 
 def throughput(per_second: List[List[int]], now: float, window: int = THROUGHPUT_SECONDS) -> Dict[str, Any]:

@@ -76,14 +76,14 @@ function workers(rows) {
   ])));
 }
 
-function stream(rows) {
+function stream(rows, running) {
   fill("stream", rows.slice(0, 100).map(t => {
     const tr = row([t.task_id, t.category, t.worker, seconds(t.ago) + " ago", seconds(t.duration),
                     t.result === "SUCCESS" ? "exit " + t.exit_code : t.result, t.command]);
     if (t.result !== "SUCCESS" || t.exit_code !== 0) tr.className = "bad-result";
     return tr;
   }));
-  drawStream(rows);
+  drawStream(rows, running);
 }
 
 function canvasContext(id) {
@@ -94,29 +94,39 @@ function canvasContext(id) {
   return [canvas, ctx];
 }
 
-function drawStream(rows) {
+function drawStream(rows, running) {
   const [canvas, ctx] = canvasContext("stream-chart");
-  if (!rows.length) return;
-  const workersSeen = [...new Set(rows.map(t => t.worker))].sort();
-  const span = Math.max(1, ...rows.map(t => t.ago + t.duration));
+  if (!rows.length && !running.length) return;
+  const workersSeen = [...new Set(rows.map(t => t.worker).concat(running.map(t => t.worker)))].sort();
+  const span = Math.max(1, ...rows.map(t => t.ago + t.duration), ...running.map(t => t.since));
   const left = 110, width = canvas.width - left - 10;
   const lane = Math.max(4, Math.min(24, (canvas.height - 16) / workersSeen.length));
-  const colors = {};
-  let next = 0;
   workersSeen.forEach((w, i) => {
     ctx.fillStyle = "#444";
     ctx.fillText(String(w).slice(0, 16), 2, 12 + i * lane + lane / 2);
   });
-  for (const t of rows) {
-    if (!(t.category in colors)) colors[t.category] = COLORS[next++ % COLORS.length];
+  const bar = (t, ago, duration, color, alpha) => {
     const y = 4 + workersSeen.indexOf(t.worker) * lane;
-    const x0 = left + width * (1 - (t.ago + t.duration) / span);
-    ctx.fillStyle = t.result === "SUCCESS" ? colors[t.category] : "#000";
-    ctx.fillRect(x0, y, Math.max(1, width * t.duration / span), lane - 2);
+    ctx.globalAlpha = alpha;
+    ctx.fillStyle = color;
+    ctx.fillRect(left + width * (1 - (ago + duration) / span), y, Math.max(1, width * duration / span), lane - 2);
+    ctx.globalAlpha = 1;
+  };
+  for (const t of rows) {
+    bar(t, t.ago, t.duration, t.result === "SUCCESS" ? categoryColor(t.category) : "#000", 1);
   }
+  for (const t of running) bar(t, 0, t.since, categoryColor(t.category), 0.45);
   ctx.fillStyle = "#666";
   ctx.fillText("-" + seconds(span), left, canvas.height - 2);
   ctx.fillText("now", canvas.width - 30, canvas.height - 2);
+}
+
+const categoryColors = {};
+function categoryColor(category) {
+  if (!(category in categoryColors)) {
+    categoryColors[category] = COLORS[Object.keys(categoryColors).length % COLORS.length];
+  }
+  return categoryColors[category];
 }
 
 function throughput(series) {
@@ -156,7 +166,7 @@ function show(data) {
   summary(data.summary);
   categories(data.categories);
   workers(data.workers);
-  stream(data.stream);
+  stream(data.stream, data.running);
   throughput(data.throughput);
   failures(data.failures);
   const state = $("state");
