@@ -82,3 +82,12 @@ def test_an_unknown_option_is_refused_by_name(tmp_path):
     (tmp_path / "c.txt").write_text("echo a\n")
     done = run(tmp_path, "--bogus", "c.txt")
     assert done.returncode == 2 and "No such option '--bogus'" in done.stderr
+
+
+def test_dry_run_prints_the_commands_a_resume_would_run_and_runs_none(tmp_path):
+    (tmp_path / "log.txt").write_text("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+                                      "1\th\t1.0\t0.1\t0\t0\t0\t0\ttouch 'a b'\n")
+    done = run(tmp_path, "--dry-run", "--joblog", "log.txt", "--resume", "touch", ":::", "a b", "c")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "touch c\n"
+    assert not (tmp_path / "c").exists()

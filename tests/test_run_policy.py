@@ -48,8 +48,10 @@ def test_halt_now_stops_at_the_first_failure(tmp_path):
     assert "halted (now)" in done.stderr
     ran = (tmp_path / "ran.txt").read_text().split() if (tmp_path / "ran.txt").exists() else []
     assert len(ran) < 40
-    logged = (tmp_path / "log.txt").read_text().splitlines()[1:]
-    assert len(logged) == 1 + len(ran)  # what was killed or never started is not in the log: a resume runs it
+    logged = {int(row.split("\t")[0]) for row in (tmp_path / "log.txt").read_text().splitlines()[1:]}
+    # the log holds the failure and only jobs that ran; what was killed or never started is left
+    # to a resume (a job killed just as it ended may have run without being logged)
+    assert 1 in logged and logged <= {1} | {int(i) + 2 for i in ran}
 
 
 def test_halt_soon_lets_running_jobs_end_and_starts_no_more(tmp_path):

@@ -112,3 +112,10 @@ def test_a_run_stopped_by_sigterm_removes_its_batch_workers(tmp_path):
     assert proc.returncode == 143
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive
+
+
+def test_a_run_whose_local_workers_all_died_says_so_instead_of_waiting_for_ever(tmp_path):
+    (tmp_path / "c.txt").write_text("kill -9 $PPID\necho never\n")  # the task's parent is its worker
+    done = subprocess.run(CLI + ["-w", "1", "c.txt"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 255, done.stderr
+    assert "all 1 local workers have exited" in done.stderr

@@ -10,12 +10,12 @@ import click
 
 from ..run import commands, policy, runner
 from ..run.tasks import TaskSpec
-from ..run.workers import BATCH_SYSTEMS, Plan
+from ..run.workers import BATCH_SYSTEMS, Plan, WorkersGone
 
 
 class BadRunInput(click.ClickException):
-    """Input the run cannot use; exit 255, GNU parallel's status for errors that are not jobs
-    failing (1 to 101 count failed jobs)."""
+    """Input the run cannot use, or a run left without workers; exit 255, GNU parallel's status
+    for errors that are not jobs failing (1 to 101 count failed jobs)."""
 
     exit_code = 255
 
@@ -41,6 +41,7 @@ class BadRunInput(click.ClickException):
 @click.option("--results", metavar="DIR", help="Save each job's output in DIR, GNU parallel's layout.")
 @click.option("--eta", "--bar", "live", is_flag=True, default=None, help="Show the live progress line (default: on a terminal).")
 @click.option("-v", "--verbose", is_flag=True, help="Print each job's command before its output.")
+@click.option("--dry-run", is_flag=True, help="Print the commands that would run; run nothing.")
 @click.option("--cores", type=float, default=1, show_default=True, help="Cores each task declares.")
 @click.option("--memory", type=int, help="Memory each task declares (MB).")
 @click.option("--disk", type=int, help="Disk each task declares (MB).")
@@ -53,7 +54,7 @@ class BadRunInput(click.ClickException):
 def run(words: Sequence[str], arg_files: Sequence[str], workers: Optional[int], port: Optional[int],
         password_file: Optional[str], batch_system: Optional[str], batch_workers: int, joblog: Optional[str],
         resume: bool, resume_failed: bool, retries: int, halt_spec: Optional[str], keep_order: bool,
-        results: Optional[str], live: Optional[bool], verbose: bool, cores: float, memory: Optional[int],
+        results: Optional[str], live: Optional[bool], verbose: bool, dry_run: bool, cores: float, memory: Optional[int],
         disk: Optional[int], gpus: Optional[int], category: str, timeout: Optional[float], transfer: bool,
         returns: Sequence[str]) -> None:
     """Run each line of FILE as a shell command, or COMMAND once per argument (after ::: or in
@@ -71,8 +72,12 @@ def run(words: Sequence[str], arg_files: Sequence[str], workers: Optional[int], 
         plan = Plan(local=(os.cpu_count() or 1) if workers is None else workers, port=port, password_file=password_file,
                     batch_system=batch_system, batch_count=batch_workers, cores=cores, memory=memory, disk=disk,
                     gpus=gpus)
+        if dry_run:
+            for job in runner.to_run(jobs, options):
+                click.echo(job.command)
+            return
         status = runner.run(jobs, options, plan)
-    except commands.BadInput as error:
+    except (commands.BadInput, WorkersGone) as error:
         raise BadRunInput(str(error)) from None
     except OSError as error:  # a port in use, a file that cannot be written: the run cannot start
         raise BadRunInput(str(error)) from None

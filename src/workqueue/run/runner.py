@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Set
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set
 
 import click
 
@@ -49,8 +49,8 @@ class Options:
 def run(jobs: Sequence[Job], options: Options, plan: Plan) -> int:
     """Run ``jobs``; return the exit status (the number of failed jobs, at most 101)."""
     plan.check()
-    skipped = _resumed(jobs, options)
-    todo = [job for job in jobs if job.seq not in skipped]
+    todo = to_run(jobs, options)
+    skipped = len(jobs) - len(todo)
     maker = TaskMaker(options.tasks)
     maker.check(todo)
     results = ResultsDir(options.results) if options.results else None
@@ -61,11 +61,11 @@ def run(jobs: Sequence[Job], options: Options, plan: Plan) -> int:
         if not todo:
             click.echo(f"nothing to run: the job log {options.joblog!r} holds all {len(jobs)} jobs", err=True)
             return 0
-        loop = RunLoop(todo, options, maker, log_file, results, len(skipped))
+        loop = RunLoop(todo, options, maker, log_file, results, skipped)
         stack.enter_context(_terminated_cleanly())
         password_file = stack.enter_context(password(plan))
         manager = stack.enter_context(Manager(plan.port or 0, host=plan.host, password=_password(password_file)))
-        stack.enter_context(started(plan, manager.port, password_file))
+        loop.check_workers = stack.enter_context(started(plan, manager.port, password_file))
         if plan.open_to_others:
             click.echo(f"workqueue run: workers may join on port {manager.port}", err=True)
         return loop.run(manager)
@@ -90,6 +90,12 @@ def _terminated_cleanly() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def to_run(jobs: Sequence[Job], options: Options) -> List[Job]:
+    """The jobs left once those a resume skips are taken out."""
+    skipped = _resumed(jobs, options)
+    return [job for job in jobs if job.seq not in skipped]
 
 
 def _resumed(jobs: Sequence[Job], options: Options) -> Set[int]:
@@ -121,6 +127,7 @@ class RunLoop:
         self._pending: Iterator[Job] = iter(todo)
         self._more = True
         self._gaps = _gaps(todo)
+        self.check_workers: Callable[[], None] = lambda: None
 
     def run(self, manager: Manager) -> int:
         for seq in self._gaps:
@@ -131,6 +138,7 @@ class RunLoop:
                 task = manager.wait(WAIT_SLICE)
                 if task is None:
                     self.progress.tick()
+                    self.check_workers()
                     continue
                 self._finished(manager, task)
                 if self.policy.halting:
@@ -176,9 +184,15 @@ class RunLoop:
         self.progress.finished(ok, task.bytes_sent + task.bytes_received)
 
     def _halt(self, manager: Manager) -> None:
-        """Stop starting jobs; with ``now`` kill those that run, with ``soon`` let them end."""
+        """Stop starting jobs; with ``now`` kill those that run, with ``soon`` let them end.
+        Results already back (a worker sends several at once) are booked first, not thrown away."""
         self._more = False
         self._pending = iter(())
+        while self.running:
+            task = manager.wait(0)
+            if task is None:
+                break
+            self._finished(manager, task)
         keep: Set[int] = set()
         if self.policy.halting == "soon":
             keep = {row["task_id"] for row in manager.status("tasks") if row.get("state") == "RUNNING"}

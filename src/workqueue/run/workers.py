@@ -16,7 +16,7 @@ import secrets
 import socket
 import tempfile
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from .. import batch
 from ..auth import read_password_file
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 BATCH_SYSTEMS = ("slurm", "sge", "pbs", "torque", "condor", "local")
+
+
+class WorkersGone(RuntimeError):
+    """Every worker the run could count on has exited: jobs are left that nothing will run."""
 
 
 @dataclass
@@ -88,9 +92,11 @@ def password(plan: Plan) -> Iterator[Optional[str]]:
 
 
 @contextlib.contextmanager
-def started(plan: Plan, port: int, password_file: Optional[str]) -> Iterator[None]:
+def started(plan: Plan, port: int, password_file: Optional[str]) -> Iterator[Callable[[], None]]:
     """Start the plan's workers for the ``with`` block; stop the local ones and remove the batch
-    jobs at its end, however it ends."""
+    jobs at its end, however it ends. Yields a check that raises WorkersGone once a run that has
+    only local workers has none left (they crashed, or sat idle past their timeout because no
+    task fits them), instead of waiting for ever."""
     local = LocalWorkers(plan.local, port, LOOPBACK, cores=plan.cores, password_file=password_file,
                          extra=["--single-shot"])
     system = batch.get(plan.batch_system) if plan.batch_system else None
@@ -99,7 +105,7 @@ def started(plan: Plan, port: int, password_file: Optional[str]) -> Iterator[Non
         local.start()
         if system is not None:
             job_ids = _submit(system, plan, port, password_file)
-        yield
+        yield lambda: _check_alive(plan, local)
     finally:
         if job_ids:
             try:
@@ -107,6 +113,14 @@ def started(plan: Plan, port: int, password_file: Optional[str]) -> Iterator[Non
             except batch.BatchError as error:
                 log.warning("could not remove the batch workers %s: %s", " ".join(job_ids), error)
         local.stop()
+
+
+def _check_alive(plan: Plan, local: LocalWorkers) -> None:
+    if plan.open_to_others or any(process.poll() is None for process in local.processes):
+        return
+    codes = sorted({process.returncode for process in local.processes})
+    raise WorkersGone(f"all {plan.local} local workers have exited (exit status {', '.join(map(str, codes))}; "
+                      "their messages are above) and no other worker may join: the jobs left cannot run")
 
 
 def _submit(system: batch.BatchSystem, plan: Plan, port: int, password_file: Optional[str]) -> List[str]:
