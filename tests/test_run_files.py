@@ -63,3 +63,20 @@ def test_eta_draws_a_live_line_and_the_summary_counts_everything(tmp_path):
     assert "tasks/s ETA" in done.stderr and "\x1b[K" in done.stderr  # redrawn in place
     summary = done.stderr.strip().splitlines()[-1]
     assert summary.startswith("4 done, 1 failed, 0 retried, 0 skipped") and "tasks/s" in summary
+
+
+def test_a_workqueue_header_line_sets_what_the_lines_below_declare(tmp_path):
+    (tmp_path / "c.txt").write_text('echo "$CORES $MEMORY"\n'
+                                    "#workqueue: memory=70 category=big\n"
+                                    'echo "$CORES $MEMORY"\n'
+                                    "#workqueue:\n"
+                                    'echo "$CORES $MEMORY"\n')
+    done = run(tmp_path, "-w", "1", "-k", "--memory", "30", "c.txt")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["1 30", "1 70", "1 30"]
+
+
+def test_a_bad_header_setting_is_named(tmp_path):
+    (tmp_path / "c.txt").write_text("#workqueue: cpus=2\ntrue\n")
+    done = run(tmp_path, "c.txt")
+    assert done.returncode == 255 and "'cpus=2'" in done.stderr and "cores, memory, disk, gpus, category" in done.stderr

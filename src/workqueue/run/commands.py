@@ -13,7 +13,7 @@ import itertools
 import os
 import re
 import shlex
-from typing import List, NamedTuple, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 ARGUMENT_SEPARATOR = ":::"
 _REPLACEMENT = re.compile(r"\{(\d*)(#|\.|/|//|/\.)?\}")
@@ -27,11 +27,16 @@ class Job(NamedTuple):
     seq: int  # 1-based, GNU parallel's Seq: the job's place in the input, the same in every run
     command: str
     args: Tuple[str, ...]  # the arguments filled in ({} etc.); empty for a line of a command file
+    declared: Optional[Dict[str, Any]] = None  # resources from a ``#workqueue:`` line above it
+
+
+RESOURCE_HEADER = "#workqueue:"
+_HEADER_VALUES = {"cores": float, "memory": int, "disk": int, "gpus": int, "category": str}
 
 
 def read_lines(path: str, what: str) -> List[str]:
     """The non-empty lines of ``path``, less # comments in a command file (an argument may begin
-    with #); BadInput if it is missing, unreadable or holds none."""
+    with #) but for ``#workqueue:`` lines; BadInput if it is missing, unreadable or holds none."""
     commands = "command" in what
     if path != "-" and not os.path.exists(path):
         raise BadInput(f"{what} {path!r} does not exist")
@@ -42,8 +47,10 @@ def read_lines(path: str, what: str) -> List[str]:
             lines = [line.strip() if commands else line.rstrip("\r\n") for line in stream]
     except (OSError, UnicodeDecodeError) as error:
         raise BadInput(f"cannot read {what} {path!r}: {error}") from None
-    kept = [line for line in lines if line and not (commands and line.startswith("#"))]
-    if not kept:
+    kept = [line for line in lines
+            if line and not (commands and line.startswith("#") and not line.startswith(RESOURCE_HEADER))]
+    runnable = [line for line in kept if not line.startswith(RESOURCE_HEADER)] if commands else kept
+    if not runnable:
         raise BadInput(f"{what} {path!r} holds no {'commands' if commands else 'arguments'}"
                        " (it is empty, or only blank lines and # comments)")
     return kept
@@ -70,8 +77,35 @@ def uses_replacements(template: str) -> bool:
 
 
 def from_file(path: str) -> List[Job]:
-    """Each line of a command file is one command, run as it is."""
-    return [Job(seq, line, ()) for seq, line in enumerate(read_lines(path, "command file"), 1)]
+    """Each line of a command file is one command, run as it is. A line ``#workqueue: cores=2
+    memory=1000 category=big`` (any of cores, memory, disk, gpus, category) sets what the lines
+    below it declare, until the next such line (``#workqueue:`` alone: back to the options')."""
+    jobs: List[Job] = []
+    declared: Optional[Dict[str, Any]] = None
+    for line in read_lines(path, "command file"):
+        if line.startswith(RESOURCE_HEADER):
+            declared = parse_header(line, path) or None
+        else:
+            jobs.append(Job(len(jobs) + 1, line, (), declared))
+    return jobs
+
+
+def parse_header(line: str, path: str) -> Dict[str, Any]:
+    """The settings of a ``#workqueue:`` line; BadInput naming a setting that is not one."""
+    settings: Dict[str, Any] = {}
+    for word in line[len(RESOURCE_HEADER):].split():
+        name, equals, value = word.partition("=")
+        kind = _HEADER_VALUES.get(name)
+        try:
+            if kind is None or not equals or not value:
+                raise ValueError
+            settings[name] = kind(value)
+            if kind is not str and not 0 <= settings[name] < float("inf"):
+                raise ValueError
+        except ValueError:
+            raise BadInput(f"{path!r}: {word!r} in {line!r} is not a setting: give NAME=VALUE with NAME one of "
+                           f"{', '.join(_HEADER_VALUES)} (numbers >= 0; memory and disk in MB)") from None
+    return settings
 
 
 def from_template(template: str, sources: Sequence[Sequence[str]]) -> List[Job]:

@@ -63,8 +63,13 @@ class TaskMaker:
 
     def make(self, job: Job) -> Task:
         spec = self.spec
-        task = Task(self.prefix + job.command, category=spec.category, max_retries=INFRASTRUCTURE_TRIES,
-                    max_run_time=spec.timeout, **self._resources)
+        resources, category = self._resources, spec.category
+        if job.declared:
+            declared = dict(job.declared)
+            category = declared.pop("category", category)
+            resources = {**resources, **declared}
+        task = Task(self.prefix + job.command, category=category, max_retries=INFRASTRUCTURE_TRIES,
+                    max_run_time=spec.timeout, **resources)
         if spec.in_sandbox:
             for local, remote in self.inputs(job):
                 task.add_input((local, remote))
