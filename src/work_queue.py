@@ -123,7 +123,7 @@ class Task(_wq.Task):
         self.set_resources(gpus=_unset(gpus))
 
     def specify_feature(self, name: str) -> None:
-        self._features = getattr(self, "_features", []) + [_check.text("Task", "feature", name)]
+        self.add_feature(name)
 
     def specify_algorithm(self, algorithm: int) -> None:
         _check.one_of("Task.specify_algorithm", "algorithm", algorithm, _ALGORITHMS)

@@ -229,3 +229,42 @@ def test_the_cctools_skin_sets_time_and_per_task_algorithms():
             wq.Task("true").set_algorithm("fastest")
     finally:
         q.shutdown_workers(0)
+
+
+def test_a_task_that_needs_a_feature_runs_only_on_a_worker_started_with_it():
+    """The skin's specify_feature used to be stored and never read: a task asking for a GPU
+    feature could run anywhere."""
+    import work_queue
+    with wq.Manager(port=0) as m:
+        m.tune("prefetch", 0)
+        plain = start_worker(m.port, "--cores", "1")
+        try:
+            assert wait_for(lambda: m.stats["workers_connected"] == 1, timeout=20)
+            t = work_queue.Task("echo ran")
+            t.specify_cores(1)
+            t.specify_feature("bigmem")
+            m.submit(t)
+            m.submit(wq.Task("echo plain", cores=1))
+            done = m.wait(30)  # only the plain task: no worker has the feature
+            assert done is not None and done.output.strip() == "plain"
+            assert wait_for(lambda: m.stats["tasks_unfit"] == 1)
+            featured = start_worker(m.port, "--cores", "1", "--feature", "bigmem", "--feature", "ssd")
+            try:
+                [done] = drain(m, timeout=30)
+            finally:
+                stop(featured)
+        finally:
+            stop(plain)
+    assert done.output.strip() == "ran" and done.id == t.id
+
+
+def test_feature_shapes_fit_only_workers_with_every_feature():
+    from workqueue.scheduler import Scheduler, describe_shape, request_shape
+    s = Scheduler()
+    s.add_worker("plain", dict(ONE_CORE))
+    s.add_worker("gpu", dict(ONE_CORE), frozenset({"gpu", "ssd"}))
+    s.submit(0, {"cores": 1, "memory": None, "disk": None, "gpus": None}, features=frozenset({"gpu"}))
+    s.submit(1, {"cores": None, "memory": None, "disk": None, "gpus": None}, features=frozenset({"ssd", "nvme"}))
+    assert [(a.task_id, a.worker) for a in s.schedule()] == [(0, "gpu")]
+    assert [count for _, count in s.unfit_shapes()] == [1]
+    assert "features nvme, ssd" in describe_shape(request_shape({}, 0, frozenset({"ssd", "nvme"})))

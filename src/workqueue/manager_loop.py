@@ -29,7 +29,7 @@ from .manager_revocations import Revocations
 from .manager_status import snapshot, status
 from .outputs import OutputReceiver, abort_outputs, finish_outputs
 from .ratelimit import LimitedLog
-from .scheduler import Assignment, Scheduler, describe_shape
+from .scheduler import NO_FEATURES, Assignment, Scheduler, describe_shape
 from .transactions import TransactionsLog
 from .transfer import BytesSource, Credits, FileSource, Outbox, TransferError
 
@@ -275,8 +275,9 @@ class ManagerLoop:
         self.history.submitted(spec["category"])
         self.category_keeper.size(spec)
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time, program=task_program(spec["command"]))
+        features = spec.get("features")
         self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
-                              spec.get("algorithm"))
+                              spec.get("algorithm"), frozenset(features) if features else NO_FEATURES)
         self.counters["tasks_submitted"] += 1
         self.transactions.task(task_id, "WAITING", spec["category"])
 
@@ -382,7 +383,7 @@ class ManagerLoop:
         )
         conn.cached.update(cached[:CACHED_PER_WORKER_MAX])
         self.workers[identity] = conn
-        self.scheduler.add_worker(conn.identity, conn.resources)
+        self.scheduler.add_worker(conn.identity, conn.resources, frozenset(conn.features))
         if self._host_blocked(conn):
             self.scheduler.block_worker(conn.identity)
         self.counters["workers_joined"] += 1

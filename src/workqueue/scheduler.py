@@ -33,7 +33,7 @@ import heapq
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Hashable, Iterator, List, Optional, Set, Tuple
 
 from .constants import RESOURCE_NAMES
 
@@ -41,6 +41,7 @@ Resources = Dict[str, float]
 WorkerId = Hashable
 
 WHOLE = "whole"  # the shape of a task that declared nothing: it takes an entire worker
+NO_FEATURES: FrozenSet[str] = frozenset()
 
 FCFS, FILES, TIME, RANDOM, WORST_FIT = "fcfs", "files", "time", "random", "worst_fit"  # worker selection
 ALGORITHMS = (FCFS, FILES, TIME, RANDOM, WORST_FIT)
@@ -53,9 +54,11 @@ CachedBytes = Callable[[int], Optional[Callable[[WorkerId], float]]]
 WorkerSeconds = Callable[[WorkerId], Optional[float]]
 
 
-def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0) -> Tuple:
-    """The booking a task needs, from what it declared (CCTools' rules, simplified) and the size of
-    its inputs.
+def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0,
+                  features: FrozenSet[str] = frozenset()) -> Tuple:
+    """The booking a task needs, from what it declared (CCTools' rules, simplified), the size of
+    its inputs and the worker features it requires (``Task.add_feature``: only workers started with
+    every one of them, ``--feature NAME``, may run it; a frozenset at the end of the shape).
 
     Nothing declared: the whole worker. Otherwise unset memory, disk and gpus count as 0, and unset
     cores as 1 (0 for a task that asks for gpus), so declared tasks pack side by side. A worker
@@ -65,13 +68,22 @@ def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0) -
     """
     disk_floor = input_disk_floor(input_mb)
     if all(declared.get(name) is None for name in RESOURCE_NAMES):
+        if features:
+            return (WHOLE, disk_floor, features)
         return (WHOLE, disk_floor) if disk_floor else (WHOLE,)
     gpus = declared.get("gpus") or 0
     cores = declared.get("cores")
     if cores is None:
         cores = 0 if gpus else 1
     disk = max(float(declared.get("disk") or 0), disk_floor)
-    return (float(cores), float(declared.get("memory") or 0), disk, float(gpus))
+    shape = (float(cores), float(declared.get("memory") or 0), disk, float(gpus))
+    return shape + (features,) if features else shape
+
+
+def shape_features(shape: Tuple) -> FrozenSet[str]:
+    """The worker features a shape requires (none for most)."""
+    last = shape[-1]
+    return last if type(last) is frozenset else NO_FEATURES
 
 
 def input_disk_floor(input_mb: float) -> float:
@@ -82,9 +94,11 @@ def input_disk_floor(input_mb: float) -> float:
 
 
 def describe_shape(shape: Tuple) -> str:
+    features = shape_features(shape)
+    needs = f" with features {', '.join(sorted(features))}" if features else ""
     if shape[0] == WHOLE:
-        return f"a whole worker with disk >= {shape[1]:g} MB" if len(shape) > 1 else "a whole worker"
-    return "cores={:g} memory={:g} disk={:g} gpus={:g}".format(*shape)
+        return (f"a whole worker with disk >= {shape[1]:g} MB" if len(shape) > 1 and shape[1] else "a whole worker") + needs
+    return "cores={:g} memory={:g} disk={:g} gpus={:g}".format(*shape[:4]) + needs
 
 
 def shape_resources(shape: Tuple) -> Optional[Resources]:
@@ -106,6 +120,7 @@ class WorkerBooks:
     queued: List[int] = field(default_factory=list)
     draining: bool = False
     blocked: bool = False  # its host is on the block list: no new tasks
+    features: FrozenSet[str] = NO_FEATURES  # what it was started with (--feature)
     ever_fits: Dict[Tuple, bool] = field(default_factory=dict)  # by shape: the total never changes
 
     @property
@@ -124,8 +139,10 @@ class WorkerBooks:
 
     def fits_now(self, shape: Tuple) -> bool:
         if shape[0] == WHOLE:
-            return not self.running and (len(shape) == 1 or self.total["disk"] >= shape[1])
-        return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+            return not self.running and (len(shape) == 1 or self.total["disk"] >= shape[1]) and \
+                (len(shape) < 3 or shape[2] <= self.features)
+        return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape)) and \
+            (len(shape) == 4 or shape[4] <= self.features)
 
     def could_ever_fit(self, shape: Tuple) -> bool:
         fits = self.ever_fits.get(shape)
@@ -136,6 +153,7 @@ class WorkerBooks:
                 fits = len(shape) == 1 or self.total["disk"] >= shape[1]
             else:
                 fits = all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+            fits = fits and shape_features(shape) <= self.features
             self.ever_fits[shape] = fits
         return fits
 
@@ -187,9 +205,9 @@ class Scheduler:
         self._promised: Dict[WorkerId, List[int]] = {}  # per worker, tasks being taken back for it
 
     # -- workers --------------------------------------------------------------------------------
-    def add_worker(self, worker: WorkerId, resources: Resources) -> None:
+    def add_worker(self, worker: WorkerId, resources: Resources, features: FrozenSet[str] = NO_FEATURES) -> None:
         total = {name: float(resources.get(name, 0)) for name in RESOURCE_NAMES}
-        books = self._workers[worker] = WorkerBooks(total=total, free=dict(total))
+        books = self._workers[worker] = WorkerBooks(total=total, free=dict(total), features=features)
         self._note_room(worker, books)
 
     def remove_worker(self, worker: WorkerId) -> List[int]:
@@ -230,11 +248,12 @@ class Scheduler:
 
     # -- tasks ----------------------------------------------------------------------------------
     def submit(self, task_id: int, declared: Dict[str, Optional[float]], priority: float = 0,
-               input_mb: float = 0.0, algorithm: Optional[str] = None) -> None:
+               input_mb: float = 0.0, algorithm: Optional[str] = None, features: FrozenSet[str] = NO_FEATURES) -> None:
         if task_id in self._tasks:
             raise ValueError(f"task {task_id} is already known to the scheduler")
         arrival = next(self._arrivals)
-        entry = _Entry(request_shape(declared, input_mb), priority, -arrival if self.task_order == LIFO else arrival)
+        entry = _Entry(request_shape(declared, input_mb, features), priority,
+                       -arrival if self.task_order == LIFO else arrival)
         if algorithm is not None:
             entry.algorithm = algorithm
             self._own_algorithms = True

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import validation
 from .constants import RESOURCE_NAMES, Result
@@ -52,6 +52,7 @@ class Task:
         self._max_run_time: Optional[float] = None
         self._end_time: Optional[float] = None
         self._algorithm: Optional[str] = None
+        self._features: Tuple[str, ...] = ()
         self._env: Dict[str, Optional[str]] = {}
         self._env_bytes = 0
         self._id: Optional[int] = None
@@ -133,6 +134,16 @@ class Task:
     def algorithm(self) -> Optional[str]:
         return self._algorithm
 
+    def add_feature(self, name: str) -> None:
+        """Run only on workers started with ``--feature NAME`` (every feature added)."""
+        name = validation.text(self._where, "feature", name)
+        if name not in self._features:
+            self._features += (name,)
+
+    @property
+    def features(self) -> List[str]:
+        return list(self._features)
+
     def set_max_retries(self, max_retries: int) -> None:
         """Give up (``Result.MAX_RETRIES``) after this many attempts; 0: retry for ever."""
         self._max_retries = validation.count(self._where, "max_retries", max_retries)
@@ -189,6 +200,7 @@ class Task:
             "max_run_time": self._max_run_time,
             "end_time": self._end_time,
             "algorithm": self._algorithm,
+            "features": self._features,
             "env": dict(self._env),
         }
 
