@@ -247,3 +247,31 @@ def test_status_accepts_every_cctools_flag(flag, value, host, check, status_call
 def test_status_version():
     for flag in ("-v", "--version"):
         assert CliRunner().invoke(status_cli.status, [flag]).exit_code == 0
+
+
+# -- work_queue_worker ---------------------------------------------------------------------------
+WORKER_FLAGS_IGNORED = [
+    ("--debug-rotate-max", "10M"), ("--disable-symlinks", None), ("--disk-allocation", None), ("-A", "x86_64"),
+    ("--arch", "x86_64"), ("-O", "linux"), ("--os", "linux"), ("-w", "65536"), ("--tcp-window-size", "65536"),
+    ("--bandwidth", "1000"), ("--volatility", "0.1"), ("--foreman", None), ("-f", "fm"), ("--foreman-name", "fm"),
+    ("--foreman-port", "9000"), ("-Z", "pf"), ("--foreman-port-file", "pf"), ("-F", "3"), ("--fast-abort", "3"),
+    ("--specify-log", "l"), ("--tlq", "1"), ("-z", "100"), ("--disk-threshold", "100"), ("--memory-threshold", "100"),
+    ("-a", None), ("--advertise", None), ("-c", None), ("--measure-capacity", None), ("--ssl", None),
+    ("--connection-mode", "by_ip"), ("--from-factory", "f"), ("--task-wrapper", "w"), ("--coprocess-cores", "1"),
+    ("--coprocess-memory", "1"), ("--coprocess-disk", "1"), ("--coprocess-gpus", "1"),
+]
+
+
+@pytest.mark.parametrize("flag, value", WORKER_FLAGS_IGNORED)
+def test_the_worker_accepts_every_cctools_flag_it_cannot_honour_with_a_warning(flag, value, capsys):
+    from workqueue.cli import worker as worker_cli
+    argv = [flag] + ([] if value is None else [value]) + ["localhost", "9123"]
+    context = worker_cli.main.make_context("work_queue_worker", argv)
+    assert context.params["address"] == ("localhost", "9123")
+    assert "has no meaning here" in capsys.readouterr().err
+
+
+def test_the_worker_honours_wall_time_and_parent_death():
+    from workqueue.cli import worker as worker_cli
+    context = worker_cli.main.make_context("work_queue_worker", ["--wall-time", "3600", "--parent-death", "h", "1"])
+    assert context.params["wall_time"] == 3600 and context.params["parent_death"] is True

@@ -233,3 +233,27 @@ def test_a_worker_stopped_by_sigterm_says_goodbye_and_its_task_runs_again_at_onc
             assert m.stats["tasks_waiting"] == 1
         finally:
             stop(worker)
+
+
+def test_a_worker_leaves_at_the_end_of_its_wall_time_and_its_task_runs_again():
+    from conftest import start_worker
+    with wq.Manager(port=0, keepalive_interval=30, keepalive_timeout=60) as m:
+        worker = start_worker(m.port, "--cores", "1", "--wall-time", "3")
+        try:
+            m.submit(wq.Task("sleep 60", cores=1))
+            assert wait_for(lambda: m.stats["tasks_running"] == 1, timeout=30)
+            assert worker.wait(30) == 0
+            assert wait_for(lambda: m.stats["tasks_requeued"] == 1 and m.stats["workers_connected"] == 0, timeout=10)
+        finally:
+            stop(worker)
+
+
+def test_a_worker_with_parent_death_exits_when_its_parent_does(tmp_path):
+    import psutil
+    with wq.Manager(port=0) as m:
+        parent = subprocess.run(
+            ["sh", "-c", f"{sys.executable} -m workqueue.worker localhost {m.port} -t 60 --parent-death "
+                         f"2>/dev/null & echo $!; sleep 2"], capture_output=True, text=True, timeout=30)
+        pid = int(parent.stdout.split()[0])
+        assert wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+                        timeout=15), "the orphaned worker should have exited"

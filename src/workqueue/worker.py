@@ -39,6 +39,7 @@ from .ratelimit import LimitedLog
 from .sandbox import SAMPLE_INTERVAL
 from .worker_files import FileReceiver
 from .worker_resources import Offer, detect_resources, offer_here
+from .worker_lifetime import Lifetime
 from .worker_session import Session
 from .worker_tasks import TaskRunner
 from .worker_workspace import Workspace
@@ -98,6 +99,8 @@ class Options:
     coprocesses_total: Optional[int] = None
     curve_key: Optional[str] = None
     curve_server_key: Optional[str] = None
+    wall_time: Optional[float] = None
+    parent_death: bool = False
 
 
 class Worker:
@@ -119,6 +122,7 @@ class Worker:
         self.offer: Optional[Offer] = None
         self.served = False  # a master has welcomed this worker
         self.last_connected = time.monotonic()  # when this worker last had a master (or started)
+        self.lifetime = Lifetime(self.last_connected, options.wall_time, options.parent_death)
         self._troubles: Dict[str, Optional[str]] = {}  # since the last master: where tried, last reason said
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -175,6 +179,10 @@ class Worker:
             code = self._give_up()
             if code is not None:
                 return code
+            why = self.lifetime.over(time.monotonic())
+            if why is not None:
+                log.info("exiting: %s", why)
+                return 0
             outcome = self._visit_masters()
             if outcome in ("idle", "shutdown"):
                 return 0
@@ -185,7 +193,7 @@ class Worker:
                 if self.options.single_shot:
                     log.info("exiting: the master is gone and --single-shot serves only one")
                     return 0
-            left = self._deadline() - time.monotonic()
+            left = min(self._deadline(), self.lifetime.ends_at) - time.monotonic()
             if backoff < left:
                 log.info("reconnecting in %.3g s", backoff)
             time.sleep(max(0.0, min(backoff, left)))  # to the deadline at most: then the exit says why
@@ -338,6 +346,12 @@ class Worker:
                 self._master_gone(session, f"silent for {now - session.last_heard:.0f} s")
                 return "served"
             tasks.enforce_limits(session)
+            why = self.lifetime.over(now)
+            if why is not None:
+                log.info("exiting: %s", why)
+                if session.welcomed:
+                    session.say_bye(why)
+                return "shutdown"
             if session.welcomed and now - session.last_sent > session.keepalive:
                 session.send(protocol.encode("heartbeat"))
             if session.outbox.streaming or session.incoming:

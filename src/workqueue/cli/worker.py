@@ -8,8 +8,12 @@ from typing import Optional, Tuple
 import click
 
 from .. import validation
+from . import compat
 from ..auth import read_password_file
 from ..worker import Options, Worker
+
+
+FOREMEN = "there are no foremen here (no hierarchy of masters)"
 
 
 def _split_address(args: Tuple[str, ...], manager_name: Optional[str]) -> Tuple[Optional[str], Optional[int]]:
@@ -62,11 +66,41 @@ def _offered(context: click.Context, param: click.Parameter, value: Optional[flo
 @click.option("-d", "--debug", multiple=True, help="Debug flags ('all' for everything).")
 @click.option("-o", "--debug-file", type=click.Path(dir_okay=False), help="Write the debug log here.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors, not each change of state.")
+@click.option("--wall-time", type=click.FloatRange(min=0, min_open=True),
+              help="Exit after this many seconds (a batch job's length), saying goodbye; its tasks run again elsewhere.")
+@click.option("--parent-death", is_flag=True, help="Exit when the process that started this worker is gone.")
+@compat.ignored("--debug-rotate-max", why="the debug file is not rotated")
+@compat.ignored("--disable-symlinks", takes_value=False, why="inputs are hard links or copies of the cache, never symlinks")
+@compat.ignored("--disk-allocation", takes_value=False, why="no loop-device sandboxes; --disk is enforced by measuring")
+@compat.ignored("-A", "--arch", why="no $ARCH interpolation in file names")
+@compat.ignored("-O", "--os", why="no $OS interpolation in file names")
+@compat.ignored("-w", "--tcp-window-size", why="ZeroMQ sizes its own TCP buffers")
+@compat.ignored("--bandwidth", why="transfers are paced by chunk credits, not a bandwidth cap")
+@compat.ignored("--volatility", why="a CCTools testing aid")
+@compat.ignored("--foreman", takes_value=False, why=FOREMEN)
+@compat.ignored("-f", "--foreman-name", why=FOREMEN)
+@compat.ignored("--foreman-port", why=FOREMEN)
+@compat.ignored("-Z", "--foreman-port-file", why=FOREMEN)
+@compat.ignored("-F", "--fast-abort", why=FOREMEN)
+@compat.ignored("--specify-log", why=FOREMEN)
+@compat.ignored("--tlq", why="no TLQ debug-log lookup")
+@compat.ignored("-z", "--disk-threshold", why="deprecated in CCTools 7")
+@compat.ignored("--memory-threshold", why="deprecated in CCTools 7")
+@compat.ignored("-a", "--advertise", takes_value=False, why="deprecated in CCTools 7")
+@compat.ignored("-c", "--measure-capacity", takes_value=False, why="deprecated in CCTools 7")
+@compat.ignored("--ssl", takes_value=False, why="use --curve-server-key to encrypt")
+@compat.ignored("--connection-mode", why="the worker connects to the address it is given")
+@compat.ignored("--from-factory", why="the factory passes what a worker needs on its command line")
+@compat.ignored("--task-wrapper", why="tasks run as given; wrap the command in the task itself")
+@compat.ignored("--coprocess-cores", "--coprocess-memory", "--coprocess-disk", "--coprocess-gpus",
+                why="a coprocess shares its worker's resources")
 def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optional[str], timeout: float,
          idle_timeout: Optional[float], connect_timeout: Optional[float], cores: Optional[float],
          memory: Optional[int], disk: Optional[int], gpus: Optional[int], workdir: Optional[str],
          single_shot: bool, password_file: Optional[str], feature: Tuple[str, ...], min_backoff: float,
-         max_backoff: float, coprocess: Optional[str], coprocesses_total: Optional[int], curve_server_key: Optional[str], curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str], quiet: bool) -> None:
+         max_backoff: float, coprocess: Optional[str], coprocesses_total: Optional[int], curve_server_key: Optional[str],
+         curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str], quiet: bool,
+         wall_time: Optional[float], parent_death: bool) -> None:
     """Run tasks for the workqueue manager at HOST PORT."""
     _configure_logging(debug, debug_file, quiet)
     host, port = _split_address(address, manager_name)
@@ -77,7 +111,7 @@ def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optiona
         password=read_password_file(password_file) if password_file else None, features=list(feature),
         min_backoff=min_backoff, max_backoff=max_backoff, keep_cache=keep_cache,
         curve_key=curve_key, curve_server_key=curve_server_key, coprocess=coprocess,
-        coprocesses_total=coprocesses_total,
+        coprocesses_total=coprocesses_total, wall_time=wall_time, parent_death=parent_death,
     )
     sys.exit(Worker(options).run())
 
