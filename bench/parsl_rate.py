@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, Optional
 
 WORKERS = 2

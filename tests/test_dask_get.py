@@ -221,6 +221,8 @@ def test_unknown_options_are_refused(get):
         get({"a": 1}, "a", colour="blue")
     with pytest.raises(ValueError, match="retries"):
         get({"a": 1}, "a", retries=-1)
+    with pytest.raises(TypeError, match="workers= starts local workers only"):
+        get({"a": 1}, "a", workers=2)
 
 
 def test_without_a_manager_it_starts_its_own_workers():

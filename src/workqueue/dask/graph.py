@@ -8,7 +8,7 @@ workers call as ``node(values)``; ``dask.core.getcycle`` names a cycle.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Dict, Hashable, Iterable, List, Set, Tuple
+from typing import Any, Dict, Hashable, Iterable, List, Set
 
 from dask._task_spec import Alias, DataNode, GraphNode, convert_legacy_graph
 from dask.core import getcycle

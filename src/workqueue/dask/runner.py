@@ -62,13 +62,25 @@ def get(dsk: Any, keys: Any, manager: Optional[Manager] = None, *, retries: int 
     flat = list(flatten([keys]))
     plan = Plan(dsk, flat)
     with ExitStack() as stack:
-        if manager is None:
-            manager = stack.enter_context(Manager(port=0, host="127.0.0.1"))
-            stack.enter_context(local_workers(_count("workers", workers, os.cpu_count() or 1), manager, cores=1))
-        elif not isinstance(manager, Manager):
-            raise TypeError(f"workqueue.dask.get: manager must be a workqueue Manager, not {type(manager).__name__}")
+        manager = _manager(stack, manager, workers)
         stored = _Runner(manager, plan, options).run()
     return pack(keys, {key: cloudpickle.loads(stored[key]) for key in plan.outputs})
+
+
+def _manager(stack: ExitStack, manager: Optional[Manager], workers: Optional[int]) -> Manager:
+    """The manager given, or one made for this call with its local workers (closed with ``stack``)."""
+    if manager is not None:
+        if not isinstance(manager, Manager):
+            raise TypeError(f"workqueue.dask.get: manager must be a workqueue Manager, not {type(manager).__name__}")
+        if workers is not None:
+            raise TypeError("workqueue.dask.get: workers= starts local workers only for a call without a manager")
+        return manager
+    count = _count("workers", workers, os.cpu_count() or 1)
+    if count < 1:
+        raise ValueError("workqueue.dask.get: workers must be at least 1")
+    manager = stack.enter_context(Manager(port=0, host="127.0.0.1"))
+    stack.enter_context(local_workers(count, manager, cores=1))
+    return manager
 
 
 class _Options:
