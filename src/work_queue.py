@@ -101,8 +101,7 @@ class Task(_wq.Task):
         self.set_max_run_time(_seconds(_unset(useconds, zero_too=True)))
 
     def specify_running_time_min(self, seconds: float) -> None:
-        # a scheduling hint for workers with --wall-time; workqueue workers have no wall time
-        _check.seconds("Task", "running_time_min", _unset(seconds, zero_too=True))
+        self.set_min_running_time(_unset(seconds, zero_too=True))
 
     def specify_end_time(self, useconds: float) -> None:
         self.set_end_time(_seconds(_unset(useconds, zero_too=True)))

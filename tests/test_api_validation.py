@@ -284,7 +284,7 @@ def test_good_manager_arguments_still_work(manager, tmp_path):
     (lambda t: t.specify_running_time_max("10s"), TypeError, "Task: max_run_time must be"),
     (lambda t: t.specify_running_time("10s"), TypeError, "Task: max_run_time must be"),
     (lambda t: t.specify_end_time(math.nan), ValueError, "Task: end_time must be"),
-    (lambda t: t.specify_running_time_min("x"), TypeError, "Task: running_time_min must be"),
+    (lambda t: t.specify_running_time_min("x"), TypeError, "Task: min_running_time must be"),
     (lambda t: t.specify_max_retries(1.5), TypeError, "Task: max_retries must be a whole number"),
     (lambda t: t.specify_command(None), TypeError, "Task: command must be a str"),
     (lambda t: t.specify_tag(5), TypeError, "Task: tag must be a str"),

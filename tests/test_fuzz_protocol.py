@@ -84,7 +84,7 @@ ID = integer(0, I64 - 1)
 RULES = {
     "hello": {"version": ID, "worker_id": text(256), "hostname": text(256), "resources": resources,
               "nonce": blob(64), "features": list_of(text(256), 64), "coprocesses": list_of(text(256), 16),
-              "cached": list_of(is_digest)},
+              "cached": list_of(is_digest), "time_left": lambda v: type(v) is float and 0 <= v < math.inf},
     "auth": {"proof": blob(64), "cached": list_of(is_digest)},
     "output": {"xfer": ID, "task_id": ID, "attempt": ID, "name": is_name, "size": integer(0, 1 << 62),
                "mode": integer(0, 0o7777)},
@@ -152,7 +152,8 @@ messages_valid = {
         {"version": ids, "worker_id": st.text(max_size=40), "resources": resource_maps},
         optional={"hostname": st.text(max_size=40), "nonce": st.binary(max_size=64),
                   "features": st.lists(st.text(max_size=20), max_size=5),
-                  "coprocesses": st.lists(st.text(max_size=20), max_size=3), "cached": st.lists(digests, max_size=3)}),
+                  "coprocesses": st.lists(st.text(max_size=20), max_size=3), "cached": st.lists(digests, max_size=3),
+                  "time_left": st.floats(0, 1e9)}),
     "auth": st.fixed_dictionaries({"proof": st.binary(max_size=64)}, optional={"cached": st.lists(digests, max_size=3)}),
     "output": st.fixed_dictionaries({"xfer": ids, "task_id": ids, "attempt": ids, "name": names,
                                      "size": st.integers(0, 1 << 62)}, optional={"mode": st.integers(0, 0o7777)}),
@@ -428,7 +429,8 @@ def test_deep_nesting_is_refused_without_recursion_error():
 D = "0123456789abcdef0123456789abcdef"
 SAMPLES = {  # one valid message of each type, with something in every list and map
     "hello": {"version": 4, "worker_id": "w", "hostname": "h", "nonce": b"n" * 32, "features": ["gpu"],
-              "resources": {"cores": 4.0, "memory": 100, "disk": 1e6, "gpus": 0.0}, "coprocesses": ["c"], "cached": [D]},
+              "resources": {"cores": 4.0, "memory": 100, "disk": 1e6, "gpus": 0.0}, "coprocesses": ["c"], "cached": [D],
+              "time_left": 3600.0},
     "auth": {"proof": b"p" * 32, "cached": [D]},
     "output": {"xfer": 1, "task_id": 2, "attempt": 1, "name": "d/out.txt", "size": 10, "mode": 0o644},
     "result": {"task_id": 2, "attempt": 1, "result": 0, "exit_code": 0, "measured": {"wall_time": 0.5, "start": 1.7e9},

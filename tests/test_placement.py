@@ -259,12 +259,58 @@ def test_a_task_that_needs_a_feature_runs_only_on_a_worker_started_with_it():
 
 
 def test_feature_shapes_fit_only_workers_with_every_feature():
-    from workqueue.scheduler import Scheduler, describe_shape, request_shape
+    from workqueue.scheduler import Needs, Scheduler, describe_shape, request_shape
     s = Scheduler()
     s.add_worker("plain", dict(ONE_CORE))
     s.add_worker("gpu", dict(ONE_CORE), frozenset({"gpu", "ssd"}))
-    s.submit(0, {"cores": 1, "memory": None, "disk": None, "gpus": None}, features=frozenset({"gpu"}))
-    s.submit(1, {"cores": None, "memory": None, "disk": None, "gpus": None}, features=frozenset({"ssd", "nvme"}))
+    s.submit(0, {"cores": 1, "memory": None, "disk": None, "gpus": None}, needs=Needs(frozenset({"gpu"})))
+    s.submit(1, {"cores": None, "memory": None, "disk": None, "gpus": None}, needs=Needs(frozenset({"ssd", "nvme"})))
     assert [(a.task_id, a.worker) for a in s.schedule()] == [(0, "gpu")]
     assert [count for _, count in s.unfit_shapes()] == [1]
-    assert "features nvme, ssd" in describe_shape(request_shape({}, 0, frozenset({"ssd", "nvme"})))
+    assert "features nvme, ssd" in describe_shape(request_shape({}, 0, Needs(frozenset({"ssd", "nvme"}))))
+
+
+def test_running_time_min_keeps_a_task_off_workers_about_to_end():
+    """CCTools' specify_running_time_min against the worker's --wall-time (it was only checked):
+    a task that needs 120 s goes to the worker with an hour left, not the one with 60 s."""
+    import work_queue
+    with wq.Manager(port=0) as m:
+        m.tune("prefetch", 0)
+        short = start_worker(m.port, "--cores", "1", "--wall-time", "60")
+        try:
+            assert wait_for(lambda: m.stats["workers_connected"] == 1, timeout=20)
+            t = work_queue.Task("echo long-lived")
+            t.specify_cores(1)
+            t.specify_running_time_min(120)
+            m.submit(t)
+            m.submit(wq.Task("echo any", cores=1))
+            done = m.wait(30)
+            assert done is not None and done.output.strip() == "any"
+            assert wait_for(lambda: m.stats["tasks_unfit"] == 1)
+            long_lived = start_worker(m.port, "--cores", "1", "--wall-time", "3600")
+            try:
+                done = m.wait(30)
+            finally:
+                stop(long_lived)
+        finally:
+            stop(short)
+    assert done is not None and done.id == t.id
+
+
+def test_time_left_is_checked_as_it_shrinks_and_never_stops_a_queued_task():
+    from workqueue.scheduler import Needs, Scheduler
+    s = Scheduler()
+    s.add_worker("w", dict(ONE_CORE))
+    s.set_time_left("w", 100.0)
+    undeclared_cores = {"cores": 1, "memory": None, "disk": None, "gpus": None}
+    s.submit(0, undeclared_cores)
+    s.submit(1, undeclared_cores, needs=Needs(min_time=50.0))
+    s.submit(2, undeclared_cores, needs=Needs(min_time=50.0))
+    assert [a.task_id for a in s.schedule(prefetch_depth=lambda t: 2)] == [0, 1, 2]  # 1 and 2 queued
+    s.set_time_left("w", 40.0)
+    s.finish(0)  # the worker starts its queued task whatever its time left: so do the books
+    assert 1 in s.worker_books("w").running
+    s.finish(1)
+    s.finish(2)
+    s.submit(3, undeclared_cores, needs=Needs(min_time=50.0))
+    assert s.schedule() == [] and [count for _, count in s.unfit_shapes()] == [1]

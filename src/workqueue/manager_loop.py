@@ -29,7 +29,7 @@ from .manager_revocations import Revocations
 from .manager_status import snapshot, status
 from .outputs import OutputReceiver, abort_outputs, finish_outputs
 from .ratelimit import LimitedLog
-from .scheduler import NO_FEATURES, Assignment, Scheduler, describe_shape
+from .scheduler import NO_NEEDS, Assignment, Needs, Scheduler, describe_shape
 from .transactions import TransactionsLog
 from .transfer import BytesSource, Credits, FileSource, Outbox, TransferError
 
@@ -275,9 +275,10 @@ class ManagerLoop:
         self.history.submitted(spec["category"])
         self.category_keeper.size(spec)
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time, program=task_program(spec["command"]))
-        features = spec.get("features")
+        features, min_time = spec.get("features"), spec.get("min_running_time")
+        needs = Needs(frozenset(features or ()), min_time or 0.0) if features or min_time else NO_NEEDS
         self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
-                              spec.get("algorithm"), frozenset(features) if features else NO_FEATURES)
+                              spec.get("algorithm"), needs)
         self.counters["tasks_submitted"] += 1
         self.transactions.task(task_id, "WAITING", spec["category"])
 
@@ -384,6 +385,9 @@ class ManagerLoop:
         conn.cached.update(cached[:CACHED_PER_WORKER_MAX])
         self.workers[identity] = conn
         self.scheduler.add_worker(conn.identity, conn.resources, frozenset(conn.features))
+        if hello["time_left"]:
+            conn.ends_at = now + hello["time_left"]
+            self.scheduler.set_time_left(conn.identity, hello["time_left"])
         if self._host_blocked(conn):
             self.scheduler.block_worker(conn.identity)
         self.counters["workers_joined"] += 1
@@ -684,6 +688,8 @@ class ManagerLoop:
                 self.remove_worker(conn, "lost (no heartbeat)")
             elif now - conn.last_sent > self.settings.keepalive_interval:
                 self.send_to(conn, protocol.encode("heartbeat"))
+            if conn.ends_at is not None:
+                self.scheduler.set_time_left(conn.identity, conn.ends_at - now)
         self._warn_unfit()
         self.category_keeper.fast_abort()
         if self.advertiser is not None:

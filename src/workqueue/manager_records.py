@@ -39,6 +39,7 @@ class WorkerConn:
     tasks: Set[int] = field(default_factory=set)
     completed: int = 0
     task_seconds: float = 0.0  # wall time of its finished tasks, summed
+    ends_at: Optional[float] = None  # monotonic, when its --wall-time is over
     features: List[str] = field(default_factory=list)
 
 

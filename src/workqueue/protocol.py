@@ -63,6 +63,7 @@ from .wire_checks import (  # noqa: F401 (the bounds are part of this module's i
     _number_map,
     _one_of,
     _positive_seconds,
+    _seconds_or_zero,
     _resource_map,
     _task_is_whole,
 )
@@ -178,6 +179,7 @@ SCHEMA: Dict[str, Spec] = {
         "features": Field(list, [], _list_of(_name, FEATURES_MAX)),
         "coprocesses": Field(list, [], _list_of(_name, COPROCESSES_MAX)),
         "cached": Field(list, [], _list_of(_is_digest)),  # read only by a master without a password
+        "time_left": Field(float, 0.0, _seconds_or_zero),  # of its --wall-time; 0: no limit
     }),
     "auth": _spec({
         "proof": Field(bytes, REQUIRED, _at_most(SECRET_MAX)),

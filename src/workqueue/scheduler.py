@@ -30,10 +30,11 @@ when a task is submitted. *Blocked* workers, like draining ones, get no new task
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Hashable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Hashable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from .constants import RESOURCE_NAMES
 
@@ -42,6 +43,17 @@ WorkerId = Hashable
 
 WHOLE = "whole"  # the shape of a task that declared nothing: it takes an entire worker
 NO_FEATURES: FrozenSet[str] = frozenset()
+
+
+class Needs(NamedTuple):
+    """What a task asks of a worker beyond amounts: the features the worker was started with
+    (``--feature``), and at least ``min_time`` seconds of its life left (CCTools'
+    ``running_time_min`` against the worker's ``--wall-time``). At the end of a shape when set."""
+    features: FrozenSet[str] = NO_FEATURES
+    min_time: float = 0.0
+
+
+NO_NEEDS = Needs()
 
 FCFS, FILES, TIME, RANDOM, WORST_FIT = "fcfs", "files", "time", "random", "worst_fit"  # worker selection
 ALGORITHMS = (FCFS, FILES, TIME, RANDOM, WORST_FIT)
@@ -54,11 +66,9 @@ CachedBytes = Callable[[int], Optional[Callable[[WorkerId], float]]]
 WorkerSeconds = Callable[[WorkerId], Optional[float]]
 
 
-def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0,
-                  features: FrozenSet[str] = frozenset()) -> Tuple:
+def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0, needs: Needs = NO_NEEDS) -> Tuple:
     """The booking a task needs, from what it declared (CCTools' rules, simplified), the size of
-    its inputs and the worker features it requires (``Task.add_feature``: only workers started with
-    every one of them, ``--feature NAME``, may run it; a frozenset at the end of the shape).
+    its inputs and its other ``needs`` (see Needs).
 
     Nothing declared: the whole worker. Otherwise unset memory, disk and gpus count as 0, and unset
     cores as 1 (0 for a task that asks for gpus), so declared tasks pack side by side. A worker
@@ -68,8 +78,8 @@ def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0,
     """
     disk_floor = input_disk_floor(input_mb)
     if all(declared.get(name) is None for name in RESOURCE_NAMES):
-        if features:
-            return (WHOLE, disk_floor, features)
+        if needs != NO_NEEDS:
+            return (WHOLE, disk_floor, needs)
         return (WHOLE, disk_floor) if disk_floor else (WHOLE,)
     gpus = declared.get("gpus") or 0
     cores = declared.get("cores")
@@ -77,13 +87,13 @@ def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0,
         cores = 0 if gpus else 1
     disk = max(float(declared.get("disk") or 0), disk_floor)
     shape = (float(cores), float(declared.get("memory") or 0), disk, float(gpus))
-    return shape + (features,) if features else shape
+    return shape + (needs,) if needs != NO_NEEDS else shape
 
 
-def shape_features(shape: Tuple) -> FrozenSet[str]:
-    """The worker features a shape requires (none for most)."""
+def shape_needs(shape: Tuple) -> Needs:
+    """What a shape asks beyond amounts (nothing, for most)."""
     last = shape[-1]
-    return last if type(last) is frozenset else NO_FEATURES
+    return last if type(last) is Needs else NO_NEEDS
 
 
 def input_disk_floor(input_mb: float) -> float:
@@ -94,8 +104,9 @@ def input_disk_floor(input_mb: float) -> float:
 
 
 def describe_shape(shape: Tuple) -> str:
-    features = shape_features(shape)
-    needs = f" with features {', '.join(sorted(features))}" if features else ""
+    wanted = shape_needs(shape)
+    needs = f" with features {', '.join(sorted(wanted.features))}" if wanted.features else ""
+    needs += f" and {wanted.min_time:g} s of its wall time left" if wanted.min_time else ""
     if shape[0] == WHOLE:
         return (f"a whole worker with disk >= {shape[1]:g} MB" if len(shape) > 1 and shape[1] else "a whole worker") + needs
     return "cores={:g} memory={:g} disk={:g} gpus={:g}".format(*shape[:4]) + needs
@@ -121,6 +132,7 @@ class WorkerBooks:
     draining: bool = False
     blocked: bool = False  # its host is on the block list: no new tasks
     features: FrozenSet[str] = NO_FEATURES  # what it was started with (--feature)
+    time_left: float = math.inf  # of its --wall-time, as of the loop's latest word (set_time_left)
     ever_fits: Dict[Tuple, bool] = field(default_factory=dict)  # by shape: the total never changes
 
     @property
@@ -138,13 +150,26 @@ class WorkerBooks:
         return self.fits_now(shape)
 
     def fits_now(self, shape: Tuple) -> bool:
+        """Room for the shape now, and what it needs beyond amounts."""
         if shape[0] == WHOLE:
             return not self.running and (len(shape) == 1 or self.total["disk"] >= shape[1]) and \
-                (len(shape) < 3 or shape[2] <= self.features)
+                (len(shape) < 3 or self.meets(shape[2]))
         return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape)) and \
-            (len(shape) == 4 or shape[4] <= self.features)
+            (len(shape) == 4 or self.meets(shape[4]))
+
+    def has_room(self, shape: Tuple) -> bool:
+        """Room for the shape now, whatever else it needs: how the worker promotes its queue."""
+        if shape[0] == WHOLE:
+            return not self.running
+        return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+
+    def meets(self, needs: Needs) -> bool:
+        return needs.features <= self.features and needs.min_time <= self.time_left
 
     def could_ever_fit(self, shape: Tuple) -> bool:
+        """Whether the shape fits the worker when it is idle (now: its time left shrinks)."""
+        if shape_needs(shape).min_time > self.time_left:
+            return False
         fits = self.ever_fits.get(shape)
         if fits is None:
             if len(self.ever_fits) >= MEMO_MAX:
@@ -153,7 +178,7 @@ class WorkerBooks:
                 fits = len(shape) == 1 or self.total["disk"] >= shape[1]
             else:
                 fits = all(self.total[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
-            fits = fits and shape_features(shape) <= self.features
+            fits = fits and shape_needs(shape).features <= self.features
             self.ever_fits[shape] = fits
         return fits
 
@@ -227,6 +252,12 @@ class Scheduler:
             self._push_ready(task_id, entry)
         return returned
 
+    def set_time_left(self, worker: WorkerId, seconds: float) -> None:
+        """How long the worker has yet to live (its --wall-time), for tasks with a running_time_min."""
+        books = self._workers.get(worker)
+        if books is not None:
+            books.time_left = seconds
+
     def drain_worker(self, worker: WorkerId) -> None:
         if worker in self._workers:
             self._workers[worker].draining = True
@@ -248,11 +279,11 @@ class Scheduler:
 
     # -- tasks ----------------------------------------------------------------------------------
     def submit(self, task_id: int, declared: Dict[str, Optional[float]], priority: float = 0,
-               input_mb: float = 0.0, algorithm: Optional[str] = None, features: FrozenSet[str] = NO_FEATURES) -> None:
+               input_mb: float = 0.0, algorithm: Optional[str] = None, needs: Needs = NO_NEEDS) -> None:
         if task_id in self._tasks:
             raise ValueError(f"task {task_id} is already known to the scheduler")
         arrival = next(self._arrivals)
-        entry = _Entry(request_shape(declared, input_mb, features), priority,
+        entry = _Entry(request_shape(declared, input_mb, needs), priority,
                        -arrival if self.task_order == LIFO else arrival)
         if algorithm is not None:
             entry.algorithm = algorithm
@@ -556,7 +587,7 @@ class Scheduler:
         while books.queued:
             task_id = books.queued[0]
             entry = self._tasks[task_id]
-            if not books.fits_now(entry.shape):
+            if not books.has_room(entry.shape):
                 return
             books.queued.pop(0)
             entry.queued = False

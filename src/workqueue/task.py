@@ -53,6 +53,7 @@ class Task:
         self._end_time: Optional[float] = None
         self._algorithm: Optional[str] = None
         self._features: Tuple[str, ...] = ()
+        self._min_running_time: Optional[float] = None
         self._env: Dict[str, Optional[str]] = {}
         self._env_bytes = 0
         self._id: Optional[int] = None
@@ -144,6 +145,11 @@ class Task:
     def features(self) -> List[str]:
         return list(self._features)
 
+    def set_min_running_time(self, seconds: Optional[float]) -> None:
+        """Run only on workers with at least this long left of their ``--wall-time`` (workers
+        started without one always qualify); None: no minimum."""
+        self._min_running_time = validation.seconds(self._where, "min_running_time", seconds) or None
+
     def set_max_retries(self, max_retries: int) -> None:
         """Give up (``Result.MAX_RETRIES``) after this many attempts; 0: retry for ever."""
         self._max_retries = validation.count(self._where, "max_retries", max_retries)
@@ -201,6 +207,7 @@ class Task:
             "end_time": self._end_time,
             "algorithm": self._algorithm,
             "features": self._features,
+            "min_running_time": self._min_running_time,
             "env": dict(self._env),
         }
 

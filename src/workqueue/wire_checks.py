@@ -49,6 +49,10 @@ def _positive_seconds(value: float) -> bool:
     return 0.0 < value < _INF
 
 
+def _seconds_or_zero(value: float) -> bool:
+    return 0.0 <= value < _INF
+
+
 def _name(value: Any) -> bool:
     return type(value) is str and len(value) <= NAME_MAX
 

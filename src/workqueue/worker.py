@@ -271,7 +271,8 @@ class Worker:
         try:
             session.send(protocol.hello(
                 self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
-                coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept()))
+                coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept(),
+                time_left=self.lifetime.time_left(time.monotonic())))
             return self._session_loop(session)
         except WorkerStopped as stop:
             if session.welcomed:

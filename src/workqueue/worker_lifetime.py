@@ -14,6 +14,10 @@ class Lifetime:
         self.ends_at = started + wall_time if wall_time else math.inf
         self.parent = os.getppid() if parent_death else None
 
+    def time_left(self, now: float) -> float:
+        """Seconds until the wall time is over (for running_time_min); 0.0: no wall time."""
+        return max(self.ends_at - now, 1e-3) if self.wall_time else 0.0
+
     def over(self, now: float) -> Optional[str]:
         """Why the worker must end now, or None."""
         if now >= self.ends_at:
