@@ -129,7 +129,7 @@ class Task(_wq.Task):
         self.set_algorithm(None if algorithm == WORK_QUEUE_SCHEDULE_UNSET else _ALGORITHMS[algorithm])
 
     def specify_monitor_output(self, directory: str) -> None:
-        _check.path("Task", "directory", directory)  # resources are always measured; see resources_measured
+        self.set_monitor_output(directory)
 
     def specify_file(self, local_name: str, remote_name: Optional[str] = None, type: int = WORK_QUEUE_INPUT,
                      flags: Optional[int] = None, cache: Optional[bool] = None,
@@ -312,10 +312,10 @@ class WorkQueue(_wq.Manager):
         self.set_category_autolabel_resource(category, resource, autolabel)
 
     def enable_monitoring(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
-        super().enable_monitoring()  # workers always measure and enforce; no summaries are written
+        super().enable_monitoring(summaries=dirname)  # workers always measure and enforce
 
     def enable_monitoring_full(self, dirname: Optional[str] = None, watchdog: bool = True) -> None:
-        super().enable_monitoring()  # no time series are written
+        super().enable_monitoring(summaries=dirname)  # summaries only: no time series are written
 
     def activate_fast_abort(self, multiplier: float) -> None:
         self.set_fast_abort(multiplier)

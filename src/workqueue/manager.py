@@ -127,6 +127,7 @@ class Manager:
         self.name = name
         self._advertiser = None
         self._dashboard: Any = None
+        self._summaries: Optional[str] = None  # enable_monitoring(summaries=DIR)
         if name:
             self._start_advertising(name)
         weakref.finalize(self, _shutdown, self._thread, self._loop, self._wake, self._wake_lock, self._ctx)
@@ -172,6 +173,9 @@ class Manager:
             task = self._tasks.pop(task_id, None)
             if task is not None:
                 task._set_outcome(outcome)
+                directory = task._monitor_output or self._summaries
+                if directory:
+                    _write_summary(task, directory)
                 return task
         return None
 
@@ -309,9 +313,12 @@ class Manager:
         category = validation.text("Manager.set_fast_abort", "category", category, allow_none=True)
         self._send("fast_abort", category, multiplier)
 
-    def enable_monitoring(self, enabled: bool = True) -> None:
+    def enable_monitoring(self, enabled: bool = True, summaries: Optional[str] = None) -> None:
         """Count what workers measure (peak cores, memory, disk of each task) towards its category's
-        guesses. Workers always measure and enforce declared memory and disk: this is only that switch."""
+        guesses. Workers always measure and enforce declared memory and disk: this is only that switch.
+        ``summaries``: a directory where ``wait`` writes each finished task's resource summary (JSON, in
+        the shape of CCTools' resource monitor; see monitor_summaries.py)."""
+        self._summaries = validation.path("Manager.enable_monitoring", "summaries", summaries, allow_none=True)
         self._send("monitoring", bool(enabled))
 
     def estimate_capacity(self) -> None:
@@ -499,3 +506,12 @@ def _shutdown(thread: threading.Thread, loop: ManagerLoop, wake: zmq.Socket, loc
     with lock:
         wake.close(0)
     ctx.destroy(0)
+
+
+def _write_summary(task: Task, directory: str) -> None:
+    """A task's resource summary; a directory that cannot be written costs a warning, not the task."""
+    from .monitor_summaries import write_summary
+    try:
+        write_summary(task, directory)
+    except OSError as error:
+        log.warning("could not write the resource summary of task %s into %r: %s", task.id, directory, error)

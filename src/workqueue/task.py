@@ -54,6 +54,7 @@ class Task:
         self._algorithm: Optional[str] = None
         self._features: Tuple[str, ...] = ()
         self._min_running_time: Optional[float] = None
+        self._monitor_output: Optional[str] = None
         self._env: Dict[str, Optional[str]] = {}
         self._env_bytes = 0
         self._id: Optional[int] = None
@@ -144,6 +145,10 @@ class Task:
     @property
     def features(self) -> List[str]:
         return list(self._features)
+
+    def set_monitor_output(self, directory: Optional[str]) -> None:
+        """Where ``Manager.wait`` writes this task's resource summary (JSON) when it finishes."""
+        self._monitor_output = validation.path(self._where, "directory", directory, allow_none=True)
 
     def set_min_running_time(self, seconds: Optional[float]) -> None:
         """Run only on workers with at least this long left of their ``--wall-time`` (workers
