@@ -61,7 +61,7 @@ def test_eta_draws_a_live_line_and_the_summary_counts_everything(tmp_path):
     done = run(tmp_path, "-w", "2", "--eta", "c.txt")
     assert done.returncode == 1
     assert "tasks/s ETA" in done.stderr and "\x1b[K" in done.stderr  # redrawn in place
-    summary = done.stderr.strip().splitlines()[-1]
+    summary = done.stderr.replace("\x1b[K", "").strip().splitlines()[-1]
     assert summary.startswith("4 done, 1 failed, 0 retried, 0 skipped") and "tasks/s" in summary
 
 

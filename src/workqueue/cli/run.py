@@ -27,10 +27,12 @@ class BadRunInput(click.ClickException):
 @click.argument("words", nargs=-1, metavar="FILE | COMMAND [::: ARG ...]")
 @click.option("-a", "--arg-file", "arg_files", multiple=True, metavar="FILE",
               help="Arguments for COMMAND, one a line (repeatable: every combination runs).")
-@click.option("-w", "--workers", type=int, default=None, help="Local workers to start (default: one per core; 0: none).")
+@click.option("-w", "--workers", type=int, default=None,
+              help="Local workers to start (default: one per core; 0: none).")
 @click.option("--port", type=int, default=None, help="Listen on this port on every interface, for remote workers.")
 @click.option("--password", "password_file", metavar="FILE", help="Workers must know this password (file).")
-@click.option("--batch", "batch_system", type=click.Choice(BATCH_SYSTEMS), help="Submit workers to this batch system.")
+@click.option("--batch", "batch_system", type=click.Choice(BATCH_SYSTEMS),
+              help="Submit workers to this batch system.")
 @click.option("-N", "--batch-workers", type=int, default=0, help="How many workers --batch submits (removed at the end).")
 @click.option("--joblog", metavar="FILE", help="GNU parallel's job log, a row written as each job ends.")
 @click.option("--resume", is_flag=True, help="Leave out the jobs the job log holds.")
@@ -39,7 +41,8 @@ class BadRunInput(click.ClickException):
 @click.option("--halt", "halt_spec", metavar="now|soon,fail=N|P%", help="Stop once N jobs (or P%) have failed.")
 @click.option("-k", "--keep-order", is_flag=True, help="Print outputs in the order of the input.")
 @click.option("--results", metavar="DIR", help="Save each job's output in DIR, GNU parallel's layout.")
-@click.option("--eta", "--bar", "live", is_flag=True, default=None, help="Show the live progress line (default: on a terminal).")
+@click.option("--eta", "--bar", "live", is_flag=True, default=None,
+              help="Show the live progress line (default: on a terminal).")
 @click.option("-v", "--verbose", is_flag=True, help="Print each job's command before its output.")
 @click.option("--dry-run", is_flag=True, help="Print the commands that would run; run nothing.")
 @click.option("--cores", type=float, default=1, show_default=True, help="Cores each task declares.")
@@ -59,8 +62,10 @@ def run(words: Sequence[str], arg_files: Sequence[str], workers: Optional[int], 
         returns: Sequence[str]) -> None:
     """Run each line of FILE as a shell command, or COMMAND once per argument (after ::: or in
     -a FILE; {} {.} {/} {//} {/.} {#} are replaced, as GNU parallel). Commands run in the current
-    directory (a shared file system) unless --transfer/--return ship files. Options go before
-    FILE or COMMAND. Exit status: the number of failed jobs (at most 101); 255 for bad input."""
+    directory (a shared file system) unless --transfer/--return ship files. A line
+    '#workqueue: cores=2 memory=1000' in FILE sets what the lines below it declare. Options go
+    before FILE or COMMAND. Exit status: the number of failed jobs (at most 101); 255 for bad
+    input."""
     try:
         jobs = commands.jobs_from_words(words, arg_files)
         options = runner.Options(

@@ -57,7 +57,8 @@ def run(jobs: Sequence[Job], options: Options, plan: Plan) -> int:
     with contextlib.ExitStack() as stack:
         log_file = None
         if options.joblog:
-            log_file = stack.enter_context(joblogs.JobLog(options.joblog, append=bool(options.resume or options.resume_failed)))
+            resuming = options.resume or options.resume_failed
+            log_file = stack.enter_context(joblogs.JobLog(options.joblog, append=resuming))
         if not todo:
             click.echo(f"nothing to run: the job log {options.joblog!r} holds all {len(jobs)} jobs", err=True)
             return 0
