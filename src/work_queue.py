@@ -342,11 +342,7 @@ class WorkQueue(_wq.Manager):
         return self.cancel_by_tag(tag)
 
     def task_state(self, task_id: int) -> int:
-        task_id = _check.task_id("WorkQueue.task_state", task_id)
-        for task in self.tasks():
-            if task.id == task_id:
-                return WORK_QUEUE_TASK_READY
-        return WORK_QUEUE_TASK_UNKNOWN
+        return int(super().task_state(task_id))
 
     def stats_dict(self) -> Dict[str, Any]:
         return super().stats
@@ -360,8 +356,7 @@ class WorkQueue(_wq.Manager):
         return self.stats
 
     def stats_category(self, category: str) -> types.SimpleNamespace:
-        _check.text("WorkQueue.stats_category", "category", category)
-        return self.stats
+        return types.SimpleNamespace(**self.category_stats(category))
 
     def workers_summary(self) -> list:
         sizes: Dict[tuple, Dict[str, float]] = {}

@@ -230,3 +230,37 @@ def test_cctools_python_task_with_specify_calls():
     finally:
         stop(worker)
         q.close()
+
+
+def test_task_state_follows_a_task_from_ready_to_done_and_stats_category_counts_one_category():
+    import work_queue
+    from conftest import start_worker, stop, wait_for
+    q = work_queue.WorkQueue(0)
+    try:
+        gate = work_queue.Task("sleep 30")
+        gate.specify_cores(1)
+        gate.specify_category("slow")
+        quick = work_queue.Task("true")
+        quick.specify_cores(1)
+        gone = work_queue.Task("true")
+        gone.specify_cores(1)
+        ids = [q.submit(t) for t in (gate, quick, gone)]
+        assert [q.task_state(i) for i in ids] == [work_queue.WORK_QUEUE_TASK_READY] * 3
+        q.cancel_by_taskid(ids[2])
+        assert q.task_state(ids[2]) == work_queue.WORK_QUEUE_TASK_CANCELED
+        assert q.task_state(999) == work_queue.WORK_QUEUE_TASK_UNKNOWN
+        slow = q.stats_category("slow")
+        assert (slow.tasks_waiting, slow.tasks_running) == (1, 0)
+        worker = start_worker(q.port, "--cores", "2")
+        try:
+            assert wait_for(lambda: q.task_state(ids[0]) == work_queue.WORK_QUEUE_TASK_RUNNING, timeout=30)
+            assert wait_for(lambda: q.task_state(ids[1]) == work_queue.WORK_QUEUE_TASK_RETRIEVED, timeout=30)
+            assert q.stats_category("slow").tasks_running == 1
+            assert q.wait(5).id == ids[1]
+            assert q.task_state(ids[1]) == work_queue.WORK_QUEUE_TASK_DONE
+            assert q.stats_category("default").tasks_done == 1
+        finally:
+            stop(worker)
+    finally:
+        q.shutdown_workers(0)
+        q.close()

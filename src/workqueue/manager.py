@@ -15,12 +15,12 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Deque, Dict, List, Optional, Tuple, Union
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple, Union
 
 import zmq
 
 from . import scheduler, validation
-from .constants import DEFAULT_PORT, Result
+from .constants import DEFAULT_PORT, Result, TaskState
 from .categories import Mode
 from .manager_loop import ManagerLoop, Settings, configure_router
 from .task import Task
@@ -123,6 +123,7 @@ class Manager:
         self._tasks: Dict[int, Task] = {}
         self._ids = itertools.count(1)
         self._submitted = 0
+        self._canceled: Set[int] = set()
         self._closed = False
         self.name = name
         self._advertiser = None
@@ -198,6 +199,7 @@ class Manager:
         self._check_loop()
         task = self._tasks.pop(task_id, None)
         if task is not None:
+            self._canceled.add(task_id)
             self._send("cancel", task_id)
             task._set_outcome({"result": int(Result.UNKNOWN), "exit_code": -1, "canceled": True})
         return task
@@ -347,6 +349,30 @@ class Manager:
     def status(self, what: str = "queue") -> Any:
         """The same answer ``workqueue status`` gets over the network ("queue", "workers" or "tasks")."""
         validation.text("Manager.status", "what", what)
+        return self._ask(what)
+
+    def task_state(self, task_id: int) -> TaskState:
+        """Where a task is: READY (waiting for a worker), RUNNING (sent to one), RETRIEVED (finished,
+        not yet returned by ``wait``), DONE (returned by ``wait``), CANCELED, or UNKNOWN."""
+        task_id = validation.task_id("Manager.task_state", task_id)
+        if task_id in self._canceled:
+            return TaskState.CANCELED
+        if task_id not in self._tasks:
+            return TaskState.DONE if 0 < task_id <= self._submitted else TaskState.UNKNOWN
+        self._collect_finished()
+        if any(arrived_id == task_id for arrived_id, _ in self._arrived):
+            return TaskState.RETRIEVED
+        where = self._ask(("task", task_id))
+        if where == "gone":
+            return TaskState.RETRIEVED  # it finished while we asked
+        return TaskState.RUNNING if where == "running" else TaskState.READY
+
+    def category_stats(self, category: str) -> Dict[str, Any]:
+        """One category's figures: its tasks waiting, running, done, failed, and its allocation mode,
+        max and first allocation (CCTools' ``stats_category``)."""
+        return self._ask(("category", validation.text("Manager.category_stats", "category", category)))
+
+    def _ask(self, what: Any) -> Any:
         self._check_open()
         reply: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._send("status", what, reply)
@@ -354,6 +380,14 @@ class Manager:
         if answer is None:
             raise TimeoutError(f"the manager's loop did not answer a status request in {STATUS_TIMEOUT} s")
         return answer
+
+    def _collect_finished(self) -> None:
+        """Move what the loop has handed over into ``_arrived``, without waiting."""
+        while True:
+            try:
+                self._arrived.extend(self._finished.get_nowait())
+            except queue.Empty:
+                return
 
     # -- seeing the run (workqueue/web) ---------------------------------------------------------
     def start_dashboard(self, port: int = 0, host: str = "127.0.0.1") -> str:

@@ -120,8 +120,40 @@ def _worker_rows_in_full(loop: Any) -> List[Dict[str, Any]]:
     return rows
 
 
-def status(loop: Any, what: str) -> Any:
-    """The answer to a status request: a dict for 'queue' and 'dashboard', a list of rows for the others."""
+def task_state(loop: Any, task_id: int) -> str:
+    """"running" (on a worker, queued there or started), "ready" (waiting for one), or "gone": the
+    loop does not hold it (finished, canceled, or never submitted)."""
+    record = loop.tasks.get(task_id)
+    if record is None:
+        return "gone"
+    return "running" if record.worker is not None else "ready"
+
+
+def category_stats(loop: Any, category: str) -> Dict[str, Any]:
+    """CCTools' ``stats_category``: the figures of one category's tasks (a pass over the tasks held)."""
+    waiting = running = 0
+    for record in loop.tasks.values():
+        if record.spec["category"] == category:
+            if record.worker is None:
+                waiting += 1
+            else:
+                running += 1
+    done, failed = loop.history.outcomes.get(category, (0, 0))
+    known = loop.categories.get(category) if (waiting or running or done or failed) else None
+    return {
+        "category": category, "tasks_waiting": waiting, "tasks_running": running, "tasks_on_workers": running,
+        "tasks_done": done, "tasks_failed": failed, "tasks_submitted": waiting + running + done + failed,
+        "mode": int(known.mode) if known is not None else 0,
+        "max_allocation": dict(known.max) if known is not None else {},
+        "first_allocation": dict(known.guess or known.first_guess) if known is not None else {},
+    }
+
+
+def status(loop: Any, what: Any) -> Any:
+    """The answer to a status request: a dict for 'queue' and 'dashboard', a list of rows for the others.
+    The user's own thread may also ask ("task", id) and ("category", name)."""
+    if type(what) is tuple:
+        return task_state(loop, what[1]) if what[0] == "task" else category_stats(loop, what[1])
     if what == "dashboard":
         return dashboard(loop)
     if what == "workers":
