@@ -86,6 +86,8 @@ def test_batch_workers_are_submitted_and_removed_at_the_end(tmp_path):
         proc.kill()
     assert proc.returncode == 0, err
     assert out.split() == ["done"] * 3
+    assert "no password" not in err  # the run made one for its batch workers
+    assert not list(tmp_path.glob("*-workers/run-password.*"))  # and removed it
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
 
 

@@ -4,7 +4,8 @@ Safe by default: a run with local workers only listens on loopback (127.0.0.1) a
 random password for the run (a 0600 file its workers read), so neither another host nor another
 user of this machine can join and receive the user's commands, and no "no password" warning is
 printed. ``--port``, ``--password`` or ``--batch`` open the run to workers on other hosts: the
-master then listens on every interface, with the password given (or none, and the warning).
+master then listens on every interface, with the password given; with ``--batch`` alone, one made
+for the run in the batch job folder; with ``--port`` and no password, none (and the warning).
 Local workers run with ``--single-shot``: a master that dies, even by SIGKILL, takes them with it.
 """
 from __future__ import annotations
@@ -72,7 +73,9 @@ class Plan:
 
 @contextlib.contextmanager
 def password(plan: Plan) -> Iterator[Optional[str]]:
-    """The password file of the run: the user's, one made for a local-only run, or None."""
+    """The password file of the run: the user's; one made for the run when it has only workers it
+    starts itself (in a private temporary folder for local workers, in the batch job folder, which
+    batch workers read over the shared file system); None when ``--port`` invites others without one."""
     if plan.password_file is not None:
         try:
             read_password_file(plan.password_file)
@@ -80,15 +83,30 @@ def password(plan: Plan) -> Iterator[Optional[str]]:
             raise BadInput(f"--password {plan.password_file!r}: {error}") from None
         yield plan.password_file
         return
-    if plan.open_to_others:
+    if plan.port is not None:
         yield None
         return
+    if plan.batch_system is not None:
+        folder = batch.WorkerSpec().job_dir()
+        path = os.path.join(folder, f"run-password.{os.getpid()}")
+        try:
+            yield _write_secret(path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return
     with tempfile.TemporaryDirectory(prefix="workqueue-run-") as folder:
-        path = os.path.join(folder, "password")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-        yield path
+        yield _write_secret(os.path.join(folder, "password"))
+
+
+def _write_secret(path: str) -> str:
+    """A new random password in a file only its owner may read."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path
 
 
 @contextlib.contextmanager
