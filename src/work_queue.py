@@ -12,6 +12,7 @@ import types
 from typing import Any, Dict, Optional
 
 import workqueue as _wq
+from workqueue import tuning as _tuning
 from workqueue import validation as _check
 from workqueue.constants import RESOURCE_NAMES as _RESOURCE_NAMES, Result as _Result, TaskState as _TaskState
 from workqueue.files import File as _File
@@ -268,6 +269,14 @@ class WorkQueue(_wq.Manager):
 
     def specify_debug_log(self, path: str) -> None:
         specify_debug_log(path)
+
+    def tune(self, name: str, value: float) -> int:  # type: ignore[override]
+        """0, or -1 for a name CCTools does not know either (as CCTools)."""
+        if isinstance(name, str) and not _tuning.is_known(name):
+            _log.warning("tune: no setting is called %r", name)
+            return -1
+        super().tune(name, value)
+        return 0
 
     def specify_keepalive_interval(self, seconds: float) -> None:
         self.tune("keepalive-interval", seconds)

@@ -19,7 +19,7 @@ from typing import Any, Deque, Dict, List, Optional, Set, Tuple, Union
 
 import zmq
 
-from . import scheduler, validation
+from . import scheduler, tuning, validation
 from .constants import DEFAULT_PORT, Result, TaskState
 from .categories import Mode
 from .manager_loop import ManagerLoop, Settings, configure_router
@@ -124,6 +124,7 @@ class Manager:
         self._ids = itertools.count(1)
         self._submitted = 0
         self._canceled: Set[int] = set()
+        self._tunes_warned: Set[str] = set()
         self._closed = False
         self.name = name
         self._advertiser = None
@@ -256,13 +257,22 @@ class Manager:
                                                                  scheduler.TASK_ORDERS))
 
     def tune(self, name: str, value: float) -> None:
-        """Change a setting: keepalive-interval and keepalive-timeout (seconds, > 0), hungry-minimum
-        (tasks), prefetch (1 or 0), category-steady-n-tasks (finished tasks before a category's guess is
-        used). Other CCTools names are taken and change nothing."""
-        validation.text("Manager.tune", "name", name)
+        """Change a setting by its CCTools name (see workqueue/tuning.py for each and what it does):
+        keepalive-interval, keepalive-timeout, hungry-minimum, hungry-minimum-factor, wait-for-workers,
+        category-steady-n-tasks, fast-abort-multiplier, prefetch. CCTools names that cannot apply here
+        warn once, saying why; any other name raises ValueError."""
+        key = tuning.canonical(validation.text("Manager.tune", "name", name))
+        if not tuning.is_known(key):
+            raise ValueError(f"Manager.tune: no setting is called {name!r} (known: "
+                             f"{', '.join(sorted(tuning.HONOURED))}; and CCTools' {', '.join(sorted(tuning.WITHOUT_EFFECT))})")
         value = int(value) if isinstance(value, bool) else value
-        above = 0 if name.replace("_", "-") in POSITIVE_SETTINGS else None
-        self._send("tune", name, validation.number("Manager.tune", name, value, above=above))
+        value = validation.number("Manager.tune", name, value, above=0 if key in POSITIVE_SETTINGS else None)
+        if key in tuning.WITHOUT_EFFECT:
+            if key not in self._tunes_warned:
+                self._tunes_warned.add(key)
+                log.warning("tune(%r) has no effect in workqueue: %s", name, tuning.WITHOUT_EFFECT[key])
+            return
+        self._send("tune", key, value)
 
     def set_password(self, password: Optional[Union[str, bytes]]) -> None:
         """Require workers to prove they know this password (None: anyone may join)."""

@@ -103,6 +103,7 @@ class ManagerLoop:
         self.snapshot: Dict[str, Any] = {}
         self._publish()
         self._next_maintenance = 0.0
+        self._workers_awaited = False  # wait-for-workers has been met once
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -316,7 +317,8 @@ class ManagerLoop:
 
     def _cmd_tune(self, name: str, value: float) -> None:
         key = name.replace("-", "_")
-        if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum", "prefetch"):
+        if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum", "hungry_minimum_factor",
+                   "wait_for_workers", "prefetch"):
             setattr(self.settings, key, type(getattr(self.settings, key))(value))
         elif key == "category_steady_n_tasks":
             self.categories.steady_n_tasks = int(value)
@@ -482,6 +484,9 @@ class ManagerLoop:
 
     def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
         """Book and queue what can run (see Scheduler.schedule); return the workers sent tasks."""
+        if self.settings.wait_for_workers > len(self.workers) and not self._workers_awaited:
+            return []  # tune("wait-for-workers", n): nothing goes out before n workers have come
+        self._workers_awaited = True
         prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
         if self.blocks and self.blocks.expire(time.monotonic()):
             self._apply_blocks()

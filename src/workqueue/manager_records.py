@@ -22,6 +22,8 @@ class Settings:
     keepalive_timeout: float = 30.0
     transactions_log: Optional[str] = None
     hungry_minimum: int = 10
+    hungry_minimum_factor: float = 0.0  # hungry while fewer than this many tasks per worker wait
+    wait_for_workers: int = 0
     prefetch: bool = True
 
 

@@ -24,6 +24,8 @@ ON_WORKERS_ROWS_MAX = 1000  # of the tasks on workers, those the dashboard is to
 def snapshot(loop: Any) -> Dict[str, Any]:
     """The figures the user's thread reads (``Manager.stats``): counters, workers, tasks, capacity."""
     total, free = loop.scheduler.capacity()
+    settings = loop.settings
+    hungry_minimum = max(settings.hungry_minimum, int(settings.hungry_minimum_factor * len(loop.workers)))
     busy = sum(1 for c in loop.workers.values() if c.tasks)
     unfit = sum(count for _, count in loop.scheduler.unfit_shapes()) if loop.workers else 0
     figures = dict(loop.counters)
@@ -34,8 +36,8 @@ def snapshot(loop: Any) -> Dict[str, Any]:
         tasks_waiting=loop.scheduler.ready_count, tasks_running=loop.scheduler.running_count,
         tasks_unfit=unfit, total_cores=total["cores"], free_cores=free["cores"],
         total_memory=total["memory"], total_disk=total["disk"], total_gpus=total["gpus"],
-        hungry=loop.scheduler.hungry(loop.settings.hungry_minimum),
-        hungry_minimum=loop.settings.hungry_minimum, requeue_reasons=dict(loop.requeue_reasons),
+        hungry=loop.scheduler.hungry(hungry_minimum), hungry_minimum=hungry_minimum,
+        requeue_reasons=dict(loop.requeue_reasons),
     )
     figures.update(loop.capacity.figures() if loop.capacity is not None else dict.fromkeys(CAPACITY_FIGURES, 0))
     return figures
