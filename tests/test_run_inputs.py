@@ -67,6 +67,8 @@ def test_verbose_prints_each_command_before_its_output(tmp_path):
     (["--transfer", "c.txt"], "--transfer ships the files named by {}"),
     (["--transfer", "cat", ":::", "/etc/hostname"], "--transfer needs paths relative to"),
     (["--transfer", "cat", ":::", "absent.txt"], "absent.txt' does not exist"),
+    (["--cores", "-1", "c.txt"], "job 1 (--cores, --memory"),
+    (["--timeout", "-3", "c.txt"], "max_run_time must be a finite number > 0"),
 ])
 def test_bad_input_gets_a_clear_message_and_status_255(tmp_path, args, says):
     (tmp_path / "empty.txt").write_text("")

@@ -51,11 +51,21 @@ class TaskMaker:
                            if value is not None}
 
     def check(self, jobs: Sequence[Job]) -> None:
-        """BadInput for a --transfer without arguments, or a file that cannot be shipped either way."""
+        """BadInput for resources a task refuses, a --transfer without arguments, or a file that
+        cannot be shipped either way."""
         if self.spec.transfer and jobs and not jobs[0].args:
             raise BadInput("--transfer ships the files named by {}: it needs arguments (::: ARG ... or -a FILE), "
                            "not a file of commands")
+        seen = set()
         for job in jobs:
+            settings = tuple(sorted((job.declared or {}).items()))
+            if settings not in seen:  # each set of resources once: a Task checks its arguments
+                seen.add(settings)
+                try:
+                    self.make(job)
+                except (TypeError, ValueError) as error:
+                    raise BadInput(f"job {job.seq} (--cores, --memory, --disk, --gpus, --category, --timeout or a "
+                                   f"#workqueue: line above it): {error}") from None
             for local, _ in self.inputs(job):
                 if not os.path.isfile(local):
                     raise BadInput(f"--transfer: job {job.seq}'s file {local!r} does not exist (or is not a file)")
