@@ -29,7 +29,7 @@ class BadRunInput(click.ClickException):
               help="Arguments for COMMAND, one a line (repeatable: every combination runs).")
 @click.option("-w", "--workers", type=int, default=None,
               help="Local workers to start (default: one per core; 0: none).")
-@click.option("--port", type=int, default=None, help="Listen on this port on every interface, for remote workers.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen on this port on every interface, for remote workers.")
 @click.option("--password", "password_file", metavar="FILE", help="Workers must know this password (file).")
 @click.option("--batch", "batch_system", type=click.Choice(BATCH_SYSTEMS),
               help="Submit workers to this batch system.")
