@@ -139,6 +139,19 @@ def test_a_raw_graph_with_literals_aliases_and_nested_keys(get):
     assert get(graph, "two") == 2
 
 
+class Point:
+    """Defined here, so it travels by value: the standard pickler cannot send it back; cloudpickle must."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+
+def test_results_of_classes_and_functions_that_came_by_value(get):
+    point, square = dask.compute(delayed(Point)(1, 2), delayed(lambda: (lambda v: v * v))(), scheduler=get)
+    assert (point.x, point.y) == (1, 2) and type(point).__name__ == "Point"
+    assert square(7) == 49
+
+
 # -- a Coffea-style processor: a map over chunks into histograms, then a tree reduce --------------
 
 EDGES = np.linspace(0, 100, 21)
