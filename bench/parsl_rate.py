@@ -124,9 +124,10 @@ def report(report_to, profile: Dict) -> None:
     n = 2000 if profile["functions_n"] >= 1000 else 100  # smoke: 100
     htex = measure("htex", n)
     ours = measure("wq", n)
-    for name, figures in (("HighThroughputExecutor", htex), ("WorkQueueExecutor", ours)):
+    for name, figures, other in (("HighThroughputExecutor", htex, ours), ("WorkQueueExecutor", ours, htex)):
         if figures["rate"] is None:
-            report_to.note(f"parsl: {name} failed: {figures['error']}")
+            beside = "" if other["rate"] is None else f" (the other executor did {other['rate']:,.0f} apps/s)"
+            report_to.note(f"parsl: {name} failed{beside}: {figures['error']}")
     if ours["rate"] is not None:
         report_to.add("parsl", f"no-op python_app x{n}, WorkQueueExecutor(coprocess=True), {WORKERS} workers",
                       ours["rate"], "apps/s", {f"Parsl HighThroughputExecutor, {WORKERS} workers": htex["rate"]})
