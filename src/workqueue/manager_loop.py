@@ -94,7 +94,7 @@ class ManagerLoop:
         self.requeue_reasons: Dict[str, int] = {}
         self.transactions = TransactionsLog(settings.transactions_log)
         self.door = Door(self)
-        self.history = TaskHistory()  # finished tasks, for the dashboard (read only when asked)
+        self.history = TaskHistory()  # past and held tasks, for the dashboard (read only when asked)
         self.log_limited = LimitedLog(log)
         self.revocations = Revocations(self)
         self._worker_handlers = {
