@@ -77,7 +77,8 @@ def request_shape(declared: Dict[str, Optional[float]], input_mb: float = 0.0, n
     down to a power of two, so tasks with inputs of many sizes still fall into a few shapes.
     """
     disk_floor = input_disk_floor(input_mb)
-    if all(declared.get(name) is None for name in RESOURCE_NAMES):
+    get = declared.get  # RESOURCE_NAMES, unrolled: this runs once per task submitted
+    if get("cores") is None and get("memory") is None and get("disk") is None and get("gpus") is None:
         if needs != NO_NEEDS:
             return (WHOLE, disk_floor, needs)
         return (WHOLE, disk_floor) if disk_floor else (WHOLE,)
@@ -154,14 +155,17 @@ class WorkerBooks:
         if shape[0] == WHOLE:
             return not self.running and (len(shape) == 1 or self.total["disk"] >= shape[1]) and \
                 (len(shape) < 3 or self.meets(shape[2]))
-        return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape)) and \
-            (len(shape) == 4 or self.meets(shape[4]))
+        free = self.free  # RESOURCE_NAMES, unrolled: this runs per shape per worker looked at
+        return free["cores"] >= shape[0] and free["memory"] >= shape[1] and free["disk"] >= shape[2] and \
+            free["gpus"] >= shape[3] and (len(shape) == 4 or self.meets(shape[4]))
 
     def has_room(self, shape: Tuple) -> bool:
         """Room for the shape now, whatever else it needs: how the worker promotes its queue."""
         if shape[0] == WHOLE:
             return not self.running
-        return all(self.free[name] >= need for name, need in zip(RESOURCE_NAMES, shape))
+        free = self.free
+        return free["cores"] >= shape[0] and free["memory"] >= shape[1] and free["disk"] >= shape[2] and \
+            free["gpus"] >= shape[3]
 
     def meets(self, needs: Needs) -> bool:
         return needs.features <= self.features and needs.min_time <= self.time_left
