@@ -105,19 +105,30 @@ def test_the_source_asks_again_once_its_answer_is_old():
     assert [src.answer()["n"] for _ in range(3)] == [3, 3, 3]
 
 
-def test_bound_elsewhere_it_needs_the_masters_password():
+def get_with(url, authorization):
+    request = urllib.request.Request(url, headers={"Authorization": authorization})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def test_bound_elsewhere_it_needs_a_token_from_the_masters_password():
     with wq.Manager(port=0) as m:
         with pytest.raises(ValueError, match="needs the master's password"):
             m.start_dashboard(0, host="0.0.0.0")
     with wq.Manager(port=0, password="s3cret") as m:
         url = m.start_dashboard(0, host="0.0.0.0").replace(socket.gethostname(), "127.0.0.1")
-        for wrong in (None, b"guess"):
+        base, token = url.split("?token=")
+        assert token == server.token(b"s3cret") and len(token) == 32 and "s3cret" not in url
+        for path in ("api/status.json", "metrics", "api/status.json?token=guess"):
             with pytest.raises(urllib.error.HTTPError) as error:
-                get(url + "api/status.json", wrong)
+                get(base + path)
             assert error.value.code == 401
-            assert error.value.headers["WWW-Authenticate"].startswith("Basic")
-        assert page(url, b"s3cret")["summary"]["tasks_submitted"] == 0
-        assert get(url + "metrics", b"s3cret")[0] == 200
+        with pytest.raises(urllib.error.HTTPError):
+            get(base + "metrics", b"s3cret")  # the password itself is not the token: it never travels
+        assert json.loads(get(f"{base}api/status.json?token={token}")[2])["summary"]["workers_connected"] == 0
+        assert get(base + "metrics", token.encode())[0] == 200  # basic auth, the token as its password
+        assert get_with(base + "metrics", f"Bearer {token}") == 200  # as Prometheus' bearer_token
+        assert get(base)[0] == 200 and get(base + "static/dashboard.js")[0] == 200  # no figures in them
 
 
 def test_on_loopback_no_password_is_asked():

@@ -75,3 +75,15 @@ def test_the_page_in_a_browser_follows_the_tasks(tmp_path):
         assert (shown(after, "tasks-waiting"), shown(after, "tasks-running")) == ("0", "0")
         assert category_row(after, "gated") == (0, 0, 6, 0)
         assert shown(after, "workers-connected") == "2"
+
+
+def test_the_page_passes_on_the_token_of_a_dashboard_bound_elsewhere(tmp_path):
+    import socket
+    with wq.Manager(port=0, password="s3cret") as m:
+        url = m.start_dashboard(0, host="0.0.0.0").replace(socket.gethostname(), "127.0.0.1")
+        m.submit(wq.Task("true", cores=1))
+        assert wait_for(lambda: m.stats["tasks_waiting"] == 1)
+        with_token = chromium(url, tmp_path / "profile1", "--dump-dom")
+        assert shown(with_token, "tasks-waiting") == "1"
+        without = chromium(url.split("?")[0], tmp_path / "profile2", "--dump-dom")
+        assert shown(without, "tasks-waiting") == "–" and "needs its token" in without

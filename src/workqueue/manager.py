@@ -403,7 +403,8 @@ class Manager:
     def start_dashboard(self, port: int = 0, host: str = "127.0.0.1") -> str:
         """Serve the live dashboard and ``/metrics`` on ``port`` (0: any free one) and return its URL.
         Read-only; nothing is computed until a page asks. Bound to any address but this machine's
-        own, it needs this manager's password (HTTP basic auth) and refuses to start without one."""
+        own, it needs a token derived from this manager's password (in the URL returned) and refuses to
+        start for a manager without a password."""
         from .web import server, source
         port = _dashboard_port("Manager.start_dashboard", "port", port)
         host = validation.text("Manager.start_dashboard", "host", host)

@@ -17,7 +17,7 @@ from .status import _address
 @click.argument("host")
 @click.argument("port", required=False)
 @click.option("-P", "--password", "password_file", type=click.Path(exists=True, dir_okay=False),
-              help="Password file of the master; also the dashboard's password when it is not bound to 127.0.0.1.")
+              help="Password file of the master; bound anywhere but 127.0.0.1, the dashboard's token derives from it.")
 @click.option("--port", "http_port", type=click.IntRange(0, 65535), default=server.DEFAULT_PORT, show_default=True,
               help="Port of the dashboard (0: any free one).")
 @click.option("--bind", default="127.0.0.1", show_default=True,

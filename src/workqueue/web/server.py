@@ -3,13 +3,17 @@
 A stdlib ``ThreadingHTTPServer`` in a daemon thread (what ``prometheus_client.start_http_server``
 runs too): no event loop of its own and no dependency, in the user's process beside the master's
 loop. Nothing is computed until a request arrives; the master is then asked through the ``Source``.
-Bound to 127.0.0.1 by default; bound anywhere else, every request must carry the master's password
-(HTTP basic auth, any user name) and the server refuses to start for a master without one.
+Bound to 127.0.0.1 by default; bound anywhere else, every request for figures (``/api/``,
+``/metrics``) must carry a token derived from the master's password (``token``), and the server
+refuses to start for a master without one. The token, not the password, travels: whoever reads it
+off the network may watch, but cannot join as a worker. The page itself (HTML, JS, CSS) holds no
+figures and is served to anyone.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -19,6 +23,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
 
 from . import metrics, views
 from .source import Source
@@ -29,6 +34,7 @@ STATIC = os.path.join(os.path.dirname(__file__), "static")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".png": "image/png"}
 DEFAULT_PORT = 8787  # Dask's
+FIGURES = ("/api/status.json", "/metrics")  # what needs the token when the dashboard is not on loopback
 
 
 def is_loopback(host: str) -> bool:
@@ -63,15 +69,19 @@ class Dashboard:
 
     @property
     def url(self) -> str:
+        """Where to point a browser (with the token, when one is needed)."""
         host = socket.gethostname() if self.host in ("", "0.0.0.0") else self.host
-        return f"http://{host}:{self.port}/"
+        password = self.source.password() if self.protected else None
+        return f"http://{host}:{self.port}/" + (f"?token={token(password)}" if password else "")
 
-    def allowed(self, authorization: Optional[str]) -> bool:
+    def allowed(self, query: str, authorization: Optional[str]) -> bool:
+        """Whether a request for figures may have them: always on loopback, else with the token (in
+        the query, as a bearer token, or as the password of basic auth)."""
         if not self.protected:
             return True
         password = self.source.password()
-        given = _basic_password(authorization)
-        return bool(password) and given is not None and hmac.compare_digest(given, password)
+        given = _given_token(query, authorization)
+        return bool(password) and given is not None and hmac.compare_digest(given, token(password))
 
     def close(self) -> None:
         self.server.shutdown()
@@ -87,15 +97,27 @@ class _Server(ThreadingHTTPServer):
         log.debug("dashboard request from %s failed", client_address, exc_info=True)
 
 
-def _basic_password(authorization: Optional[str]) -> Optional[bytes]:
-    """The password of an ``Authorization: Basic`` header (any user name), or None."""
-    if not authorization or not authorization.startswith("Basic "):
+def token(password: bytes) -> str:
+    """The dashboard's token for a master with this password (HMAC-SHA256, 128 bits in hex)."""
+    return hmac.new(password, b"workqueue dashboard", hashlib.sha256).hexdigest()[:32]
+
+
+def _given_token(query: str, authorization: Optional[str]) -> Optional[str]:
+    """The token a request carries: ``?token=``, ``Authorization: Bearer``, or basic auth's password."""
+    values = parse_qs(query).get("token")
+    if values:
+        return values[0]
+    if not authorization:
         return None
-    try:
-        decoded = base64.b64decode(authorization[6:].strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return decoded.partition(b":")[2]
+    if authorization.startswith("Bearer "):
+        return authorization[7:].strip()
+    if authorization.startswith("Basic "):
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return decoded.partition(b":")[2].decode("utf-8", "replace")
+    return None
 
 
 def _handler(dashboard: Dashboard) -> type:
@@ -103,11 +125,12 @@ def _handler(dashboard: Dashboard) -> type:
         server_version = "workqueue-dashboard"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            if not dashboard.allowed(self.headers.get("Authorization")):
-                self._send(401, b"the master's password is needed\n", "text/plain; charset=utf-8",
-                           [("WWW-Authenticate", 'Basic realm="workqueue"')])
+            parts = urlsplit(self.path)
+            path = parts.path
+            if path in FIGURES and not dashboard.allowed(parts.query, self.headers.get("Authorization")):
+                self._send(401, b"this dashboard needs its token (the URL it was started with has it)\n",
+                           "text/plain; charset=utf-8", [("WWW-Authenticate", 'Bearer realm="workqueue"')])
                 return
-            path = self.path.split("?", 1)[0]
             try:
                 self._route(path)
             except (OSError, RuntimeError) as error:  # timeouts, refusals, a closed or stopped manager

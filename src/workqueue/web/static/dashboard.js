@@ -2,6 +2,8 @@
 "use strict";
 
 const POLL_MS = 1000;
+const TOKEN = new URLSearchParams(location.search).get("token");  // when the dashboard is not on loopback
+const STATUS_URL = "/api/status.json" + (TOKEN ? "?token=" + encodeURIComponent(TOKEN) : "");
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
 
 function $(id) { return document.getElementById(id); }
@@ -176,8 +178,10 @@ function show(data) {
 
 async function poll() {
   try {
-    const response = await fetch("/api/status.json", {cache: "no-store"});
-    const data = await response.json();
+    const response = await fetch(STATUS_URL, {cache: "no-store"});
+    const text = await response.text();
+    let data;
+    try { data = JSON.parse(text); } catch (error) { throw new Error(text || response.statusText); }
     if (!response.ok) throw new Error(data.error || response.statusText);
     show(data);
   } catch (error) {
