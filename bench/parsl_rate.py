@@ -8,6 +8,11 @@ does not finish is reported as such, with its process tree, instead of hanging t
 figure is apps per second from the first submission to the last result, after a warm-up of a few
 apps (workers connected, coprocesses started). Skipped when Parsl is not installed.
 
+Why the timeout: once an app fails, the script stops and Parsl's cleanup may never return.
+``WorkQueueExecutor.shutdown`` stops its submit process, then joins the feeder thread of its task
+queue, which is blocked writing the apps not yet handed over into a pipe nobody reads any more
+(py-spy: ``Queue.join_thread`` <- ``WorkQueueExecutor.shutdown``, executor.py:718, Parsl 2026.10.26).
+
 ``python -m bench.parsl_rate [N] [RUNS]`` runs the pair RUNS times and prints each figure.
 """
 from __future__ import annotations
