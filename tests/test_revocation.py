@@ -129,3 +129,22 @@ def test_tasks_queued_on_the_first_worker_move_to_workers_that_join_later(manage
             stop(w)
     assert all(t.succeeded for t in done) and len(done) == 3
     assert len({t.worker_id for t in done}) == 3, "each long task should have run on its own worker"
+
+
+def test_a_search_for_tasks_to_take_back_is_bounded_however_much_is_queued():
+    """A master that falls behind sees every queued task grow old at once: the search must not
+    grow with (idle workers x queued tasks), or the loop spirals (seen with 1,000 simulated workers)."""
+    from workqueue.scheduler import REVOKE_SCAN_MAX
+    s = Scheduler()
+    for w in range(100):
+        s.add_worker(f"busy{w}", ONE_CORE)
+    for i in range(100 * 65):
+        s.submit(i, declared(cores=1))
+    s.schedule(prefetch_depth=lambda tid: 64)
+    for w in range(300):
+        s.add_worker(f"idle{w}", ONE_CORE)
+    asked = []
+    taken = s.revocations(lambda tid: asked.append(tid) or True)
+    assert len(asked) <= REVOKE_SCAN_MAX + 100
+    assert 0 < len(taken) <= 300  # one each for as many idle one-core workers as the search reached
+    assert len({worker for worker in (s._tasks[t].promised_to for t, _ in taken)}) == len(taken)

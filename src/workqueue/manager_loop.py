@@ -104,6 +104,7 @@ class ManagerLoop:
         self._publish()
         self._next_maintenance = 0.0
         self._workers_awaited = False  # wait-for-workers has been met once
+        self.behind = False  # the last turn left messages unread: queued tasks wait on us, not on workers
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -119,9 +120,11 @@ class ManagerLoop:
                 self._run_commands()
                 if self.router in events:
                     self._receive_batch()
+                else:
+                    self.behind = False
                 self._maintain()
                 self._dispatch()
-                if self.settings.prefetch:
+                if self.settings.prefetch and not self.behind:
                     self.revocations.take_back(time.monotonic())
                 self._pump_outboxes()
                 self._hand_over_finished()
@@ -162,10 +165,12 @@ class ManagerLoop:
                 return
 
     def _receive_batch(self) -> None:
+        self.behind = True  # until the socket has nothing more to read in this turn
         for _ in range(BATCH):
             try:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
+                self.behind = False
                 return
             finished = len(self._finished_now)
             self._handle_frames(frames)

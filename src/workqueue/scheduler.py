@@ -121,7 +121,7 @@ def shape_resources(shape: Tuple) -> Optional[Resources]:
 
 MEMO_MAX = 1024  # shapes remembered (bookings, fits) before the memo starts over: shapes may be countless
 QUEUED_MAX = 256  # prefetched tasks per worker, whatever its cores: its books are scanned per event
-REVOKE_SCAN_MAX = 4096  # queued tasks looked at per search for tasks to take back
+REVOKE_SCAN_MAX = 4096  # queued tasks looked at, and (idle worker, task) pairs tried, per search for tasks to take back
 
 
 @dataclass
@@ -382,28 +382,41 @@ class Scheduler:
     def revocations(self, may_revoke: Callable[[int], bool]) -> List[Tuple[int, WorkerId]]:
         """Queued tasks to take back from busy workers for the workers with room that no ready task
         fits, as (task, the worker holding it) pairs; each is promised to one worker with room, so no
-        worker is promised more than it can hold. The last queued go first (they would start last).
-        ``may_revoke`` says which tasks have waited long enough (the caller owns the clock)."""
+        worker is promised more than it can hold. Of the tasks that waited long enough (``may_revoke``:
+        the caller owns the clock), the last queued go first (they would start last). A worker's
+        queue is in the order its tasks were sent, so only its head is looked at while it is young:
+        the search costs one look per busy worker, not one per queued task."""
         idle = [(w, self._workers[w]) for w in self._with_room if not self._workers[w].queued]
         if not idle:
             return []
-        holders = [(w, b) for w, b in self._workers.items() if b.queued]
+        candidates = self._waited_long_enough(may_revoke)
         taken: List[Tuple[int, WorkerId]] = []
-        scanned = 0
+        checks = 0
         for worker, books in idle:
-            for holder, held in holders:
-                for task_id in reversed(held.queued):
-                    scanned += 1
-                    if scanned > REVOKE_SCAN_MAX:
-                        return taken
-                    entry = self._tasks[task_id]
-                    if holder == worker or entry.promised_to is not None:
-                        continue
-                    if self._has_room_for(worker, books, entry.shape) and may_revoke(task_id):
-                        entry.promised_to = worker
-                        self._promised.setdefault(worker, []).append(task_id)
-                        taken.append((task_id, holder))
+            for task_id, holder in candidates:
+                checks += 1
+                if checks > REVOKE_SCAN_MAX:
+                    return taken
+                entry = self._tasks[task_id]
+                if holder != worker and entry.promised_to is None and self._has_room_for(worker, books, entry.shape):
+                    entry.promised_to = worker
+                    self._promised.setdefault(worker, []).append(task_id)
+                    taken.append((task_id, holder))
         return taken
+
+    def _waited_long_enough(self, may_revoke: Callable[[int], bool]) -> List[Tuple[int, WorkerId]]:
+        """(task, holder) for the queued tasks that have waited long enough, latest first per holder."""
+        found: List[Tuple[int, WorkerId]] = []
+        looked = 0
+        for holder, held in self._workers.items():
+            old = []
+            for task_id in held.queued:
+                looked += 1
+                if looked > REVOKE_SCAN_MAX or not may_revoke(task_id):
+                    break
+                old.append(task_id)
+            found += [(task_id, holder) for task_id in reversed(old)]
+        return found
 
     def revoke_answered(self, task_id: int, revoked: bool) -> None:
         """The holding worker's answer: ``revoked``, the task never started there and goes back to
