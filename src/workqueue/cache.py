@@ -2,6 +2,11 @@
 
 Entries a task asked to cache are kept (least recently used evicted first, never one a running
 task uses) and survive a reconnect to the master; the rest leave as soon as their task is done.
+
+Every file the master sends is *awaited* by a task whose message follows it: until that task has
+staged it, the file is neither evicted nor removed by the end of another task that used the same
+bytes. (A running task and a queued one may have identical uncached inputs: the running task's end
+used to remove the queued task's copy between its transfer and its staging.)
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ class _Entry:
     size: int
     keep: bool = False
     pins: int = 0
+    awaited: int = 0  # transfers admitted whose task has not staged the file yet
 
 
 class Cache:
@@ -73,6 +79,7 @@ class Cache:
         """Move a verified file into the store; return digests evicted to stay in budget."""
         incoming.finish(self.path(digest), mode & 0o777 | 0o400)
         entry = self._entries.pop(digest, None) or _Entry(incoming.size)
+        entry.awaited += 1
         self._entries[digest] = entry
         return self._evict()
 
@@ -80,8 +87,17 @@ class Cache:
         """A task is about to link this file: pin it, and mark it kept if the task asked to cache."""
         entry = self._entries[digest]
         entry.pins += 1
+        if entry.awaited:
+            entry.awaited -= 1
         entry.keep = entry.keep or keep
         self._entries.move_to_end(digest)
+
+    def not_awaited(self, digest: str) -> None:
+        """The task a transfer was for will not stage it (refused, failed): the file may go."""
+        entry = self._entries.get(digest)
+        if entry is not None and entry.awaited:
+            entry.awaited -= 1
+            self._drop_if_unused(digest, entry)
 
     def release(self, digest: str) -> None:
         """The task that used this file is done; drop the file unless someone asked to keep it."""
@@ -89,7 +105,10 @@ class Cache:
         if entry is None:
             return
         entry.pins -= 1
-        if entry.pins <= 0 and not entry.keep:
+        self._drop_if_unused(digest, entry)
+
+    def _drop_if_unused(self, digest: str, entry: _Entry) -> None:
+        if entry.pins <= 0 and not entry.awaited and not entry.keep:
             self.remove(digest)
 
     def remove(self, digest: str) -> None:
@@ -112,7 +131,7 @@ class Cache:
             if used <= self.budget:
                 break
             entry = self._entries[digest]
-            if entry.pins == 0:
+            if entry.pins == 0 and not entry.awaited:
                 used -= entry.size
                 self.remove(digest)
                 evicted.append(digest)

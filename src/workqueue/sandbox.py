@@ -164,6 +164,11 @@ class Sandbox:
         self.next_sample = 0.0
         self._left_empty = False
 
+    @property
+    def linked(self) -> Tuple[str, ...]:
+        """The digests of the cached inputs this task has staged (and pinned)."""
+        return tuple(self._linked)
+
     def stage(self, cache: Cache) -> Optional[str]:
         """Link every input from the cache into the sandbox; return the digest of one that is absent.
 

@@ -72,31 +72,49 @@ class TaskRunner:
         """A task from the master: staged and queued, or reported at once if it cannot run here
         (an input missing, or something in the task itself this worker refuses)."""
         self.last_activity = time.monotonic()
-        if len(self.queued) >= QUEUED_MAX:
-            self._refuse(session, task, ValueError(f"{len(self.queued)} tasks are waiting here already"))
-            return
+        sandbox: Optional[Sandbox] = None
+        staged: List[str] = []
         try:
-            sandbox = Sandbox(self.dirs, task, call_payload)
-        except Exception as error:
-            self._refuse(session, task, error)
-            return
-        try:
-            problem = self._booking_problem(sandbox.allocation)
-        except TypeError as error:  # an amount that cannot even be hashed
-            problem = f"its resources: {error}"
-        if problem is not None:
-            self.fail(session, sandbox, problem)
-            return
-        try:
-            missing = sandbox.stage(self.cache)
-        except Exception as error:
-            self.fail(session, sandbox, f"could not stage its inputs: {error}")
-            return
-        if missing is None:
-            self.queued.append(sandbox)
-            return
-        result, why = why_missing(sandbox, missing)
-        self.report(session, sandbox, result, -1, {}, why.encode())
+            if len(self.queued) >= QUEUED_MAX:
+                self._refuse(session, task, ValueError(f"{len(self.queued)} tasks are waiting here already"))
+                return
+            try:
+                sandbox = Sandbox(self.dirs, task, call_payload)
+            except Exception as error:
+                self._refuse(session, task, error)
+                return
+            try:
+                problem = self._booking_problem(sandbox.allocation)
+            except TypeError as error:  # an amount that cannot even be hashed
+                problem = f"its resources: {error}"
+            if problem is not None:
+                self.fail(session, sandbox, problem)
+                return
+            try:
+                missing = sandbox.stage(self.cache)
+            except Exception as error:
+                staged = list(sandbox.linked)
+                self.fail(session, sandbox, f"could not stage its inputs: {error}")
+                return
+            staged = list(sandbox.linked)
+            if missing is None:
+                self.queued.append(sandbox)
+                return
+            result, why = why_missing(sandbox, missing)
+            self.report(session, sandbox, result, -1, {}, why.encode())
+        finally:
+            if sandbox is None or sandbox not in self.queued:
+                self._unawait(task, staged)
+
+    def _unawait(self, task: Dict[str, Any], staged: List[str]) -> None:
+        """The files sent for a task that will not run here, and that it did not stage, may go."""
+        inputs = task.get("inputs")
+        for item in inputs if type(inputs) is list else ():
+            digest = item[0] if type(item) is list and item and type(item[0]) is str else ""
+            if digest in staged:
+                staged.remove(digest)
+            elif digest and self.cache.has(digest):
+                self.cache.not_awaited(digest)
 
     def refuse_undecodable(self, session: Session, frames: List[Any], error: Exception) -> None:
         """A message that did not decode but says it is a task, and which: report that task failed,
