@@ -1,5 +1,9 @@
 """Taking prefetched tasks back: a task queued on a busy worker goes to an idle one, and exactly one
 worker runs it (the pure scheduler, then real workers)."""
+import os
+import signal
+import time
+
 import workqueue as wq
 from workqueue.categories import Categories, task_program
 from workqueue.scheduler import Scheduler
@@ -148,3 +152,85 @@ def test_a_search_for_tasks_to_take_back_is_bounded_however_much_is_queued():
     assert len(asked) <= REVOKE_SCAN_MAX + 100
     assert 0 < len(taken) <= 300  # one each for as many idle one-core workers as the search reached
     assert len({worker for worker in (s._tasks[t].promised_to for t, _ in taken)}) == len(taken)
+
+
+def test_a_task_given_back_after_its_idle_worker_left_is_not_stranded_on_the_holder():
+    s = Scheduler()
+    s.add_worker("busy", ONE_CORE)
+    for i in range(3):
+        s.submit(i, declared(cores=1))
+    s.schedule(prefetch_depth=lambda tid: 3)
+    s.add_worker("idle", ONE_CORE)
+    [(task_id, holder)] = s.revocations(lambda tid: True)   # master sends revoke(task_id) to busy
+    s.remove_worker("idle")                                  # idle worker says bye / is lost
+    # the busy worker had not started it: it threw it away and answers revoked=True.
+    # manager_revocations.answered only acts if is_being_revoked(): it is not any more.
+    assert s.is_being_revoked(task_id) is False
+    s.revoke_answered(task_id, revoked=True)
+    # The worker no longer holds the task; the master must not either.
+    assert task_id not in s.worker_books("busy").queued, "task stays booked on a worker that gave it back"
+    assert s.is_ready(task_id)
+
+
+def test_books_promote_like_the_worker_after_a_revoked_head():
+    """Worker with 2 cores runs R0, R1 (1 core each); prefetched behind them: T (2 cores), U (1 core).
+    R1 ends: both sides leave T at the head (it does not fit) and U behind it. T is revoked: the
+    worker runs start_queued after every bundle of messages (worker.py:411), so U starts; the books'
+    _release of a queued entry never promotes, so the mirror keeps U queued and a core 'free'."""
+    s = Scheduler()
+    s.add_worker("busy", {**ONE_CORE, "cores": 2})
+    s.submit(0, declared(cores=1))
+    s.submit(1, declared(cores=1))
+    s.schedule()
+    s.submit(2, declared(cores=2))
+    s.submit(3, declared(cores=1))
+    s.schedule(prefetch_depth=lambda tid: 8)
+    books = s.worker_books("busy")
+    assert books.running == {0, 1} and books.queued == [2, 3], (books.running, books.queued)
+    s.finish(1)
+    assert books.queued == [2, 3] and books.free["cores"] == 1   # T blocks U, on both sides
+    s.add_worker("idle", {**ONE_CORE, "cores": 2})
+    assert (2, "busy") in s.revocations(lambda tid: tid == 2)
+    s.revoke_answered(2, revoked=True)
+    # the worker now runs 0 and 3 with no core free
+    assert 3 in books.running and books.free["cores"] == 0, \
+        f"mirror: running {books.running} queued {books.queued} free {books.free['cores']}; the worker runs 0 and 3"
+
+
+def test_a_task_given_back_after_the_idle_worker_left_runs(tmp_path):
+    """The worker a task was promised to leaves before the holder answers: the task given back
+    must run, not stay booked on the holder (found in review: it stayed for ever)."""
+    go = tmp_path / "go"
+    long = f"sh -c 'while [ ! -e {go} ]; do sleep 0.05; done'"
+    m = wq.Manager(port=0, keepalive_interval=0.5, keepalive_timeout=20)
+    holder = start_worker(m.port, "--cores", "1")
+    idle = None
+    try:
+        for _ in range(6):
+            m.submit(wq.Task("sh -c 'sleep 0'", cores=1))
+        drain(m)
+        for _ in range(2):
+            m.submit(wq.Task(long, cores=1))
+        assert wait_for(lambda: m.stats["tasks_prefetched"] >= 1), "the second should be prefetched"
+        time.sleep(0.5)  # queued long enough to be taken back
+        os.kill(holder.pid, signal.SIGSTOP)  # the holder reads the revoke later
+        idle = start_worker(m.port, "--cores", "1")
+        assert wait_for(lambda: m.stats["revocations_sent"] >= 1, timeout=20)
+        removed = m.stats["workers_removed"]
+        stop(idle)  # SIGTERM: it says bye, the master removes it at once
+        assert wait_for(lambda: m.stats["workers_removed"] > removed, timeout=20)
+        os.kill(holder.pid, signal.SIGCONT)  # it gives the task back: revoked=True
+        time.sleep(1.0)
+        go.touch()
+        done = drain(m, timeout=20)
+        assert len(done) == 2 and all(t.succeeded for t in done)
+    finally:
+        go.touch()
+        try:
+            os.kill(holder.pid, signal.SIGCONT)
+        except OSError:
+            pass
+        stop(holder)
+        if idle is not None:
+            stop(idle)
+        m.close()

@@ -1,5 +1,6 @@
 """tune(): every CCTools name either does what CCTools says or warns once why it cannot; others are refused."""
 import logging
+import time
 
 import pytest
 
@@ -61,3 +62,16 @@ def test_wait_for_workers_holds_every_task_until_that_many_have_come():
             stop(first)
             if second is not None:
                 stop(second)
+
+
+def test_wait_for_workers_set_a_moment_after_the_manager_starts():
+    with wq.Manager(port=0) as m:
+        time.sleep(1.5)  # the loop has turned once (its poll times out after 1 s)
+        m.tune("wait-for-workers", 2)
+        first = start_worker(m.port, "--cores", "1")
+        try:
+            assert wait_for(lambda: m.stats["workers_connected"] == 1, timeout=20)
+            m.submit(wq.Task("true", cores=1))
+            assert m.wait(1.5) is None, "a task went out with 1 worker of the 2 waited for"
+        finally:
+            stop(first)

@@ -92,12 +92,21 @@ class Cache:
         entry.keep = entry.keep or keep
         self._entries.move_to_end(digest)
 
-    def not_awaited(self, digest: str) -> None:
-        """The task a transfer was for will not stage it (refused, failed): the file may go."""
+    def not_awaited(self, digest: str, keep: bool = False) -> None:
+        """The task a transfer was for will not stage it (refused, failed): the file may go, unless
+        that task asked to cache it (the master counts it as held here from the moment it sent it)."""
         entry = self._entries.get(digest)
         if entry is not None and entry.awaited:
             entry.awaited -= 1
+            entry.keep = entry.keep or keep
             self._drop_if_unused(digest, entry)
+
+    def forget_awaited(self) -> None:
+        """The session that sent files is over: tasks it did not send will never stage them."""
+        for digest, entry in list(self._entries.items()):
+            if entry.awaited:
+                entry.awaited = 0
+                self._drop_if_unused(digest, entry)
 
     def release(self, digest: str) -> None:
         """The task that used this file is done; drop the file unless someone asked to keep it."""

@@ -558,5 +558,5 @@ def _write_summary(task: Task, directory: str) -> None:
     from .monitor_summaries import write_summary
     try:
         write_summary(task, directory)
-    except OSError as error:
+    except Exception as error:  # the task is the user's already: a summary must not take it away
         log.warning("could not write the resource summary of task %s into %r: %s", task.id, directory, error)

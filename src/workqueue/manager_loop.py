@@ -7,6 +7,7 @@ under temporary names and renames them only when the task's result arrives.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import time
@@ -126,6 +127,8 @@ class ManagerLoop:
                 self._dispatch()
                 if self.settings.prefetch and not self.behind:
                     self.revocations.take_back(time.monotonic())
+                elif not self.settings.prefetch:
+                    self.revocations.wake_at = math.inf
                 self._pump_outboxes()
                 self._hand_over_finished()
                 if time.monotonic() >= self._next_publish:
@@ -325,6 +328,8 @@ class ManagerLoop:
         if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum", "hungry_minimum_factor",
                    "wait_for_workers", "prefetch"):
             setattr(self.settings, key, type(getattr(self.settings, key))(value))
+            if key == "wait_for_workers":
+                self._workers_awaited = False  # counted from now
         elif key == "category_steady_n_tasks":
             self.categories.steady_n_tasks = int(value)
         elif key == "fast_abort_multiplier":
@@ -454,6 +459,7 @@ class ManagerLoop:
         if wall_time is not None:
             self.categories.record_wall_time(record.spec["category"], wall_time, record.program)
             conn.task_seconds += wall_time
+            conn.timed += 1
         result = Result._value2member_map_.get(fields["result"], Result.UNKNOWN)  # no Enum call per result
         if result in TRANSIENT:
             self.requeue(record, f"worker {conn.worker_id}: {result.name}", result.name.lower())
@@ -489,9 +495,10 @@ class ManagerLoop:
 
     def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
         """Book and queue what can run (see Scheduler.schedule); return the workers sent tasks."""
-        if self.settings.wait_for_workers > len(self.workers) and not self._workers_awaited:
-            return []  # tune("wait-for-workers", n): nothing goes out before n workers have come
-        self._workers_awaited = True
+        if self.settings.wait_for_workers and not self._workers_awaited:
+            if len(self.workers) < self.settings.wait_for_workers:
+                return []  # tune("wait-for-workers", n): nothing goes out before n workers have come
+            self._workers_awaited = True
         prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
         if self.blocks and self.blocks.expire(time.monotonic()):
             self._apply_blocks()
@@ -513,7 +520,7 @@ class ManagerLoop:
     def _worker_seconds(self, identity: bytes) -> Optional[float]:
         """For the TIME algorithm: the worker's mean wall time per finished task."""
         conn = self.workers.get(identity)
-        return conn.task_seconds / conn.completed if conn is not None and conn.completed else None
+        return conn.task_seconds / conn.timed if conn is not None and conn.timed else None
 
     def _cached_bytes(self, task_id: int) -> Optional[Callable[[bytes], float]]:
         """For the FILES algorithm: see manager_inputs.cached_input_scorer."""

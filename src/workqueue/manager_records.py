@@ -41,6 +41,7 @@ class WorkerConn:
     tasks: Set[int] = field(default_factory=set)
     completed: int = 0
     task_seconds: float = 0.0  # wall time of its finished tasks, summed
+    timed: int = 0  # ... over this many (results without a measured wall time are not counted)
     ends_at: Optional[float] = None  # monotonic, when its --wall-time is over
     features: List[str] = field(default_factory=list)
 

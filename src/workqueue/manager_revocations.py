@@ -61,9 +61,9 @@ class Revocations:
         """A worker's answer to a ``revoke``: a task it gave back returns to its place in line."""
         loop = self.loop
         record = loop.current(conn, message["task_id"], message["attempt"])
-        if record is None or not loop.scheduler.is_being_revoked(record.task_id):
+        if record is None:
             return
-        revoked = message["revoked"]
+        revoked = message["revoked"]  # given back even if the worker it was promised to has left
         loop.scheduler.revoke_answered(record.task_id, revoked)
         if not revoked:
             log.debug("task %d had started on worker %s: it stays there", record.task_id, conn.worker_id)

@@ -422,9 +422,9 @@ class Scheduler:
         """The holding worker's answer: ``revoked``, the task never started there and goes back to
         its place in line; otherwise it runs where it is."""
         entry = self._tasks.get(task_id)
-        if entry is None or entry.promised_to is None:
+        if entry is None:
             return
-        self._unpromise(task_id, entry)
+        self._unpromise(task_id, entry)  # the worker it was promised to may have left meanwhile
         if revoked and entry.worker is not None:
             self._release(task_id, entry)
             self._push_ready(task_id, entry)
@@ -590,6 +590,8 @@ class Scheduler:
         if books is not None:
             if entry.queued:
                 books.queued.remove(task_id)
+                self._promote(books)  # as the worker does after a queued task leaves its queue
+                self._note_room(entry.worker, books)
             else:
                 books.running.discard(task_id)
                 for name in RESOURCE_NAMES:

@@ -114,7 +114,7 @@ class TaskRunner:
             if digest in staged:
                 staged.remove(digest)
             elif digest and self.cache.has(digest):
-                self.cache.not_awaited(digest)
+                self.cache.not_awaited(digest, keep=item[3] is True if len(item) > 3 else False)
 
     def refuse_undecodable(self, session: Session, frames: List[Any], error: Exception) -> None:
         """A message that did not decode but says it is a task, and which: report that task failed,
@@ -453,6 +453,7 @@ class TaskRunner:
         self.by_pidfd.clear()
         self.free = dict(self.resources)
         self.gpus.release_all()
+        self.cache.forget_awaited()
 
     def close(self) -> None:
         """Kill every task and every pooled process."""
