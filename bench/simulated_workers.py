@@ -161,11 +161,8 @@ def _start(port: int, workers: int) -> List[subprocess.Popen]:
 
 
 def _wait_connected(m: wq.Manager, workers: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while m.stats["workers_connected"] < workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {m.stats['workers_connected']} of {workers} simulated workers joined")
-        time.sleep(0.1)
+    from .workloads import _connected
+    _connected(m, workers, timeout)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from workqueue.constants import Result
 from workqueue.worker_tasks import TaskRunner
 
 from conftest import start_worker, stop
-from test_worker_guards import FakeSession, task
+from test_worker_guards import FakeSession, cached_file, task
 
 
 def test_identical_uncached_inputs_all_arrive(tmp_path):
@@ -37,9 +37,6 @@ def test_identical_uncached_inputs_all_arrive(tmp_path):
 
 
 def test_the_cache_keeps_a_file_sent_for_a_task_until_that_task_stages_it(tmp_path):
-    from workqueue import fastio
-    from workqueue.cache import Cache
-
     def send(cache, xfer):
         data = b"same bytes"
         digest = fastio.hash_bytes(data)
@@ -60,14 +57,6 @@ def test_the_cache_keeps_a_file_sent_for_a_task_until_that_task_stages_it(tmp_pa
     send(cache, 3)
     cache.not_awaited(digest)            # its task was refused
     assert not cache.has(digest)
-
-
-def cached_file(cache, data):
-    digest = fastio.hash_bytes(data)
-    incoming = cache.receive(digest, len(data), 1)
-    assert incoming.add(0, data, True, digest)
-    cache.admit(digest, incoming, 0o644)
-    return digest
 
 
 @pytest.fixture
