@@ -70,15 +70,20 @@ def test_remote_workers_join_with_port_and_password_and_no_local_workers(tmp_pat
     assert f"workers may join on port {port}" in err
 
 
+def children(proc, count, timeout=60):
+    """The run's child processes (its workers), once there are ``count`` of them (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    while len(psutil.Process(proc.pid).children()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return psutil.Process(proc.pid).children()
+
+
 def test_batch_workers_are_submitted_and_removed_at_the_end(tmp_path):
     gated_jobs(tmp_path, 3)
     proc = start(tmp_path, "--workers", "0", "--batch", "local", "-N", "2", "c.txt")
     try:
         listening(proc.pid)
-        deadline = time.monotonic() + 60
-        while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = psutil.Process(proc.pid).children()
+        workers = children(proc, 2)
         assert len(workers) == 2 and all("workqueue.worker" in " ".join(w.cmdline()) for w in workers)
         (tmp_path / "go.txt").touch()
         out, err = proc.communicate(timeout=120)
@@ -102,10 +107,7 @@ def test_a_run_stopped_by_sigterm_removes_its_batch_workers(tmp_path):
     proc = start(tmp_path, "--workers", "0", "--batch", "local", "-N", "1", "c.txt")
     try:
         listening(proc.pid)
-        deadline = time.monotonic() + 60
-        while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = psutil.Process(proc.pid).children()
+        workers = children(proc, 1)
         assert workers
         proc.terminate()
         proc.communicate(timeout=120)
