@@ -80,27 +80,48 @@ def call(v):
     return type(v) is dict and all(k in rules and rules[k](x) for k, x in v.items())
 
 
+def peer_address(v):
+    if type(v) is not str or len(v) > 256:
+        return False
+    host, _, port = v[len("tcp://"):].rpartition(":")
+    return v == "" or (v.startswith("tcp://") and bool(host) and port.isdigit() and 0 < int(port) < 65536
+                       and not any(c.isspace() for c in host))
+
+
+def temps(v):
+    return type(v) is list and len(v) <= 4096 and all(
+        type(e) is list and len(e) == 3 and is_name(e[0]) and is_digest(e[1]) and integer(0, 1 << 62)(e[2]) for e in v)
+
+
 ID = integer(0, I64 - 1)
 RULES = {
     "hello": {"version": ID, "worker_id": text(256), "hostname": text(256), "resources": resources,
               "nonce": blob(64), "features": list_of(text(256), 64), "coprocesses": list_of(text(256), 16),
-              "cached": list_of(is_digest), "time_left": lambda v: type(v) is float and 0 <= v < math.inf},
+              "cached": list_of(is_digest), "time_left": lambda v: type(v) is float and 0 <= v < math.inf,
+              "peer": peer_address},
     "auth": {"proof": blob(64), "cached": list_of(is_digest)},
     "output": {"xfer": ID, "task_id": ID, "attempt": ID, "name": is_name, "size": integer(0, 1 << 62),
                "mode": integer(0, 0o7777)},
     "result": {"task_id": ID, "attempt": ID, "result": integer(-I64, U64), "exit_code": integer(-I64, I64 - 1),
-               "measured": numbers(), "limits_exceeded": numbers(), "missing": list_of(is_name), "times": numbers(0)},
+               "measured": numbers(), "limits_exceeded": numbers(), "missing": list_of(is_name), "times": numbers(0),
+               "temps": temps},
     "cache-update": {"added": list_of(is_digest), "removed": list_of(is_digest)},
     "bye": {"reason": text(4096)},
+    "fetched": {"xfer": ID, "digest": is_digest, "ok": lambda v: type(v) is bool,
+                "unreachable": lambda v: type(v) is bool, "reason": text(4096)},
     "welcome": {"version": ID, "keepalive": lambda v: type(v) is float and 0 < v < math.inf,
-                "timeout": lambda v: type(v) is float and 0 < v < math.inf, "proof": blob(64)},
+                "timeout": lambda v: type(v) is float and 0 < v < math.inf, "proof": blob(64),
+                "peer_key": blob(64)},
     "reject": {"reason": text(4096)},
     "reset": {"reason": text(4096)},
     "challenge": {"nonce": blob(64)},
-    "put": {"xfer": ID, "digest": is_digest, "size": integer(0, 1 << 62), "mode": integer(0, 0o7777)},
+    "put": {"xfer": ID, "digest": is_digest, "size": integer(0, 1 << 62), "mode": integer(0, 0o7777),
+            "keep": lambda v: type(v) is bool},
+    "fetch": {"xfer": ID, "digest": is_digest, "size": integer(0, 1 << 62), "mode": integer(0, 0o7777),
+              "source": peer_address, "keep": lambda v: type(v) is bool},
     "task": {"task_id": ID, "attempt": ID, "command": text(), "kind": lambda v: v in ("command", "function", "remote"),
              "env": env, "resources": resources, "declared": resources, "inputs": inputs, "outputs": list_of(is_name),
-             "limits": numbers(0), "call": call},
+             "limits": numbers(0), "call": call, "temps": list_of(is_name)},
     "kill": {"task_id": ID},
     "revoke": {"task_id": ID, "attempt": ID},
     "revoked": {"task_id": ID, "attempt": ID, "revoked": lambda v: type(v) is bool},
@@ -109,6 +130,8 @@ RULES = {
     "heartbeat": {},
     "chunk": {"xfer": ID, "seq": ID, "last": lambda v: type(v) is bool, "digest": lambda v: v == "" or is_digest(v)},
     "ack": {"xfer": ID, "seq": ID},
+    "peer-hello": {"nonce": blob(64)},
+    "peer-get": {"digest": is_digest, "proof": blob(64)},
     "status": {"what": lambda v: v in ("queue", "workers", "tasks"), "nonce": blob(64), "proof": blob(64)},
     "status-reply": {"data": lambda v: type(v) in (dict, list)},
 }
@@ -153,7 +176,9 @@ messages_valid = {
         optional={"hostname": st.text(max_size=40), "nonce": st.binary(max_size=64),
                   "features": st.lists(st.text(max_size=20), max_size=5),
                   "coprocesses": st.lists(st.text(max_size=20), max_size=3), "cached": st.lists(digests, max_size=3),
-                  "time_left": st.floats(0, 1e9)}),
+                  "time_left": st.floats(0, 1e9),
+                  "peer": st.one_of(st.just(""), st.builds("tcp://{}:{}".format, st.sampled_from(["h", "10.0.0.1"]),
+                                                           st.integers(1, 65535)))}),
     "auth": st.fixed_dictionaries({"proof": st.binary(max_size=64)}, optional={"cached": st.lists(digests, max_size=3)}),
     "output": st.fixed_dictionaries({"xfer": ids, "task_id": ids, "attempt": ids, "name": names,
                                      "size": st.integers(0, 1 << 62)}, optional={"mode": st.integers(0, 0o7777)}),
@@ -163,17 +188,25 @@ messages_valid = {
                   "measured": st.dictionaries(short_keys, st.one_of(finite, st.integers(-I64, I64 - 1)), max_size=8),
                   "limits_exceeded": st.dictionaries(short_keys, finite, max_size=3),
                   "missing": st.lists(names, max_size=3),
-                  "times": st.dictionaries(st.sampled_from(["start", "end"]), st.floats(0, 2e9))}),
+                  "times": st.dictionaries(st.sampled_from(["start", "end"]), st.floats(0, 2e9)),
+                  "temps": st.lists(st.tuples(names, digests, st.integers(0, 1 << 62)).map(list), max_size=3)}),
     "cache-update": st.fixed_dictionaries({}, optional={"added": st.lists(digests, max_size=4),
                                                         "removed": st.lists(digests, max_size=4)}),
     "bye": st.fixed_dictionaries({}, optional={"reason": st.text(max_size=40)}),
+    "fetched": st.fixed_dictionaries({"xfer": ids, "digest": digests}, optional={
+        "ok": st.booleans(), "unreachable": st.booleans(), "reason": st.text(max_size=40)}),
     "welcome": st.fixed_dictionaries({"version": ids}, optional={
-        "keepalive": st.floats(1e-3, 1e6), "timeout": st.integers(1, 10 ** 6), "proof": st.binary(max_size=64)}),
+        "keepalive": st.floats(1e-3, 1e6), "timeout": st.integers(1, 10 ** 6), "proof": st.binary(max_size=64),
+        "peer_key": st.binary(max_size=64)}),
     "reject": st.fixed_dictionaries({"reason": st.text(max_size=40)}),
     "reset": st.fixed_dictionaries({}, optional={"reason": st.text(max_size=40)}),
     "challenge": st.fixed_dictionaries({"nonce": st.binary(max_size=64)}),
     "put": st.fixed_dictionaries({"xfer": ids, "digest": digests, "size": st.integers(0, 1 << 62)},
-                                 optional={"mode": st.integers(0, 0o7777)}),
+                                 optional={"mode": st.integers(0, 0o7777), "keep": st.booleans()}),
+    "fetch": st.fixed_dictionaries({"xfer": ids, "digest": digests, "size": st.integers(0, 1 << 62),
+                                   "source": st.builds("tcp://{}:{}".format, st.sampled_from(["h", "10.0.0.1"]),
+                                                       st.integers(1, 65535))},
+                                  optional={"mode": st.integers(0, 0o7777), "keep": st.booleans()}),
     "task": st.fixed_dictionaries({"task_id": ids}, optional={
         "attempt": ids, "command": st.text(max_size=40), "kind": st.sampled_from(["command", "function"]),
         "env": st.dictionaries(st.text(max_size=8).filter(lambda k: k and "=" not in k and "\0" not in k),
@@ -183,7 +216,7 @@ messages_valid = {
                            .map(list), max_size=4),
         "outputs": st.lists(names, max_size=3),
         "limits": st.dictionaries(st.sampled_from(["wall_time", "end_time"]), st.floats(0, 2e9)),
-        "call": st.fixed_dictionaries({}, optional={"file": names})}),
+        "call": st.fixed_dictionaries({}, optional={"file": names}), "temps": st.lists(names, max_size=2)}),
     "kill": st.fixed_dictionaries({"task_id": ids}),
     "revoke": st.fixed_dictionaries({"task_id": ids, "attempt": ids}),
     "revoked": st.fixed_dictionaries({"task_id": ids, "attempt": ids, "revoked": st.booleans()}),
@@ -194,6 +227,8 @@ messages_valid = {
                        st.fixed_dictionaries({"xfer": ids, "seq": ids}, optional={"last": st.just(False),
                                                                                   "digest": st.just("")})),
     "ack": st.fixed_dictionaries({"xfer": ids, "seq": ids}),
+    "peer-hello": st.fixed_dictionaries({"nonce": st.binary(max_size=64)}),
+    "peer-get": st.fixed_dictionaries({"digest": digests, "proof": st.binary(max_size=64)}),
     "status": st.fixed_dictionaries({}, optional={"what": st.sampled_from(["queue", "workers", "tasks"]),
                                                   "nonce": st.binary(max_size=64), "proof": st.binary(max_size=64)}),
     "status-reply": st.fixed_dictionaries({"data": st.one_of(st.dictionaries(st.text(max_size=5), ids),
@@ -430,22 +465,25 @@ D = "0123456789abcdef0123456789abcdef"
 SAMPLES = {  # one valid message of each type, with something in every list and map
     "hello": {"version": 4, "worker_id": "w", "hostname": "h", "nonce": b"n" * 32, "features": ["gpu"],
               "resources": {"cores": 4.0, "memory": 100, "disk": 1e6, "gpus": 0.0}, "coprocesses": ["c"], "cached": [D],
-              "time_left": 3600.0},
+              "time_left": 3600.0, "peer": "tcp://h:1"},
     "auth": {"proof": b"p" * 32, "cached": [D]},
     "output": {"xfer": 1, "task_id": 2, "attempt": 1, "name": "d/out.txt", "size": 10, "mode": 0o644},
     "result": {"task_id": 2, "attempt": 1, "result": 0, "exit_code": 0, "measured": {"wall_time": 0.5, "start": 1.7e9},
-               "limits_exceeded": {"memory": 100}, "missing": ["m.txt"], "times": {"start": 1.7e9, "end": 1.7e9}},
+               "limits_exceeded": {"memory": 100}, "missing": ["m.txt"], "times": {"start": 1.7e9, "end": 1.7e9},
+               "temps": [["t", D, 3]]},
     "cache-update": {"added": [D], "removed": [D]},
     "bye": {"reason": "r"},
-    "welcome": {"version": 4, "keepalive": 5.0, "timeout": 30.0, "proof": b"p"},
+    "fetched": {"xfer": 1, "digest": D, "ok": False, "unreachable": True, "reason": "r"},
+    "welcome": {"version": 4, "keepalive": 5.0, "timeout": 30.0, "proof": b"p", "peer_key": b"k"},
     "reject": {"reason": "r"},
     "reset": {"reason": "r"},
     "challenge": {"nonce": b"n"},
-    "put": {"xfer": 1, "digest": D, "size": 10, "mode": 0o644},
+    "put": {"xfer": 1, "digest": D, "size": 10, "mode": 0o644, "keep": True},
+    "fetch": {"xfer": 1, "digest": D, "size": 10, "mode": 0o644, "source": "tcp://h:1", "keep": True},
     "task": {"task_id": 2, "attempt": 1, "command": "c", "kind": "function", "env": {"A": "1", "B": None},
              "resources": {"cores": 1.0, "memory": 100, "disk": 0.0, "gpus": 0}, "declared": {"memory": 100},
              "inputs": [[D, "in", 0o644, True], ["", "dir", 0o755, False]], "outputs": ["out"],
-             "limits": {"wall_time": 1.0}, "call": {"file": "f"}},
+             "limits": {"wall_time": 1.0}, "call": {"file": "f"}, "temps": ["out"]},
     "remote task": {"task_id": 3, "kind": "remote", "call": {"fn_name": "f", "coprocess": "c", "payload": "{}"}},
     "kill": {"task_id": 2},
     "revoke": {"task_id": 2, "attempt": 1},
@@ -455,6 +493,8 @@ SAMPLES = {  # one valid message of each type, with something in every list and 
     "heartbeat": {},
     "chunk": {"xfer": 1, "seq": 0, "last": True, "digest": D},
     "ack": {"xfer": 1, "seq": 0},
+    "peer-hello": {"nonce": b"n"},
+    "peer-get": {"digest": D, "proof": b"p"},
     "status": {"what": "tasks", "nonce": b"n", "proof": b"p"},
     "status-reply": {"data": {"a": [1]}},
 }

@@ -34,6 +34,10 @@ def status_proof(password: bytes, client_nonce: bytes, manager_nonce: bytes) -> 
     return proof(password, "status", client_nonce, manager_nonce)
 
 
+def peer_proof(key: bytes, client_nonce: bytes, server_nonce: bytes) -> bytes:
+    return proof(key, "peer", client_nonce, server_nonce)
+
+
 def verify(expected: bytes, received: bytes) -> bool:
     return hmac.compare_digest(expected, received)
 

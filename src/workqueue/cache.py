@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from . import fastio
 from .transfer import Incoming
@@ -45,6 +45,7 @@ class _Entry:
     keep: bool = False
     pins: int = 0
     awaited: int = 0  # transfers admitted whose task has not staged the file yet
+    temp: bool = False  # a task's temporary output: kept for the master's later tasks, never listed
 
 
 class Cache:
@@ -65,7 +66,7 @@ class Cache:
 
     def kept(self) -> List[str]:
         """Digests worth telling a master about: the ones tasks asked to cache."""
-        return [d for d, e in self._entries.items() if e.keep]
+        return [d for d, e in self._entries.items() if e.keep and not e.temp]
 
     def receive(self, digest: str, size: int, xfer: int) -> Incoming:
         """Where the bytes of an arriving file go until they are verified (at most ``size`` bytes
@@ -75,13 +76,37 @@ class Cache:
         name = f"{xfer:d}-{_checked(digest)}"
         return Incoming(os.path.join(self._tmp, name), expected_digest=digest, expected_size=size)
 
-    def admit(self, digest: str, incoming: Incoming, mode: int) -> List[str]:
+    def admit(self, digest: str, incoming: Incoming, mode: int, keep: bool = False) -> List[str]:
         """Move a verified file into the store; return digests evicted to stay in budget."""
         incoming.finish(self.path(digest), mode & 0o777 | 0o400)
         entry = self._entries.pop(digest, None) or _Entry(incoming.size)
         entry.awaited += 1
+        entry.keep = entry.keep or keep
         self._entries[digest] = entry
         return self._evict()
+
+    def adopt(self, path: str, mode: int) -> Tuple[str, int, List[str]]:
+        """Take a task's temporary output into the store (moved, not copied): (digest, size,
+        digests evicted to stay in budget)."""
+        digest = fastio.hash_file(path)
+        size = os.stat(path).st_size
+        if digest in self._entries:
+            os.unlink(path)
+        else:
+            os.chmod(path, mode & 0o777 | 0o400)
+            os.replace(path, self.path(digest))
+            self._entries[digest] = _Entry(size)
+        entry = self._entries[digest]
+        entry.keep = entry.temp = True
+        self._entries.move_to_end(digest)
+        return digest, size, self._evict()
+
+    def drop_temps(self) -> List[str]:
+        """Remove every temporary file (its master is gone: no one will ask for it)."""
+        temps = [d for d, e in self._entries.items() if e.temp and e.pins == 0]
+        for digest in temps:
+            self.remove(digest)
+        return temps
 
     def use(self, digest: str, keep: bool) -> None:
         """A task is about to link this file: pin it, and mark it kept if the task asked to cache."""

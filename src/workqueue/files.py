@@ -5,8 +5,10 @@ sandbox is refused before anything is sent.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
+import uuid
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
 
@@ -21,19 +23,41 @@ class File:
     ``local`` is the path on the master; ``remote`` the name inside the task's sandbox (default:
     the basename of ``local``); ``cache`` keeps an input on the worker for later tasks.
     ``data`` makes an input from memory instead of a local file (CCTools' ``specify_buffer``).
+    ``temp_id`` names a temporary file (``File.temp()``): it lives only in workers' caches, written by
+    one task's output and read by later tasks' inputs, never passing through the master.
     """
 
     local: Optional[str]
     remote: str = ""
     cache: bool = False
     data: Optional[bytes] = None
+    temp_id: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not self.remote:
-            if self.local is None:
+            if self.temp_id is not None:
+                object.__setattr__(self, "remote", self.temp_id)
+            elif self.local is None:
                 raise ValueError("a buffer input needs a remote name")
-            object.__setattr__(self, "remote", os.path.basename(self.local.rstrip("/")))
+            else:
+                object.__setattr__(self, "remote", os.path.basename(self.local.rstrip("/")))
         object.__setattr__(self, "remote", check_remote_name(self.remote))
+
+
+    @classmethod
+    def temp(cls, remote: str = "") -> "File":
+        """A new temporary file (TaskVine's ``declare_temp``); give it to a task as an output, then to
+        later tasks as an input. ``remote``: its name in the sandboxes (default: its own id)."""
+        return cls(None, remote, cache=True, temp_id=f"temp-{uuid.uuid4().hex[:16]}")
+
+    def named(self, remote: str) -> "File":
+        """The same file under another name in the sandbox."""
+        return dataclasses.replace(self, remote=remote)
+
+    @property
+    def is_local(self) -> bool:
+        """A file of the master's (a path or a buffer), as opposed to a temporary file."""
+        return self.temp_id is None
 
 
 FileLike = Union[str, "os.PathLike[str]", File, Tuple[str, str]]
@@ -42,6 +66,8 @@ FileLike = Union[str, "os.PathLike[str]", File, Tuple[str, str]]
 def as_file(spec: FileLike, cache: bool = False) -> File:
     if isinstance(spec, File):
         return spec
+    if isinstance(spec, tuple) and isinstance(spec[0], File):
+        return spec[0].named(spec[1])
     if isinstance(spec, tuple):
         local, remote = spec
         return File(os.fspath(local), remote, cache=cache)

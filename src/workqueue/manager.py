@@ -23,6 +23,8 @@ from . import scheduler, tuning, validation
 from .constants import DEFAULT_PORT, Result, TaskState
 from .categories import Mode
 from .manager_loop import ManagerLoop, Settings, configure_router
+from .files import File
+from .manager_fetch import FETCH_TIMEOUT, fetch_temp
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -222,6 +224,27 @@ class Manager:
         return list(self._tasks.values())
 
     # -- workers and files ----------------------------------------------------------------------
+    def declare_temp(self, remote: str = "") -> File:
+        """A new temporary file (TaskVine's ``declare_temp``; the same as ``File.temp()``): a task's
+        output that stays in its worker's cache, for later tasks' inputs. ``fetch`` brings it back."""
+        return File.temp(validation.text("Manager.declare_temp", "remote", remote))
+
+    def fetch(self, f: File, path: Optional[str] = None, timeout: float = FETCH_TIMEOUT) -> Optional[bytes]:
+        """The content of a temporary file, from a worker holding it (it does not pass through the
+        master's loop): returned as bytes, or written to ``path`` (then None). Raises
+        FileNotFoundError if no worker holds it, OSError if none of them could give it."""
+        if not isinstance(f, File) or f.temp_id is None:
+            validation.refuse(TypeError, "Manager.fetch", "f", "a temporary file (File.temp())", f)
+        path = validation.path("Manager.fetch", "path", path, allow_none=True)
+        self._check_open()
+        reply: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._send("locate", f.temp_id, reply)
+        where = self._get_while_loop_runs(reply, time.monotonic() + STATUS_TIMEOUT)
+        if where is None:
+            raise TimeoutError(f"the manager's loop did not answer in {STATUS_TIMEOUT} s")
+        if "error" in where:
+            raise FileNotFoundError(where["error"])
+        return fetch_temp(self._ctx, where, path, timeout)
     def invalidate_cache_file(self, local_path: str) -> None:
         """Tell every worker to drop its cached copy of this file."""
         local_path = validation.path("Manager.invalidate_cache_file", "local_path", local_path)

@@ -22,6 +22,7 @@ from .manager_blocks import BlockList
 from .capacity import Capacity
 from .categories import task_program
 from .manager_categories import CategoryKeeper
+from .manager_data import DataPlane
 from .manager_door import Door
 from .manager_history import TaskHistory
 from .manager_inputs import cached_input_scorer, expand_directories, input_megabytes
@@ -93,6 +94,7 @@ class ManagerLoop:
             "revocations_sent": 0, "tasks_revoked": 0,
         }
         self.requeue_reasons: Dict[str, int] = {}
+        self.data = DataPlane(self)
         self.transactions = TransactionsLog(settings.transactions_log)
         self.door = Door(self)
         self.history = TaskHistory()  # past and held tasks, for the dashboard (read only when asked)
@@ -284,12 +286,13 @@ class ManagerLoop:
         self.history.submitted(spec["category"])
         self.category_keeper.size(spec)
         self.tasks[task_id] = TaskRecord(task_id, spec, submit_time, program=task_program(spec["command"]))
-        features, min_time = spec.get("features"), spec.get("min_running_time")
-        needs = Needs(frozenset(features or ()), min_time or 0.0) if features or min_time else NO_NEEDS
-        self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
-                              spec.get("algorithm"), needs)
         self.counters["tasks_submitted"] += 1
         self.transactions.task(task_id, "WAITING", spec["category"])
+        if self.data.admit_task(self.tasks[task_id]):  # else it waits for temporary files, or failed
+            features, min_time = spec.get("features"), spec.get("min_running_time")
+            needs = Needs(frozenset(features or ()), min_time or 0.0) if features or min_time else NO_NEEDS
+            self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
+                                  spec.get("algorithm"), needs)
 
     def _cmd_cancel(self, task_id: int) -> None:
         record = self.tasks.pop(task_id, None)
@@ -303,6 +306,7 @@ class ManagerLoop:
                 self.send_to(conn, protocol.encode("kill", task_id=task_id))
         abort_outputs(record)
         self.scheduler.finish(task_id)
+        self.data.forget_task(task_id)
         self.counters["tasks_canceled"] += 1
         self.transactions.task(task_id, "CANCELED")
 
@@ -363,6 +367,9 @@ class ManagerLoop:
             self.transactions.close()
             self.transactions = TransactionsLog(value)
 
+    def _cmd_locate(self, temp_id: str, reply: "queue.SimpleQueue[Any]") -> None:
+        reply.put(self.data.locate(temp_id))
+
     def _cmd_status(self, what: str, reply: "queue.SimpleQueue[Any]") -> None:
         reply.put(status(self, what))
 
@@ -396,6 +403,7 @@ class ManagerLoop:
         )
         conn.cached.update(cached[:CACHED_PER_WORKER_MAX])
         self.workers[identity] = conn
+        self.data.worker_joined(conn, hello)
         self.scheduler.add_worker(conn.identity, conn.resources, frozenset(conn.features))
         if hello["time_left"]:
             conn.ends_at = now + hello["time_left"]
@@ -405,7 +413,7 @@ class ManagerLoop:
         self.counters["workers_joined"] += 1
         self.send_to(conn, protocol.encode(
             "welcome", version=PROTOCOL_VERSION, keepalive=self.settings.keepalive_interval,
-            timeout=self.settings.keepalive_timeout, proof=proof))
+            timeout=self.settings.keepalive_timeout, proof=proof, peer_key=self.data.welcome_key()))
         log.info("worker %s (%s) joined with %s", conn.worker_id, conn.hostname, conn.resources)
         self.transactions.worker(conn.worker_id, "CONNECTION", conn.hostname)
         self._warn_unfit()
@@ -428,6 +436,10 @@ class ManagerLoop:
         if len(conn.cached) + len(message["added"]) > CACHED_PER_WORKER_MAX:
             raise protocol.ProtocolError(f"more than {CACHED_PER_WORKER_MAX} cached files")
         conn.cached.update(message["added"])
+        self.data.cache_update(conn, message["added"], message["removed"])
+
+    def _on_fetched(self, conn: WorkerConn, message: protocol.Message) -> None:
+        self.data.on_fetched(conn, message)
 
     def _on_output(self, conn: WorkerConn, message: protocol.Message) -> None:
         task_id = message["task_id"]
@@ -455,6 +467,7 @@ class ManagerLoop:
             return
         conn.tasks.discard(record.task_id)
         conn.completed += 1
+        self.data.on_result(conn, record, fields)
         wall_time = fields["measured"].get("wall_time")
         if wall_time is not None:
             self.categories.record_wall_time(record.spec["category"], wall_time, record.program)
@@ -524,11 +537,13 @@ class ManagerLoop:
 
     def _cached_bytes(self, task_id: int) -> Optional[Callable[[bytes], float]]:
         """For the FILES algorithm: see manager_inputs.cached_input_scorer."""
-        return cached_input_scorer(self.tasks[task_id].spec["inputs"], self.digests, self.workers)
+        spec = self.tasks[task_id].spec
+        return self.data.scorer(spec, cached_input_scorer(spec["inputs"], self.digests, self.workers))
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec
-        inputs = [self._stage_input(record, conn, f) for f in expand_directories(spec["inputs"])]
+        inputs = [self.data.stage(record, conn, f) or self._stage_input(record, conn, f)
+                  for f in expand_directories(spec["inputs"])]
         record.attempts += 1
         record.worker = conn.identity
         record.allocation = assignment.allocation
@@ -542,12 +557,14 @@ class ManagerLoop:
             limits["wall_time"] = float(spec["max_run_time"])
         if spec["end_time"]:
             limits["end_time"] = float(spec["end_time"])
-        conn.outbox.message(protocol.encode(
+        frames = protocol.encode(
             "task", [spec.get("call_payload", b"")], task_id=record.task_id, attempt=record.attempts, command=spec["command"],
             kind=spec.get("kind", "command"), env=spec["env"], resources=assignment.allocation,
             declared={k: v for k, v in spec["resources"].items() if v is not None},
             inputs=inputs, outputs=[f.remote for f in spec["outputs"]], limits=limits,
-            call=spec.get("call", {})))
+            call=spec.get("call", {}), temps=[f.remote for f in spec["outputs"] if f.temp_id is not None])
+        if not self.data.hold(record, conn, frames):  # held: it leaves once its inputs from peers are in
+            conn.outbox.message(frames)
         self.transactions.task(record.task_id, "RUNNING", conn.worker_id)
 
     def _stage_input(self, record: TaskRecord, conn: WorkerConn, f: File) -> list:
@@ -571,7 +588,7 @@ class ManagerLoop:
                 source.close()
                 raise OSError(f"input file {f.local!r} changed while being sent")
         self.xfer_ids += 1
-        header = protocol.encode("put", xfer=self.xfer_ids, digest=digest, size=size, mode=mode)
+        header = protocol.encode("put", xfer=self.xfer_ids, digest=digest, size=size, mode=mode, keep=f.cache)
         conn.outbox.stream(self.xfer_ids, header, source)
         record.bytes_sent += size
         self.counters["bytes_sent"] += size
@@ -637,6 +654,8 @@ class ManagerLoop:
         self.tasks.pop(record.task_id, None)
         self.scheduler.finish(record.task_id)
         abort_outputs(record)
+        if self.data.on_complete(record, outcome):
+            return  # a recovery task: the user never sees it
         counter = "tasks_done" if outcome["result"] == Result.SUCCESS else "tasks_failed"
         self.counters[counter] += 1
         self.history.add(record, outcome)
@@ -659,6 +678,7 @@ class ManagerLoop:
         if conn is not None:
             conn.tasks.discard(record.task_id)
         abort_outputs(record)
+        self.data.forget_held(record.task_id)
         record.worker = None
         max_retries = record.spec["max_retries"]
         if max_retries and record.attempts - record.revoked >= max_retries:
@@ -687,6 +707,7 @@ class ManagerLoop:
             if record is not None:
                 self.requeue(record, f"worker {conn.worker_id} {reason}", "worker lost")
         self.outputs.forget_worker(conn.identity)
+        self.data.worker_removed(conn)
         self.counters["workers_removed"] += 1
         log.info("worker %s removed: %s", conn.worker_id, reason)
         self.transactions.worker(conn.worker_id, "DISCONNECTION", reason)

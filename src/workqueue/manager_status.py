@@ -40,6 +40,7 @@ def snapshot(loop: Any) -> Dict[str, Any]:
         requeue_reasons=dict(loop.requeue_reasons),
     )
     figures.update(loop.capacity.figures() if loop.capacity is not None else dict.fromkeys(CAPACITY_FIGURES, 0))
+    figures.update(loop.data.figures())
     return figures
 
 

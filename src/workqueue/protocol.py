@@ -62,6 +62,8 @@ from .wire_checks import (  # noqa: F401 (the bounds are part of this module's i
     _name_list,
     _number_map,
     _one_of,
+    _peer_address,
+    _temp_list,
     _positive_seconds,
     _seconds_or_zero,
     _resource_map,
@@ -180,6 +182,7 @@ SCHEMA: Dict[str, Spec] = {
         "coprocesses": Field(list, [], _list_of(_name, COPROCESSES_MAX)),
         "cached": Field(list, [], _list_of(_is_digest)),  # read only by a master without a password
         "time_left": Field(float, 0.0, _seconds_or_zero),  # of its --wall-time; 0: no limit
+        "peer": Field(str, "", _peer_address),  # where it serves its cache to other workers
     }),
     "auth": _spec({
         "proof": Field(bytes, REQUIRED, _at_most(SECRET_MAX)),
@@ -202,6 +205,7 @@ SCHEMA: Dict[str, Spec] = {
         "limits_exceeded": Field(dict, {}, _ANY_NUMBERS),
         "missing": Field(list, [], _name_list),
         "times": Field(dict, {}, _NON_NEGATIVE_NUMBERS),
+        "temps": Field(list, [], _temp_list),  # temporary outputs kept in the worker's cache
     }, 1, RESULT_PAYLOAD_MAX),  # payload: stdout, or a function task's pickled outcome
     "cache-update": _spec({
         "added": Field(list, [], _list_of(_is_digest)),
@@ -209,12 +213,20 @@ SCHEMA: Dict[str, Spec] = {
     }),
     "bye": _spec({"reason": _REASON}),
     "revoked": _spec({"task_id": _ID, "attempt": _ID, "revoked": Field(bool, REQUIRED)}),
+    "fetched": _spec({  # a ``fetch`` done (the file is in the cache) or failed
+        "xfer": _ID,
+        "digest": Field(str, REQUIRED, _is_digest),
+        "ok": Field(bool, False),
+        "unreachable": Field(bool, False),  # the source did not answer in time
+        "reason": _REASON,
+    }),
     # manager -> worker
     "welcome": _spec({
         "version": _ID,
         "keepalive": Field(float, 5.0, _positive_seconds),
         "timeout": Field(float, 30.0, _positive_seconds),
         "proof": _SECRET,  # the manager's proof, sent only once the worker has proved itself
+        "peer_key": _SECRET,  # what workers prove to each other with, when the master has no password
     }),
     "reject": _spec({"reason": Field(str, REQUIRED, _at_most(REASON_MAX))}),
     "reset": _spec({"reason": _REASON}),
@@ -224,6 +236,15 @@ SCHEMA: Dict[str, Spec] = {
         "digest": Field(str, REQUIRED, _is_digest),
         "size": _SIZE,
         "mode": _MODE,
+        "keep": Field(bool, False),  # a cached input: the worker says when it holds it (cache-update)
+    }),
+    "fetch": _spec({  # get a file from another worker (``source``), not from the master
+        "xfer": _ID,
+        "digest": Field(str, REQUIRED, _is_digest),
+        "size": _SIZE,
+        "mode": _MODE,
+        "source": Field(str, REQUIRED, _peer_address),
+        "keep": Field(bool, False),
     }),
     "task": _spec({
         "task_id": _ID,
@@ -237,6 +258,7 @@ SCHEMA: Dict[str, Spec] = {
         "outputs": Field(list, [], _name_list),
         "limits": Field(dict, {}, _NON_NEGATIVE_NUMBERS),
         "call": Field(dict, {}, _call_map),
+        "temps": Field(list, [], _name_list),  # outputs kept in the worker's cache, not sent back
     }, 1, CALL_PAYLOAD_MAX, _task_is_whole),  # payload: a function task's pickled call when small
     "kill": _spec({"task_id": _ID}),
     "revoke": _spec({"task_id": _ID, "attempt": _ID}),  # a queued task: give it back if not started
@@ -251,6 +273,13 @@ SCHEMA: Dict[str, Spec] = {
         "digest": Field(str, "", _is_digest_or_empty),
     }, 1, CHUNK_MAX, _chunk_is_whole),
     "ack": _spec({"xfer": _ID, "seq": _ID}),
+    # worker <-> worker (worker_peers): a peer says hello, gets a challenge, proves and asks for one
+    # file, and gets a ``put`` and its ``chunk``s, or a ``reject``
+    "peer-hello": _spec({"nonce": Field(bytes, REQUIRED, _at_most(SECRET_MAX))}),
+    "peer-get": _spec({
+        "digest": Field(str, REQUIRED, _is_digest),
+        "proof": Field(bytes, REQUIRED, _at_most(SECRET_MAX)),
+    }),
     # status clients <-> manager
     "status": _spec({
         "what": Field(str, "queue", _one_of(*STATUS_WHAT)),

@@ -260,7 +260,7 @@ def file_list(where: str, name: str, value: Any) -> Iterable:
 def input_file(where: str, spec: Any, cache: bool = False) -> File:
     """An input: a path, a ``(local, remote)`` pair, or a ``File`` with a local path or bytes."""
     new = _as_file(where, "an input", spec, cache)
-    if new.data is None and new.local is None:
+    if new.data is None and new.local is None and new.temp_id is None:
         refuse(ValueError, where, "an input", "a File with a local path or data", spec)
     if new.data is not None and not isinstance(new.data, bytes):
         refuse(TypeError, where, f"the data of input {new.remote!r}", "bytes", new.data)
@@ -270,14 +270,17 @@ def input_file(where: str, spec: Any, cache: bool = False) -> File:
 def output_file(where: str, spec: Any) -> File:
     """An output: a path, a ``(local, remote)`` pair, or a ``File`` with a local path (no data)."""
     new = _as_file(where, "an output", spec, False)
-    if new.local is None or new.data is not None:
-        refuse(ValueError, where, "an output", "a File with a local path to write and no data", spec)
+    if (new.local is None and new.temp_id is None) or new.data is not None:
+        refuse(ValueError, where, "an output", "a File with a local path to write (or a File.temp()) and no data",
+               spec)
     return new
 
 
 def _as_file(where: str, kind: str, spec: Any, cache: bool) -> File:
     rule = "a path, a (local, remote) pair or a File"
-    if isinstance(spec, tuple):
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], File):
+        text(where, f"the remote name of {kind}", spec[1])
+    elif isinstance(spec, tuple):
         if len(spec) != 2:
             refuse(TypeError, where, kind, rule, spec)
         path(where, f"the local path of {kind}", spec[0])
@@ -297,7 +300,8 @@ def is_new_file(where: str, kind: str, declared: Optional[File], new: File) -> b
     repeat too); a different file under the same remote name is refused: only one could be there."""
     if declared is None:
         return True
-    if declared.data == new.data and _absolute(declared.local) == _absolute(new.local):  # a repeat
+    if declared.data == new.data and _absolute(declared.local) == _absolute(new.local) and \
+            declared.temp_id == new.temp_id:  # a repeat
         return False
     refuse(ValueError, where, f"the remote name of each {kind}", f"unique among the task's {kind}s "
            f"({declared.local or 'a buffer'!r} has it already)", new.remote)
@@ -312,8 +316,8 @@ def output_target(where: str, writer: Optional[str], new: File) -> None:
 
 
 def output_key(new: File) -> str:
-    """What identifies an output's local path, however it was spelled."""
-    return _absolute(new.local)
+    """What identifies an output's local path, however it was spelled (a temporary file: its id)."""
+    return new.temp_id if new.temp_id is not None else _absolute(new.local)
 
 
 def _absolute(local: Optional[str]) -> Optional[str]:

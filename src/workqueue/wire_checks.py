@@ -182,6 +182,33 @@ def _input_list(value: List[Any]) -> bool:
     return True
 
 
+TEMPS_MAX = 4096  # temporary files one task reports having made
+
+
+def _peer_address(value: Any) -> bool:
+    """Where a worker serves its cache to its peers: ``tcp://HOST:PORT``, or "" (it serves none)."""
+    if type(value) is not str or len(value) > NAME_MAX:
+        return False
+    if value == "":
+        return True
+    host, _, port = value[len("tcp://"):].rpartition(":")
+    return value.startswith("tcp://") and bool(host) and port.isdigit() and 0 < int(port) < 65536 \
+        and not any(c.isspace() for c in host)
+
+
+def _temp_list(value: List[Any]) -> bool:
+    """``[output name, digest, size]`` per temporary file a task made."""
+    if len(value) > TEMPS_MAX:
+        return False
+    for entry in value:
+        if type(entry) is not list or len(entry) != 3:
+            return False
+        name, digest, size = entry
+        if not (_is_remote_name(name) and _is_digest(digest) and type(size) is int and 0 <= size <= SIZE_MAX):
+            return False
+    return True
+
+
 _CALL_ENTRIES: Dict[str, Check] = {
     "file": _is_remote_name,  # a function task's pickled call, staged as this input
     "fn_name": _function_name,  # a remote task's function in the coprocess

@@ -38,6 +38,7 @@ from .coprocess import CoprocessPool
 from .ratelimit import LimitedLog
 from .sandbox import SAMPLE_INTERVAL
 from .worker_files import FileReceiver
+from .worker_peers import WorkerPeers
 from .worker_resources import Offer, detect_resources, offer_here
 from .worker_lifetime import Lifetime
 from .worker_session import Session
@@ -101,6 +102,7 @@ class Options:
     curve_server_key: Optional[str] = None
     wall_time: Optional[float] = None
     parent_death: bool = False
+    contact_host: Optional[str] = None  # how other workers reach this one's peer server (NAT)
 
 
 class Worker:
@@ -116,6 +118,7 @@ class Worker:
         self.cache: Optional[Cache] = None
         self.tasks: Optional[TaskRunner] = None
         self.files: Optional[FileReceiver] = None
+        self.peers: Optional[WorkerPeers] = None
         self.handlers: Dict[str, Handler] = {}
         self.ctx: Optional[zmq.Context] = None
         self.session: Optional[Session] = None
@@ -139,6 +142,7 @@ class Worker:
             self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
             self.tasks = TaskRunner(self.workspace, self.resources, self.cache, complain=self.complain)
             self.files = FileReceiver(self.cache, f"{self.worker_id} ({self.hostname})", self.complain)
+            self.peers = WorkerPeers(self.ctx, self.cache, self.options.contact_host, self.complain)
             self.handlers = self._message_handlers()
             if self.options.coprocess:
                 size = self.options.coprocesses_total or max(1, int(self.resources["cores"]))
@@ -160,6 +164,8 @@ class Worker:
                 self.tasks.close()
             if self.session is not None:
                 self.session.close()
+            if self.peers is not None:
+                self.peers.close()
             self.ctx.destroy(0)
             self.space.release()
             for sig, handler in previous.items():
@@ -272,7 +278,7 @@ class Worker:
             session.send(protocol.hello(
                 self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
                 coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept(),
-                time_left=self.lifetime.time_left(time.monotonic())))
+                time_left=self.lifetime.time_left(time.monotonic()), peer=self.peers.address))
             return self._session_loop(session)
         except WorkerStopped as stop:
             if session.welcomed:
@@ -286,6 +292,8 @@ class Worker:
         moment it was last heard: that time without a master counts against the idle timeout."""
         busy = bool(self.tasks.running or self.tasks.queued)
         self.tasks.kill_all()
+        self.peers.end_session()
+        self.cache.drop_temps()
         if session.welcomed:
             self.last_connected = time.monotonic()
             if busy:
@@ -305,6 +313,7 @@ class Worker:
         poller = zmq.Poller()
         poller.register(session.socket, zmq.POLLIN)
         poller.register(session.monitor, zmq.POLLIN)
+        poller.register(self.peers.fileno(), zmq.POLLIN)
         watched: set = set()
         pools_watched: set = set()
         answer_by = min(time.monotonic() + HELLO_TIMEOUT, self._deadline())
@@ -329,6 +338,8 @@ class Worker:
                             return outcome
                     elif sock in pools_watched:
                         tasks.calls_finished(session)
+                    elif sock == self.peers.fileno():
+                        self.peers.completed(session)
                     elif sock is session.monitor:
                         outcome = self._on_link_trouble(session)
                         if outcome:
@@ -418,6 +429,7 @@ class Worker:
             "ack": self._on_ack, "task": self._on_task, "kill": self._on_kill,
             "revoke": self._on_revoke,
             "put": self.files.on_put, "chunk": self.files.on_chunk, "invalidate": self.files.on_invalidate,
+            "fetch": self.peers.on_fetch,
         }
 
     def _handle(self, session: Session, frames: List[Any]) -> Optional[str]:
@@ -471,6 +483,7 @@ class Worker:
             if not auth.verify(expected, message["proof"]):
                 raise WorkerRejected("authentication failed: the manager does not know our password")
         session.welcomed = True
+        self.peers.set_key(password or message["peer_key"])
         session.keepalive = _within(message["keepalive"], *KEEPALIVE_BOUNDS)
         session.timeout = _within(message["timeout"], *TIMEOUT_BOUNDS)
         self.tasks.last_activity = time.monotonic()

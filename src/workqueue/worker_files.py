@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 from . import protocol
 from .cache import Cache
@@ -38,6 +38,7 @@ class FileReceiver:
         self.worker_name = worker_name  # for messages a user reads: "worker-... (host)"
         self.complain = complain or LimitedLog(log)
         self.failed: Dict[str, Exception] = {}  # digest -> why its last transfer failed
+        self.keep_on_arrival: Set[int] = set()  # transfers of cached files: the master hears when they are in
 
     def on_put(self, session: Session, message: protocol.Message) -> None:
         xfer, digest, size = message["xfer"], message["digest"], message["size"]
@@ -59,6 +60,10 @@ class FileReceiver:
         if previous is not None:
             previous[0].abort()
         session.incoming[xfer] = (incoming, digest, message["mode"])
+        if message["keep"]:
+            self.keep_on_arrival.add(xfer)
+        else:
+            self.keep_on_arrival.discard(xfer)
 
     def on_chunk(self, session: Session, message: protocol.Message) -> None:
         session.send_now(protocol.encode("ack", xfer=message["xfer"], seq=message["seq"]))
@@ -73,15 +78,19 @@ class FileReceiver:
             self.complain("receive-failed", logging.WARNING, "receiving %s failed: %s", digest, error)
             incoming.abort()
             session.incoming.pop(message["xfer"], None)
+            self.keep_on_arrival.discard(message["xfer"])
             self._failed(digest, error)
             session.send(protocol.encode("cache-update", removed=[digest]))
             return
         if done:
             session.incoming.pop(message["xfer"])
             self.failed.pop(digest, None)
-            evicted = self.cache.admit(digest, incoming, mode)
-            if evicted:
-                session.send(protocol.encode("cache-update", removed=evicted))
+            keep = message["xfer"] in self.keep_on_arrival
+            self.keep_on_arrival.discard(message["xfer"])
+            evicted = self.cache.admit(digest, incoming, mode, keep=keep)
+            if evicted or keep:
+                session.send(protocol.encode("cache-update", added=[digest] if keep and digest not in evicted else [],
+                                             removed=evicted))
 
     def on_invalidate(self, session: Session, message: protocol.Message) -> None:
         self.cache.remove(message["digest"])

@@ -24,6 +24,7 @@ from .ratelimit import LimitedLog
 from .sandbox import Sandbox, SandboxDirs
 from .transfer import FileSource
 from .worker_session import Session
+from .worker_temps import keep_temps
 
 log = logging.getLogger("workqueue.worker")
 
@@ -367,10 +368,16 @@ class TaskRunner:
             self.complain("outputs", logging.WARNING, "task %d: its outputs: %s", sandbox.task_id, error)
             result, present, missing = Result.UNKNOWN, [], []
             stdout = f"its outputs could not be looked up: {error}".encode()
+        temps: List[list] = []
+        if sandbox.task["temps"]:
+            present, temps, evicted = keep_temps(self.cache, sandbox.task_id, sandbox.task["temps"], present, missing,
+                                                 self.complain)
+            if evicted:
+                session.send(protocol.encode("cache-update", removed=evicted))
         for name, path in present:
             if not self._send_output(session, sandbox, name, path):
                 missing.append(name)
-        self.report(session, sandbox, result, exit_code, measured, stdout, missing, limits)
+        self.report(session, sandbox, result, exit_code, measured, stdout, missing, limits, temps)
 
     def _send_output(self, session: Session, sandbox: Sandbox, name: str, path: str) -> bool:
         """Stream one output to the master; False if it cannot be read (it then counts as missing)."""
@@ -389,9 +396,9 @@ class TaskRunner:
 
     def report(self, session: Session, sandbox: Sandbox, result: Result, exit_code: int,
                measured: Dict[str, float], stdout: bytes, missing: List[str] = (),
-               limits: Optional[Dict[str, float]] = None) -> None:
+               limits: Optional[Dict[str, float]] = None, temps: List[list] = ()) -> None:
         session.hold_result(_result(sandbox.task_id, sandbox.attempt, result, exit_code, measured, stdout,
-                                    missing, limits))
+                                    missing, limits, temps))
         self.reported.append(sandbox)
         self.tasks_done += 1
 
@@ -480,11 +487,12 @@ def _header_fields(frames: List[Any]) -> Dict[Any, Any]:
 
 
 def _result(task_id: int, attempt: int, result: Result, exit_code: int, measured: Dict[str, float],
-            stdout: bytes, missing: List[str] = (), limits: Optional[Dict[str, float]] = None) -> List[Any]:
+            stdout: bytes, missing: List[str] = (), limits: Optional[Dict[str, float]] = None,
+            temps: List[list] = ()) -> List[Any]:
     return protocol.encode(
         "result", [stdout], task_id=task_id, attempt=attempt, result=int(result), exit_code=exit_code,
         measured=measured, limits_exceeded=limits or {}, missing=list(missing),
-        times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)})
+        times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)}, temps=list(temps))
 
 
 def _outcome_too_large(sandbox: Sandbox, size: int) -> bytes:

@@ -1,0 +1,85 @@
+"""The master's temporary files: which task writes each, what it wrote (its digest), which pending
+tasks read it, and why one can never exist. Pure: where the copies are is the replica table's.
+
+A temporary file is made by one task's output and read by later tasks' inputs; it exists only in
+workers' caches. A task that reads one waits outside the scheduler until a copy exists somewhere.
+Once it has been read and no pending task reads it any more, its copies are removed (a task that
+reads it later gets it made again, from its producer: see ``lineage``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Set
+
+from .files import File
+
+
+@dataclass
+class TempFile:
+    temp_id: str
+    producer: Optional[int] = None  # the task writing it now (None: none is pending)
+    spec: Optional[Dict[str, Any]] = None  # the spec of the task that writes it, kept for lineage
+    digest: Optional[str] = None  # what it holds, once made
+    size: int = 0
+    failed: Optional[str] = None  # why it can never exist
+    readers: Set[int] = field(default_factory=set)  # pending tasks that read it
+    read: bool = False  # a task has read it
+
+
+class TempFiles:
+    def __init__(self) -> None:
+        self._files: Dict[str, TempFile] = {}
+
+    def get(self, temp_id: str) -> Optional[TempFile]:
+        return self._files.get(temp_id)
+
+    def __iter__(self):
+        return iter(self._files.values())
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def produced_by(self, task_id: int, spec: Dict[str, Any]) -> List[TempFile]:
+        """Note the temporary outputs of a task being submitted; their earlier failure is forgotten."""
+        made = []
+        for f in temp_outputs(spec):
+            temp = self._files.setdefault(f.temp_id, TempFile(f.temp_id))
+            temp.producer, temp.spec, temp.failed = task_id, spec, None
+            made.append(temp)
+        return made
+
+    def read_by(self, task_id: int, spec: Dict[str, Any]) -> List[TempFile]:
+        """Note the temporary inputs of a task being submitted. Raises ValueError for one that no
+        task writes (it could never exist: the task would wait for ever)."""
+        temps = []
+        for f in temp_inputs(spec):
+            temp = self._files.get(f.temp_id)
+            if temp is None:
+                raise ValueError(f"no task writes the temporary file {f.temp_id!r} (input {f.remote!r}): "
+                                 f"submit the task that writes it first")
+            temps.append(temp)
+        for temp in temps:
+            temp.readers.add(task_id)
+        return temps
+
+    def forget_task(self, task_id: int) -> None:
+        for temp in self._files.values():
+            temp.readers.discard(task_id)
+            if temp.producer == task_id:
+                temp.producer = None
+
+    def unneeded(self) -> List[TempFile]:
+        """Files read at least once that no pending task reads any more."""
+        return [t for t in self._files.values() if t.read and not t.readers and t.digest is not None]
+
+
+def temp_inputs(spec: Dict[str, Any]) -> List[File]:
+    return [f for f in spec["inputs"] if f.temp_id is not None]
+
+
+def temp_outputs(spec: Dict[str, Any]) -> List[File]:
+    return [f for f in spec["outputs"] if f.temp_id is not None]
+
+
+def temp_ids(files: Iterable[File]) -> Set[str]:
+    return {f.temp_id for f in files if f.temp_id is not None}
