@@ -1,0 +1,163 @@
+"""Workers serving their caches to each other: the peer server's door, transfers the master books
+between workers, and what happens when a peer cannot be reached."""
+import os
+
+import pytest
+import zmq
+
+import workqueue as wq
+from workqueue import fastio, protocol
+from workqueue.worker_peers import PeerRefused, PeerServer, PeerUnreachable, fetch_from_peer
+
+from conftest import drain, start_worker, stop, wait_for
+
+MiB = 1 << 20
+KEY = b"the cluster's key"
+
+
+@pytest.fixture
+def server(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    data = os.urandom(3 * MiB + 5)
+    digest = fastio.hash_bytes(data)
+    (cache / digest).write_bytes(data)
+    ctx = zmq.Context()
+    peer = PeerServer(ctx, str(cache), contact_host="127.0.0.1")
+    peer.key = KEY
+    yield peer, digest, data
+    peer.close()
+    ctx.destroy(0)
+
+
+def test_a_peer_that_knows_the_key_gets_the_file(server, tmp_path):
+    peer, digest, data = server
+    incoming, _ = fetch_from_peer(zmq.Context.instance(), peer.address, digest, KEY, str(tmp_path / "part"))
+    incoming.finish(str(tmp_path / "got"))
+    assert (tmp_path / "got").read_bytes() == data
+
+
+def test_a_peer_without_the_key_gets_nothing(server, tmp_path):
+    peer, digest, _ = server
+    with pytest.raises(PeerRefused, match="authentication failed"):
+        fetch_from_peer(zmq.Context.instance(), peer.address, digest, b"a guess", str(tmp_path / "part"))
+    assert not os.path.exists(tmp_path / "part")
+    assert peer.served_bytes == 0
+
+
+def test_a_worker_not_yet_welcomed_serves_no_one(server, tmp_path):
+    peer, digest, _ = server
+    peer.key = None
+    with pytest.raises(PeerRefused, match="authentication failed"):
+        fetch_from_peer(zmq.Context.instance(), peer.address, digest, KEY, str(tmp_path / "part"))
+
+
+def test_a_file_not_held_or_a_name_that_is_not_a_digest_gets_nothing(server, tmp_path):
+    peer, _, _ = server
+    with pytest.raises(PeerRefused, match="is not here"):
+        fetch_from_peer(zmq.Context.instance(), peer.address, "0" * 32, KEY, str(tmp_path / "part"))
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(peer.address)
+    for frames in ([b"garbage"], protocol.encode("peer-get", digest="0" * 32, proof=b"x"),
+                   [protocol.encode("peer-hello", nonce=b"n")[0][:-3]]):
+        sock.send_multipart(frames)
+        assert sock.poll(5000)
+        assert protocol.decode(sock.recv_multipart()).type == "reject"
+    sock.close(0)
+
+
+def test_a_source_that_does_not_answer_is_unreachable_not_waited_on(tmp_path):
+    silent = zmq.Context.instance().socket(zmq.ROUTER)  # accepts the connection, never answers
+    port = silent.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        with pytest.raises(PeerUnreachable):
+            fetch_from_peer(zmq.Context.instance(), f"tcp://127.0.0.1:{port}", "0" * 32, KEY,
+                            str(tmp_path / "part"), answer_timeout=0.5)
+    finally:
+        silent.close(0)
+
+
+def test_a_temporary_file_reaches_a_reader_on_another_worker_with_a_password(tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("sesame\n")
+    with wq.Manager(port=0, password=b"sesame", keepalive_interval=0.5, keepalive_timeout=5) as m:
+        temp = m.declare_temp()
+        a = start_worker(m.port, "--cores", "1", "-P", str(password))
+        b = None
+        try:
+            m.submit(wq.Task("head -c 3000000 /dev/zero > out", outputs=[(temp, "out")], cores=1))
+            assert drain(m, 60)[0].succeeded
+            blocker = m.submit(wq.Task("sleep 30", cores=1))
+            assert wait_for(lambda: m.stats["tasks_running"] == 1)
+            b = start_worker(m.port, "--cores", "1", "-P", str(password))
+            assert wait_for(lambda: m.stats["workers_connected"] == 2)
+            reader = m.submit(wq.Task("wc -c < in", inputs=[(temp, "in")], cores=1))
+            while True:
+                done = m.wait(60)
+                assert done is not None
+                if done.id == reader:
+                    break
+            m.cancel(blocker)
+            stats = m.stats
+        finally:
+            stop(a)
+            if b is not None:
+                stop(b)
+    assert done.succeeded and done.output.strip() == "3000000"
+    assert stats["peer_transfers"] == 1 and stats["bytes_peer"] == 3000000
+    assert stats["bytes_sent"] == 0 and stats["bytes_received"] == 0
+
+
+@pytest.mark.parametrize("kind", ["temporary", "cached"])
+def test_an_unreachable_peer_is_not_waited_on(manager, tmp_path, kind):
+    """Worker A advertises an address no one can reach (TEST-NET-1): a reader on worker B gets the
+    file from the master (a cached input) or from its producer run again (a temporary file)."""
+    source = tmp_path / "input.bin"
+    source.write_bytes(os.urandom(2 * MiB))
+    temp = manager.declare_temp()
+    if kind == "temporary":
+        first = wq.Task(f"cp {source} out", outputs=[(temp, "out")], cores=1)
+        second = wq.Task("wc -c < in", inputs=[(temp, "in")], cores=1)
+    else:
+        first = wq.Task("wc -c < in", inputs=[wq.File(str(source), "in", cache=True)], cores=1)
+        second = wq.Task("wc -c < in", inputs=[wq.File(str(source), "in", cache=True)], cores=1)
+    a = start_worker(manager.port, "--cores", "1", "--contact-host", "192.0.2.1")
+    b = None
+    try:
+        manager.submit(first)
+        assert drain(manager, 60)[0].succeeded
+        blocker = manager.submit(wq.Task("sleep 60", cores=1))
+        assert wait_for(lambda: manager.stats["tasks_running"] == 1)
+        b = start_worker(manager.port, "--cores", "1")
+        assert wait_for(lambda: manager.stats["workers_connected"] == 2)
+        reader = manager.submit(second)
+        done = manager.wait(60)
+        assert done is not None and done.id == reader
+        manager.cancel(blocker)
+        stats = manager.stats
+    finally:
+        stop(a)
+        if b is not None:
+            stop(b)
+    assert done.succeeded and done.output.strip() == str(2 * MiB)
+    assert stats["peer_failures"] == 1
+    if kind == "temporary":
+        assert stats["tasks_recovered"] == 1
+    else:
+        assert stats["bytes_sent"] == 2 * 2 * MiB  # once to A, once to B after A could not be reached
+
+
+def test_a_cached_input_fanned_out_leaves_the_master_at_most_twice(manager, tmp_path):
+    size = 16 * MiB
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(size))
+    with wq.local_workers(4, manager, cores=1):
+        assert wait_for(lambda: manager.stats["workers_connected"] == 4, timeout=60)
+        for _ in range(8):
+            manager.submit(wq.Task("wc -c < in; sleep 0.2", inputs=[wq.File(str(source), "in", cache=True)], cores=1))
+        done = drain(manager, 120)
+    assert all(t.succeeded and t.output.strip() == str(size) for t in done)
+    stats = manager.stats
+    assert stats["bytes_sent"] <= 2 * size
+    assert stats["peer_transfers"] >= 2
