@@ -107,7 +107,8 @@ RULES = {
                "temps": temps},
     "cache-update": {"added": list_of(is_digest), "removed": list_of(is_digest)},
     "bye": {"reason": text(4096)},
-    "fetched": {"xfer": ID, "digest": is_digest, "ok": lambda v: type(v) is bool,
+    "fetched": {"xfer": ID, "digest": lambda v: v == "" or is_digest(v), "size": integer(0, 1 << 62),
+                "ok": lambda v: type(v) is bool,
                 "unreachable": lambda v: type(v) is bool, "reason": text(4096)},
     "welcome": {"version": ID, "keepalive": lambda v: type(v) is float and 0 < v < math.inf,
                 "timeout": lambda v: type(v) is float and 0 < v < math.inf, "proof": blob(64),
@@ -119,6 +120,9 @@ RULES = {
             "keep": lambda v: type(v) is bool},
     "fetch": {"xfer": ID, "digest": is_digest, "size": integer(0, 1 << 62), "mode": integer(0, 0o7777),
               "source": peer_address, "keep": lambda v: type(v) is bool},
+    "fetch-url": {"xfer": ID, "url": lambda v: (type(v) is str and len(v) <= 4096 and v.startswith(("http://", "https://"))
+                                                and v.isprintable() and " " not in v),
+                  "keep": lambda v: type(v) is bool},
     "task": {"task_id": ID, "attempt": ID, "command": text(), "kind": lambda v: v in ("command", "function", "remote"),
              "env": env, "resources": resources, "declared": resources, "inputs": inputs, "outputs": list_of(is_name),
              "limits": numbers(0), "call": call, "temps": list_of(is_name)},
@@ -193,8 +197,12 @@ messages_valid = {
     "cache-update": st.fixed_dictionaries({}, optional={"added": st.lists(digests, max_size=4),
                                                         "removed": st.lists(digests, max_size=4)}),
     "bye": st.fixed_dictionaries({}, optional={"reason": st.text(max_size=40)}),
-    "fetched": st.fixed_dictionaries({"xfer": ids, "digest": digests}, optional={
+    "fetched": st.fixed_dictionaries({"xfer": ids}, optional={
+        "digest": st.one_of(st.just(""), digests), "size": st.integers(0, 1 << 62),
         "ok": st.booleans(), "unreachable": st.booleans(), "reason": st.text(max_size=40)}),
+    "fetch-url": st.fixed_dictionaries({"xfer": ids, "url": st.builds("http://{}/{}".format, st.sampled_from(["h", "h:8080"]),
+                                                                      st.text("abc/._-", max_size=10))},
+                                       optional={"keep": st.booleans()}),
     "welcome": st.fixed_dictionaries({"version": ids}, optional={
         "keepalive": st.floats(1e-3, 1e6), "timeout": st.integers(1, 10 ** 6), "proof": st.binary(max_size=64),
         "peer_key": st.binary(max_size=64)}),
@@ -473,7 +481,8 @@ SAMPLES = {  # one valid message of each type, with something in every list and 
                "temps": [["t", D, 3]]},
     "cache-update": {"added": [D], "removed": [D]},
     "bye": {"reason": "r"},
-    "fetched": {"xfer": 1, "digest": D, "ok": False, "unreachable": True, "reason": "r"},
+    "fetched": {"xfer": 1, "digest": D, "size": 3, "ok": False, "unreachable": True, "reason": "r"},
+    "fetch-url": {"xfer": 1, "url": "http://h/x", "keep": True},
     "welcome": {"version": 4, "keepalive": 5.0, "timeout": 30.0, "proof": b"p", "peer_key": b"k"},
     "reject": {"reason": "r"},
     "reset": {"reason": "r"},

@@ -85,9 +85,9 @@ class Cache:
         self._entries[digest] = entry
         return self._evict()
 
-    def adopt(self, path: str, mode: int) -> Tuple[str, int, List[str]]:
-        """Take a task's temporary output into the store (moved, not copied): (digest, size,
-        digests evicted to stay in budget)."""
+    def adopt(self, path: str, mode: int, temp: bool = True, keep: bool = True) -> Tuple[str, int, List[str]]:
+        """Take a task's temporary output (or a downloaded file: ``temp=False``) into the store
+        (moved, not copied): (digest, size, digests evicted to stay in budget)."""
         digest = fastio.hash_file(path)
         size = os.stat(path).st_size
         if digest in self._entries:
@@ -97,7 +97,8 @@ class Cache:
             os.replace(path, self.path(digest))
             self._entries[digest] = _Entry(size)
         entry = self._entries[digest]
-        entry.keep = entry.temp = True
+        entry.keep = entry.keep or keep
+        entry.temp = entry.temp or temp
         self._entries.move_to_end(digest)
         return digest, size, self._evict()
 

@@ -32,11 +32,15 @@ class File:
     cache: bool = False
     data: Optional[bytes] = None
     temp_id: Optional[str] = None
+    source_url: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not self.remote:
             if self.temp_id is not None:
                 object.__setattr__(self, "remote", self.temp_id)
+            elif self.source_url is not None:
+                name = self.source_url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+                object.__setattr__(self, "remote", name if name and ":" not in name else "url-input")
             elif self.local is None:
                 raise ValueError("a buffer input needs a remote name")
             else:
@@ -50,6 +54,15 @@ class File:
         later tasks as an input. ``remote``: its name in the sandboxes (default: its own id)."""
         return cls(None, remote, cache=True, temp_id=f"temp-{uuid.uuid4().hex[:16]}")
 
+    @classmethod
+    def url(cls, url: str, remote: str = "", cache: bool = True) -> "File":
+        """An input the worker downloads itself (http:// or https://), never through the master; kept
+        in its cache, named by its content, unless ``cache`` is False. A worker that cannot get it
+        fails the task with INPUT_MISSING and the reason (the HTTP status)."""
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"File.url: {str(url)[:200]!r} is not an http:// or https:// URL")
+        return cls(None, remote, cache=cache, source_url=url)
+
     def named(self, remote: str) -> "File":
         """The same file under another name in the sandbox."""
         return dataclasses.replace(self, remote=remote)
@@ -57,7 +70,7 @@ class File:
     @property
     def is_local(self) -> bool:
         """A file of the master's (a path or a buffer), as opposed to a temporary file."""
-        return self.temp_id is None
+        return self.temp_id is None and self.source_url is None
 
 
 FileLike = Union[str, "os.PathLike[str]", File, Tuple[str, str]]

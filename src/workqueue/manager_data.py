@@ -19,9 +19,9 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
-from . import protocol
+from . import fastio, protocol
 from .constants import Result
 from .files import File
 from .lineage import Lineage
@@ -46,6 +46,8 @@ class Held:
     worker: bytes
     frames: Optional[List[Any]] = None  # the task message, once staging is done
     missing: Dict[str, Optional[File]] = field(default_factory=dict)  # digest -> the file (None: temporary)
+    urls: Dict[str, str] = field(default_factory=dict)  # stand-in digest of a URL input -> its URL
+    found: Dict[str, str] = field(default_factory=dict)  # stand-in digest -> the digest downloaded
 
 
 class DataPlane:
@@ -58,6 +60,8 @@ class DataPlane:
         self.parked: Dict[int, Set[str]] = {}  # task id -> the temporary files it waits for
         self.held: Dict[int, Held] = {}
         self.master_sends: Dict[str, Set[bytes]] = {}  # digest -> workers it is being sent to by the master
+        self.urls: Dict[str, Tuple[str, int]] = {}  # URL -> (digest, size) of what a worker downloaded
+        self.downloads: Dict[int, Tuple[str, bytes]] = {}  # xfer -> (URL, the worker downloading it)
         self.peer_key = os.urandom(PEER_KEY_BYTES)
         self.xfers = 0
         loop.counters.update(bytes_peer=0, peer_transfers=0, peer_failures=0, tasks_recovered=0,
@@ -195,6 +199,8 @@ class DataPlane:
             if not self.replicas.holds(conn.identity, temp.digest):
                 self._need(record, conn, temp.digest, temp.size, None)
             return entry
+        if f.source_url is not None:
+            return self._stage_url(record, conn, f)
         if not f.cache or f.data is not None or f.local is None or os.path.isdir(f.local):
             return None
         digest, size, mode = self.loop.digests.digest(f.local)
@@ -221,7 +227,7 @@ class DataPlane:
             del self.held[record.task_id]
             return False
         for digest in list(held.missing):
-            if not self._coming_to(held.worker, digest):
+            if digest not in held.urls and not self._coming_to(held.worker, digest):
                 self._retry(held.worker, digest)
         return True
 
@@ -230,6 +236,9 @@ class DataPlane:
         self.held.pop(task_id, None)
 
     def on_fetched(self, conn: WorkerConn, message: protocol.Message) -> None:
+        if message["xfer"] in self.downloads:
+            self._downloaded(conn, message)
+            return
         flight = self.transfers.finish(message["xfer"])
         digest = message["digest"]
         if message["ok"]:
@@ -310,10 +319,73 @@ class DataPlane:
         for task_id, held in list(self.held.items()):
             if held.worker == worker and digest in held.missing:
                 del held.missing[digest]
-                if not held.missing and held.frames is not None:
-                    del self.held[task_id]
-                    self.loop.send_to(self.loop.workers[worker], held.frames)
+                self._release(task_id, held)
         self._retry_waiting()
+
+    def _release(self, task_id: int, held: Held) -> None:
+        """Send a held task whose inputs are all in, its URL inputs named by what was downloaded."""
+        if held.missing or held.frames is None:
+            return
+        del self.held[task_id]
+        frames = held.frames
+        if held.found:
+            message = protocol.decode(frames)
+            for entry in message["inputs"]:
+                entry[0] = held.found.get(entry[0], entry[0])
+            frames = protocol.encode("task", [protocol.as_bytes(p) for p in message.payload], **message.fields)
+        self.loop.send_to(self.loop.workers[held.worker], frames)
+
+    # -- URL inputs -------------------------------------------------------------------------------
+    def _stage_url(self, record: TaskRecord, conn: WorkerConn, f: File) -> list:
+        """A URL already downloaded somewhere is named by its content: a hit, or from a peer; else
+        the worker downloads it (the task is held until it has, under a stand-in digest)."""
+        url = f.source_url
+        known = self.urls.get(url)
+        if known is not None:
+            digest, size = known
+            if digest in conn.cached:
+                return [digest, f.remote, 0o644, f.cache]
+            if self.transfers.pick(self.replicas.holders(digest), conn.identity, time.monotonic()) is not None:
+                self._need(record, conn, digest, size, None)
+                return [digest, f.remote, 0o644, f.cache]
+        stand_in = fastio.hash_bytes(url.encode())
+        held = self.held.setdefault(record.task_id, Held(conn.identity))
+        held.missing[stand_in] = f
+        held.urls[stand_in] = url
+        if (url, conn.identity) not in self.downloads.values():
+            self.xfers += 1
+            self.downloads[self.xfers] = (url, conn.identity)
+            self.loop.send_to(conn, protocol.encode("fetch-url", xfer=self.xfers, url=url, keep=f.cache))
+        return [stand_in, f.remote, 0o644, f.cache]
+
+    def _downloaded(self, conn: WorkerConn, message: protocol.Message) -> None:
+        url, _ = self.downloads.pop(message["xfer"])
+        stand_in = fastio.hash_bytes(url.encode())
+        waiting = [(task_id, held) for task_id, held in self.held.items()
+                   if held.worker == conn.identity and stand_in in held.missing]
+        if message["ok"]:
+            digest = message["digest"]
+            self.urls[url] = (digest, message["size"])
+            self.replicas.add(digest, conn.identity)
+            conn.cached.add(digest)
+            for task_id, held in waiting:
+                del held.missing[stand_in]
+                held.found[stand_in] = digest
+                self._release(task_id, held)
+            return
+        for task_id, _ in waiting:
+            self._fail_booked(task_id, f"input from a URL could not be downloaded: {message['reason']}")
+
+    def _fail_booked(self, task_id: int, why: str) -> None:
+        """A task booked on a worker that cannot run: it fails with INPUT_MISSING."""
+        self.held.pop(task_id, None)
+        record = self.loop.tasks.get(task_id)
+        if record is None:
+            return
+        conn = self.loop.workers.get(record.worker) if record.worker else None
+        if conn is not None:
+            conn.tasks.discard(task_id)
+        self._fail(record, why)
 
     def _coming_to(self, worker: bytes, digest: str) -> bool:
         return self.transfers.flying_to(worker, digest) or worker in self.master_sends.get(digest, ())
@@ -322,7 +394,7 @@ class DataPlane:
         """Inputs that waited for a source (all busy): a transfer has ended, one may be free now."""
         for held in list(self.held.values()):
             for digest in list(held.missing):
-                if not self._coming_to(held.worker, digest):
+                if digest not in held.urls and not self._coming_to(held.worker, digest):
                     self._retry(held.worker, digest)
 
     def _retry(self, destination: bytes, digest: str) -> None:
@@ -334,6 +406,8 @@ class DataPlane:
         if not waiting or destination not in self.loop.workers:
             return
         size = next((t.size for t in self.temps if t.digest == digest), None)
+        if size is None:
+            size = next((known[1] for known in self.urls.values() if known[0] == digest), None)
         f = waiting[0][1].missing[digest]
         if f is not None:
             size = self.loop.digests.digest(f.local)[1] if size is None else size

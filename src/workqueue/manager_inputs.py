@@ -13,7 +13,7 @@ def expand_directories(inputs: List[File]) -> List[File]:
     """A directory input becomes one input per file below it (and one per empty directory)."""
     expanded = []
     for f in inputs:
-        if f.data is not None or f.temp_id is not None or not os.path.isdir(f.local):
+        if f.data is not None or f.local is None or not os.path.isdir(f.local):
             expanded.append(f)
             continue
         for parent, dirs, files in os.walk(f.local):
@@ -34,8 +34,8 @@ def input_megabytes(inputs: List[File]) -> float:
         if f.data is not None:
             total += len(f.data)
             continue
-        if f.temp_id is not None:
-            continue  # not made yet: its size counts once a worker holds it
+        if f.local is None:
+            continue  # a temporary file or a URL: its size is not known here
         try:
             st = os.stat(f.local)
         except OSError:

@@ -64,6 +64,7 @@ from .wire_checks import (  # noqa: F401 (the bounds are part of this module's i
     _one_of,
     _peer_address,
     _temp_list,
+    _url,
     _positive_seconds,
     _seconds_or_zero,
     _resource_map,
@@ -213,9 +214,10 @@ SCHEMA: Dict[str, Spec] = {
     }),
     "bye": _spec({"reason": _REASON}),
     "revoked": _spec({"task_id": _ID, "attempt": _ID, "revoked": Field(bool, REQUIRED)}),
-    "fetched": _spec({  # a ``fetch`` done (the file is in the cache) or failed
+    "fetched": _spec({  # a ``fetch`` or ``fetch-url`` done (the file is in the cache) or failed
         "xfer": _ID,
-        "digest": Field(str, REQUIRED, _is_digest),
+        "digest": Field(str, "", _is_digest_or_empty),
+        "size": Field(int, 0, bounds=(0, SIZE_MAX)),  # of a downloaded file
         "ok": Field(bool, False),
         "unreachable": Field(bool, False),  # the source did not answer in time
         "reason": _REASON,
@@ -244,6 +246,11 @@ SCHEMA: Dict[str, Spec] = {
         "size": _SIZE,
         "mode": _MODE,
         "source": Field(str, REQUIRED, _peer_address),
+        "keep": Field(bool, False),
+    }),
+    "fetch-url": _spec({  # download a file into the cache; the master learns its digest in ``fetched``
+        "xfer": _ID,
+        "url": Field(str, REQUIRED, _url),
         "keep": Field(bool, False),
     }),
     "task": _spec({

@@ -219,7 +219,7 @@ class Task:
     def check_inputs(self) -> None:
         """Raise FileNotFoundError naming the first local input that does not exist."""
         for f in self._inputs.values():
-            if f.data is None and f.temp_id is None and not os.path.exists(f.local):
+            if f.local is not None and f.data is None and not os.path.exists(f.local):
                 raise FileNotFoundError(f"input file {f.local!r} of task {self._command!r} does not exist")
 
     # -- the outcome ----------------------------------------------------------------------------

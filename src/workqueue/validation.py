@@ -260,7 +260,7 @@ def file_list(where: str, name: str, value: Any) -> Iterable:
 def input_file(where: str, spec: Any, cache: bool = False) -> File:
     """An input: a path, a ``(local, remote)`` pair, or a ``File`` with a local path or bytes."""
     new = _as_file(where, "an input", spec, cache)
-    if new.data is None and new.local is None and new.temp_id is None:
+    if new.data is None and new.local is None and new.temp_id is None and new.source_url is None:
         refuse(ValueError, where, "an input", "a File with a local path or data", spec)
     if new.data is not None and not isinstance(new.data, bytes):
         refuse(TypeError, where, f"the data of input {new.remote!r}", "bytes", new.data)
@@ -301,7 +301,7 @@ def is_new_file(where: str, kind: str, declared: Optional[File], new: File) -> b
     if declared is None:
         return True
     if declared.data == new.data and _absolute(declared.local) == _absolute(new.local) and \
-            declared.temp_id == new.temp_id:  # a repeat
+            declared.temp_id == new.temp_id and declared.source_url == new.source_url:  # a repeat
         return False
     refuse(ValueError, where, f"the remote name of each {kind}", f"unique among the task's {kind}s "
            f"({declared.local or 'a buffer'!r} has it already)", new.remote)

@@ -196,6 +196,15 @@ def _peer_address(value: Any) -> bool:
         and not any(c.isspace() for c in host)
 
 
+URL_MAX = 4096
+
+
+def _url(value: Any) -> bool:
+    """An http(s) URL a worker may download: bounded, without spaces or control characters."""
+    return type(value) is str and len(value) <= URL_MAX and value.startswith(("http://", "https://")) \
+        and value.isprintable() and " " not in value
+
+
 def _temp_list(value: List[Any]) -> bool:
     """``[output name, digest, size]`` per temporary file a task made."""
     if len(value) > TEMPS_MAX:

@@ -429,7 +429,7 @@ class Worker:
             "ack": self._on_ack, "task": self._on_task, "kill": self._on_kill,
             "revoke": self._on_revoke,
             "put": self.files.on_put, "chunk": self.files.on_chunk, "invalidate": self.files.on_invalidate,
-            "fetch": self.peers.on_fetch,
+            "fetch": self.peers.on_fetch, "fetch-url": self.peers.on_fetch_url,
         }
 
     def _handle(self, session: Session, frames: List[Any]) -> Optional[str]:

@@ -31,6 +31,7 @@ from . import auth, protocol
 from .cache import Cache, is_digest
 from .ratelimit import LimitedLog
 from .transfer import Credits, FileSource, Incoming, Outbox, TransferError
+from .worker_urls import download
 
 log = logging.getLogger("workqueue.worker")
 
@@ -251,6 +252,7 @@ class _Job:
     tmp_path: str
     incoming: Optional[Incoming] = None
     error: Optional[BaseException] = None
+    url: str = ""  # a URL to download instead of a peer to ask
 
 
 class PeerFetcher:
@@ -293,8 +295,11 @@ class PeerFetcher:
             if job is None:
                 return
             try:
-                job.incoming, job.mode = fetch_from_peer(self.ctx, job.source, job.digest, job.key, job.tmp_path,
-                                                         job.size)
+                if job.url:
+                    job.size = download(job.url, job.tmp_path)
+                else:
+                    job.incoming, job.mode = fetch_from_peer(self.ctx, job.source, job.digest, job.key,
+                                                             job.tmp_path, job.size)
             except Exception as error:
                 job.error = error
             self._done.append(job)
@@ -355,12 +360,22 @@ class WorkerPeers:
         self.fetcher.start(_Job(self._session, message["xfer"], digest, message["size"], message["mode"],
                                 message["source"], message["keep"], self.key, tmp_path))
 
+    def on_fetch_url(self, session: Any, message: protocol.Message) -> None:
+        self._xfers += 1
+        tmp_path = os.path.join(self.fetcher.tmp_dir, f"url-{self._xfers}")
+        self.fetcher.start(_Job(self._session, message["xfer"], "", 0, 0o644, "", message["keep"], b"", tmp_path,
+                                url=message["url"]))
+
     def completed(self, session: Any) -> None:
         """Fetches done: into the cache, and the master told (with why, for one that failed)."""
         for job in self.fetcher.done():
             if job.session != self._session:
                 if job.incoming is not None:
                     job.incoming.abort()
+                _unlink(job.tmp_path)
+                continue
+            if job.url:
+                self._url_done(session, job)
                 continue
             if job.error is None:
                 evicted = self.cache.admit(job.digest, job.incoming, job.mode, keep=job.keep)
@@ -374,6 +389,28 @@ class WorkerPeers:
                                          unreachable=isinstance(job.error, PeerUnreachable),
                                          reason=str(job.error)[:protocol.REASON_MAX]))
 
+    def _url_done(self, session: Any, job: _Job) -> None:
+        if job.error is None:
+            try:
+                digest, size, evicted = self.cache.adopt(job.tmp_path, 0o644, temp=False, keep=job.keep)
+            except OSError as error:
+                job.error = error
+            else:
+                session.send(protocol.encode("fetched", xfer=job.xfer, digest=digest, size=size, ok=True))
+                if evicted:
+                    session.send(protocol.encode("cache-update", removed=evicted))
+                return
+        _unlink(job.tmp_path)
+        self.complain("url-failed", logging.WARNING, "could not download %s", job.error)
+        session.send(protocol.encode("fetched", xfer=job.xfer, reason=str(job.error)[:protocol.REASON_MAX]))
+
     def close(self) -> None:
         self.server.close()
         self.fetcher.close()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

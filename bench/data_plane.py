@@ -1,0 +1,91 @@
+"""``python -m bench.data_plane [--producers N] [--mib M] [--workers W] [--repeats R]``
+
+A two-stage workflow: N producers each write M MiB, N consumers each read one of those files,
+on W local workers, run in turn with the intermediates as temporary files (they stay on the
+workers) and as ordinary outputs (back to the master, then out again as inputs). Prints, for each,
+the master's bytes sent and received, the bytes moved worker to worker, and the wall time; the
+ratio of the wall times is the figure to compare (both measured in the same run).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from typing import Dict, List
+
+import workqueue as wq
+
+MiB = 1 << 20
+
+
+def produce(i: int, mib: int) -> str:
+    return f"{{ echo {i}; head -c {mib * MiB} /dev/zero; }} > out"
+
+
+def run_temporary(n: int, mib: int, workers: int) -> Dict[str, float]:
+    with wq.Manager(port=0) as m, wq.local_workers(workers, m, cores=1):
+        started = time.perf_counter()
+        temps = [m.declare_temp() for _ in range(n)]
+        for i, temp in enumerate(temps):
+            m.submit(wq.Task(produce(i, mib), outputs=[(temp, "out")], cores=1))
+        for temp in temps:
+            m.submit(wq.Task("wc -c < in", inputs=[(temp, "in")], cores=1))
+        _drain(m, 2 * n)
+        return _figures(m, time.perf_counter() - started)
+
+
+def run_ordinary(n: int, mib: int, workers: int) -> Dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="wq-bench-") as directory, wq.Manager(port=0) as m, \
+            wq.local_workers(workers, m, cores=1):
+        started = time.perf_counter()
+        paths = [os.path.join(directory, f"part-{i}") for i in range(n)]
+        for i, path in enumerate(paths):
+            m.submit(wq.Task(produce(i, mib), outputs=[(path, "out")], cores=1))
+        _drain(m, n)
+        for path in paths:
+            m.submit(wq.Task("wc -c < in", inputs=[(path, "in")], cores=1))
+        _drain(m, n)
+        return _figures(m, time.perf_counter() - started)
+
+
+def _drain(m: wq.Manager, count: int) -> None:
+    for _ in range(count):
+        task = m.wait(600)
+        if task is None or not task.succeeded:
+            raise RuntimeError(f"a task failed or none came back: {task!r} {task.output if task else ''}")
+
+
+def _figures(m: wq.Manager, seconds: float) -> Dict[str, float]:
+    stats = m.stats
+    return {"seconds": seconds, "sent": stats["bytes_sent"], "received": stats["bytes_received"],
+            "peer": stats.get("bytes_peer", 0), "peer_transfers": stats.get("peer_transfers", 0)}
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.data_plane")
+    parser.add_argument("--producers", type=int, default=20)
+    parser.add_argument("--mib", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    runs: Dict[str, List[Dict[str, float]]] = {"temporary": [], "ordinary": []}
+    for _ in range(args.repeats):  # in turn: this VM's speed drifts within a run
+        runs["temporary"].append(run_temporary(args.producers, args.mib, args.workers))
+        runs["ordinary"].append(run_ordinary(args.producers, args.mib, args.workers))
+    print(f"{args.producers} producers x {args.mib} MiB, {args.producers} consumers, {args.workers} workers, "
+          f"median of {args.repeats}")
+    for kind, figures in runs.items():
+        seconds = statistics.median(f["seconds"] for f in figures)
+        last = figures[-1]
+        print(f"{kind:10s} wall {seconds:7.2f} s  master sent {last['sent'] / MiB:8.1f} MiB  received "
+              f"{last['received'] / MiB:8.1f} MiB  worker to worker {last['peer'] / MiB:8.1f} MiB "
+              f"({last['peer_transfers']:.0f} transfers)  all wall times {[round(f['seconds'], 2) for f in figures]}")
+    ratio = statistics.median(f["seconds"] for f in runs["ordinary"]) / \
+        statistics.median(f["seconds"] for f in runs["temporary"])
+    print(f"temporary files are {ratio:.2f}x as fast as ordinary outputs")
+
+
+if __name__ == "__main__":
+    main()
