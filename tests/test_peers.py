@@ -7,7 +7,7 @@ import zmq
 
 import workqueue as wq
 from workqueue import fastio, protocol
-from workqueue.worker_peers import PeerRefused, PeerServer, PeerUnreachable, fetch_from_peer
+from workqueue.worker_peers import PeerGone, PeerRefused, PeerServer, PeerUnreachable, fetch_from_peer
 
 from conftest import drain, start_worker, stop, wait_for
 
@@ -54,7 +54,7 @@ def test_a_worker_not_yet_welcomed_serves_no_one(server, tmp_path):
 
 def test_a_file_not_held_or_a_name_that_is_not_a_digest_gets_nothing(server, tmp_path):
     peer, _, _ = server
-    with pytest.raises(PeerRefused, match="is not here"):
+    with pytest.raises(PeerGone, match="not here"):
         fetch_from_peer(zmq.Context.instance(), peer.address, "0" * 32, KEY, str(tmp_path / "part"))
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -146,6 +146,37 @@ def test_an_unreachable_peer_is_not_waited_on(manager, tmp_path, kind):
         assert stats["tasks_recovered"] == 1
     else:
         assert stats["bytes_sent"] == 2 * 2 * MiB  # once to A, once to B after A could not be reached
+
+
+def test_a_file_gone_from_its_source_comes_from_the_master_instead(manager, tmp_path):
+    """The master thinks worker A holds a cached input that A has lost: B's transfer from A is
+    refused (gone), and B gets the file from the master."""
+    source = tmp_path / "input.bin"
+    source.write_bytes(os.urandom(MiB))
+    task = wq.Task("wc -c < in", inputs=[wq.File(str(source), "in", cache=True)], cores=1)
+    (tmp_path / "a").mkdir()
+    a = start_worker(manager.port, "--cores", "1", "-s", str(tmp_path / "a"))
+    b = None
+    try:
+        manager.submit(task)
+        assert drain(manager, 60)[0].succeeded
+        cached = [p for p in (tmp_path / "a").glob("worker-*/cache/*") if p.is_file()]
+        assert len(cached) == 1
+        cached[0].unlink()  # behind everyone's back
+        blocker = manager.submit(wq.Task("sleep 60", cores=1))
+        assert wait_for(lambda: manager.stats["tasks_running"] == 1)
+        b = start_worker(manager.port, "--cores", "1")
+        assert wait_for(lambda: manager.stats["workers_connected"] == 2)
+        reader = manager.submit(wq.Task("wc -c < in", inputs=[wq.File(str(source), "in", cache=True)], cores=1))
+        done = manager.wait(60)
+        manager.cancel(blocker)
+        stats = manager.stats
+    finally:
+        stop(a)
+        if b is not None:
+            stop(b)
+    assert done is not None and done.id == reader and done.succeeded and done.output.strip() == str(MiB)
+    assert stats["peer_failures"] == 1 and stats["bytes_sent"] == 2 * MiB
 
 
 def test_a_cached_input_fanned_out_leaves_the_master_at_most_twice(manager, tmp_path):

@@ -264,7 +264,7 @@ def own_messages():
         "put": protocol.encode("put", xfer=1, digest=DIGEST, size=0, mode=0o644, keep=True),
         "fetch": protocol.encode("fetch", xfer=2, digest=DIGEST, size=1 << 25, mode=0o644,
                                  source="tcp://10.0.0.7:40001", keep=True),
-        "fetched": protocol.encode("fetched", xfer=2, digest=DIGEST, ok=False, unreachable=True,
+        "fetched": protocol.encode("fetched", xfer=2, digest=DIGEST, ok=False, unreachable=True, gone=False,
                                    reason="tcp://10.0.0.7:40001 did not answer in 5 s"),
         "fetched, downloaded": protocol.encode("fetched", xfer=3, digest=DIGEST, size=1 << 30, ok=True),
         "fetched, not downloaded": protocol.encode("fetched", xfer=4, reason="http://h/x: HTTP 404 Not Found"),

@@ -256,7 +256,7 @@ class DataPlane:
         log.info("worker %s could not get %s from a peer: %s", conn.worker_id, digest, message["reason"])
         if message["unreachable"]:
             self.transfers.mark_unreachable(flight.source, time.monotonic())
-        else:
+        elif message["gone"]:
             self.replicas.discard(digest, flight.source)  # it does not have it (any more)
             self._lost({digest})
         self._retry(conn.identity, digest)

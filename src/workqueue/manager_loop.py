@@ -318,6 +318,7 @@ class ManagerLoop:
         for conn in self.workers.values():
             if digest in conn.cached:
                 conn.cached.discard(digest)
+                self.data.cache_update(conn, [], [digest])
                 self.send_to(conn, protocol.encode("invalidate", digest=digest))
 
     def _cmd_shutdown_workers(self, count: int) -> None:

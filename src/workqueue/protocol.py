@@ -220,6 +220,7 @@ SCHEMA: Dict[str, Spec] = {
         "size": Field(int, 0, bounds=(0, SIZE_MAX)),  # of a downloaded file
         "ok": Field(bool, False),
         "unreachable": Field(bool, False),  # the source did not answer in time
+        "gone": Field(bool, False),  # the source does not hold the file
         "reason": _REASON,
     }),
     # manager -> worker

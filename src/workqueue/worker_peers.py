@@ -149,7 +149,7 @@ class PeerServer:
         except OSError:
             source = None
         if source is None:
-            self._refuse(identity, f"{digest} is not here")
+            self._refuse(identity, f"{NOT_HERE}{digest}")
             return
         client.nonce = b""  # one file per proof
         client.outbox.stream(1, protocol.encode("put", xfer=1, digest=digest, size=source.size, mode=mode), source)
@@ -190,8 +190,15 @@ class PeerRefused(Exception):
     """A source answered but would not give the file (wrong key, file not there)."""
 
 
+class PeerGone(PeerRefused):
+    """A source that does not hold the file (any more)."""
+
+
 class PeerUnreachable(Exception):
     """A source that did not answer in time."""
+
+
+NOT_HERE = "not here: "  # how a server's reject begins when it does not hold the file
 
 
 def fetch_from_peer(ctx: zmq.Context, source: str, digest: str, key: bytes, tmp_path: str,
@@ -233,7 +240,8 @@ def _answer(sock: zmq.Socket, source: str, timeout: float, expected: Tuple[str, 
         raise PeerUnreachable(f"{source} did not answer in {timeout:g} s")
     message = protocol.decode(sock.recv_multipart(copy=False))
     if message.type == "reject":
-        raise PeerRefused(f"{source} refused: {message['reason']}")
+        gone = message["reason"].startswith(NOT_HERE)
+        raise (PeerGone if gone else PeerRefused)(f"{source} refused: {message['reason']}")
     if message.type not in expected:
         raise TransferError(f"{source} sent {message.type!r} where {' or '.join(expected)} was due")
     return message
@@ -296,7 +304,7 @@ class PeerFetcher:
                 return
             try:
                 if job.url:
-                    job.size = download(job.url, job.tmp_path)
+                    job.size = download(job.url, job.tmp_path, max_bytes=job.size or None)
                 else:
                     job.incoming, job.mode = fetch_from_peer(self.ctx, job.source, job.digest, job.key,
                                                              job.tmp_path, job.size)
@@ -351,9 +359,10 @@ class WorkerPeers:
         if self.cache.has(digest):
             session.send(protocol.encode("fetched", xfer=message["xfer"], digest=digest, ok=True))
             return
-        if self.key is None:
+        budget = self.cache.budget
+        if budget is not None and message["size"] > budget:
             session.send(protocol.encode("fetched", xfer=message["xfer"], digest=digest,
-                                         reason="this worker has no peer key"))
+                                         reason=f"{message['size']} bytes, more than this worker's disk budget"))
             return
         self._xfers += 1
         tmp_path = os.path.join(self.fetcher.tmp_dir, f"peer-{self._xfers}-{digest}")
@@ -363,8 +372,8 @@ class WorkerPeers:
     def on_fetch_url(self, session: Any, message: protocol.Message) -> None:
         self._xfers += 1
         tmp_path = os.path.join(self.fetcher.tmp_dir, f"url-{self._xfers}")
-        self.fetcher.start(_Job(self._session, message["xfer"], "", 0, 0o644, "", message["keep"], b"", tmp_path,
-                                url=message["url"]))
+        self.fetcher.start(_Job(self._session, message["xfer"], "", self.cache.budget or 0, 0o644, "",
+                                message["keep"], b"", tmp_path, url=message["url"]))
 
     def completed(self, session: Any) -> None:
         """Fetches done: into the cache, and the master told (with why, for one that failed)."""
@@ -387,6 +396,7 @@ class WorkerPeers:
                           job.error)
             session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest,
                                          unreachable=isinstance(job.error, PeerUnreachable),
+                                         gone=isinstance(job.error, PeerGone),
                                          reason=str(job.error)[:protocol.REASON_MAX]))
 
     def _url_done(self, session: Any, job: _Job) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from typing import Optional
 
 from . import fastio
 
@@ -15,8 +16,9 @@ class UrlFailed(Exception):
     """The server refused (an HTTP status), or could not be reached."""
 
 
-def download(url: str, tmp_path: str, timeout: float = URL_TIMEOUT) -> int:
-    """Write what ``url`` serves to ``tmp_path``; return its size. Raises UrlFailed saying why."""
+def download(url: str, tmp_path: str, timeout: float = URL_TIMEOUT, max_bytes: Optional[int] = None) -> int:
+    """Write what ``url`` serves to ``tmp_path``, at most ``max_bytes`` (the worker's disk budget);
+    return its size. Raises UrlFailed saying why."""
     if not url.startswith(URL_SCHEMES):
         raise UrlFailed(f"{url[:200]!r}: only http:// and https:// URLs are fetched")
     try:
@@ -26,8 +28,10 @@ def download(url: str, tmp_path: str, timeout: float = URL_TIMEOUT) -> int:
                 chunk = response.read(fastio.CHUNK_SIZE)
                 if not chunk:
                     return size
-                out.write(chunk)
                 size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise UrlFailed(f"{url[:200]}: more than this worker's disk budget of {max_bytes} bytes")
+                out.write(chunk)
     except urllib.error.HTTPError as error:
         raise UrlFailed(f"{url[:200]}: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
