@@ -1,10 +1,14 @@
-"""``python -m bench.data_plane [--producers N] [--mib M] [--workers W] [--repeats R]``
+"""``python -m bench.data_plane [--producers N] [--mib M] [--workers W] [--repeats R] [--fanout MIB]``
 
 A two-stage workflow: N producers each write M MiB, N consumers each read one of those files,
 on W local workers, run in turn with the intermediates as temporary files (they stay on the
 workers) and as ordinary outputs (back to the master, then out again as inputs). Prints, for each,
 the master's bytes sent and received, the bytes moved worker to worker, and the wall time; the
 ratio of the wall times is the figure to compare (both measured in the same run).
+
+``--fanout MIB``: one cached input of MIB MiB used by one task on each of W workers (started and
+connected before the clock starts), against the same input for one task on one worker: the
+master's bytes sent, and the ratio of the wall times.
 """
 from __future__ import annotations
 
@@ -50,6 +54,36 @@ def run_ordinary(n: int, mib: int, workers: int) -> Dict[str, float]:
         return _figures(m, time.perf_counter() - started)
 
 
+def run_fanout(workers: int, path: str) -> Dict[str, float]:
+    with wq.Manager(port=0) as m, wq.local_workers(workers, m, cores=1):
+        deadline = time.monotonic() + 120
+        while m.stats["workers_connected"] < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.perf_counter()
+        for _ in range(workers):
+            m.submit(wq.Task("wc -c < in; sleep 1", inputs=[wq.File(path, "in", cache=True)], cores=1))
+        _drain(m, workers)
+        return _figures(m, time.perf_counter() - started)
+
+
+def fanout(mib: int, workers: int, repeats: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="wq-bench-") as directory:
+        path = os.path.join(directory, "input.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(mib * MiB))
+        runs: Dict[int, List[Dict[str, float]]] = {1: [], workers: []}
+        for _ in range(repeats):  # in turn
+            for count in runs:
+                runs[count].append(run_fanout(count, path))
+    for count, figures in runs.items():
+        seconds = statistics.median(f["seconds"] for f in figures)
+        print(f"{mib} MiB cached input, {count} worker(s): wall {seconds:6.2f} s  master sent "
+              f"{figures[-1]['sent'] / MiB:7.1f} MiB  worker to worker {figures[-1]['peer'] / MiB:7.1f} MiB  "
+              f"all wall times {[round(f['seconds'], 2) for f in figures]}")
+    ratio = statistics.median(f["seconds"] for f in runs[workers]) / statistics.median(f["seconds"] for f in runs[1])
+    print(f"{workers} workers take {ratio:.2f}x the wall time of one (each task sleeps 1 s after reading)")
+
+
 def _drain(m: wq.Manager, count: int) -> None:
     for _ in range(count):
         task = m.wait(600)
@@ -69,7 +103,11 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--mib", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fanout", type=int, help="MiB of one cached input for one task per worker")
     args = parser.parse_args(argv)
+    if args.fanout:
+        fanout(args.fanout, args.workers, args.repeats)
+        return
     runs: Dict[str, List[Dict[str, float]]] = {"temporary": [], "ordinary": []}
     for _ in range(args.repeats):  # in turn: this VM's speed drifts within a run
         runs["temporary"].append(run_temporary(args.producers, args.mib, args.workers))

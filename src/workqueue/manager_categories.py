@@ -93,6 +93,8 @@ class CategoryKeeper:
             spec = record.spec
             if spec["category"] != category or record.worker is not None or spec.get("retried_at_max"):
                 continue
+            if record.task_id in self.loop.data.parked:
+                continue  # it waits for temporary files, outside the scheduler's queues
             resources = self.categories.first_allocation(category, spec["declared"])
             if resources != spec["resources"]:
                 self._reshape(record, resources)

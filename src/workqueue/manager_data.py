@@ -211,11 +211,20 @@ class DataPlane:
             self._need(record, conn, digest, size, f, start=False)
             return [digest, f.remote, mode, True]
         source = self.transfers.pick(self.replicas.holders(digest), conn.identity, time.monotonic())
-        if source is None and (len(sending) < MASTER_COPIES or not self._copies_coming(digest)):
+        if source is None and self._master_sends(digest, conn.identity):
             sending.add(conn.identity)
             return None
         self._need(record, conn, digest, size, f)
         return [digest, f.remote, mode, True]
+
+    def _master_sends(self, digest: str, destination: bytes) -> bool:
+        """Whether the master sends a cached input itself: when no reachable worker holds it and fewer
+        than MASTER_COPIES are on their way from the master, or when no copy is coming at all (peers
+        that hold it but are busy serve it once their transfers end)."""
+        now = time.monotonic()
+        if any(self.transfers.reachable(w, now) for w in self.replicas.holders(digest) if w != destination):
+            return False
+        return len(self.master_sends.get(digest, ())) < MASTER_COPIES or not self._copies_coming(digest)
 
     def hold(self, record: TaskRecord, conn: WorkerConn, frames: List[Any]) -> bool:
         """True if the task's message waits for inputs from peers (it leaves once they are in)."""
@@ -415,9 +424,8 @@ class DataPlane:
             return
         now = time.monotonic()
         if f is not None:
-            sending = self.master_sends.setdefault(digest, set())
-            if len(sending) < MASTER_COPIES or not self._copies_coming(digest):
-                sending.add(destination)
+            if self._master_sends(digest, destination):
+                self.master_sends.setdefault(digest, set()).add(destination)
                 record = self.loop.tasks.get(waiting[0][0])
                 self.loop._stage_input(record, self.loop.workers[destination], f)
             return
