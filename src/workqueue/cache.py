@@ -64,6 +64,10 @@ class Cache:
     def has(self, digest: str) -> bool:
         return digest in self._entries
 
+    def unpacked_path(self, digest: str) -> str:
+        """Where the archive ``digest`` is unpacked (by worker_archives), read-only, for every task."""
+        return os.path.join(self.root, "unpacked", _checked(digest))
+
     def kept(self) -> List[str]:
         """Digests worth telling a master about: the ones tasks asked to cache."""
         return [d for d, e in self._entries.items() if e.keep and not e.temp]

@@ -33,6 +33,7 @@ class File:
     data: Optional[bytes] = None
     temp_id: Optional[str] = None
     source_url: Optional[str] = None
+    unpack: bool = False  # a tar archive the worker unpacks once, the task seeing its directory
 
     def __post_init__(self) -> None:
         if not self.remote:
@@ -62,6 +63,18 @@ class File:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"File.url: {str(url)[:200]!r} is not an http:// or https:// URL")
         return cls(None, remote, cache=cache, source_url=url)
+
+    @classmethod
+    def untar(cls, archive: "FileLike", remote: str = "") -> "File":
+        """A tar archive (a local path, a File, or a temporary file) that each worker unpacks once
+        into its cache; tasks see the unpacked directory, read-only, under ``remote`` (TaskVine's
+        ``declare_untar``). Not for URLs yet."""
+        source = as_file(archive)
+        if source.source_url is not None or source.data is not None:
+            raise ValueError("File.untar: the archive must be a local file or a temporary file (not a URL "
+                             "or a buffer)")
+        name = remote or source.remote.split(".tar")[0].split(".tgz")[0] or "unpacked"
+        return dataclasses.replace(source, remote=check_remote_name(name), cache=True, unpack=True)
 
     def named(self, remote: str) -> "File":
         """The same file under another name in the sandbox."""

@@ -563,7 +563,8 @@ class ManagerLoop:
             kind=spec.get("kind", "command"), env=spec["env"], resources=assignment.allocation,
             declared={k: v for k, v in spec["resources"].items() if v is not None},
             inputs=inputs, outputs=[f.remote for f in spec["outputs"]], limits=limits,
-            call=spec.get("call", {}), temps=[f.remote for f in spec["outputs"] if f.temp_id is not None])
+            call=spec.get("call", {}), temps=[f.remote for f in spec["outputs"] if f.temp_id is not None],
+            unpack=[f.remote for f in spec["inputs"] if f.unpack])
         if not self.data.hold(record, conn, frames):  # held: it leaves once its inputs from peers are in
             conn.outbox.message(frames)
         self.transactions.task(record.task_id, "RUNNING", conn.worker_id)

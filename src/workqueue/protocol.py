@@ -254,6 +254,10 @@ SCHEMA: Dict[str, Spec] = {
         "url": Field(str, REQUIRED, _url),
         "keep": Field(bool, False),
     }),
+    "unpack": _spec({  # unpack a cached archive once (a ``fetched`` says when it is done)
+        "xfer": _ID,
+        "digest": Field(str, REQUIRED, _is_digest),
+    }),
     "task": _spec({
         "task_id": _ID,
         "attempt": Field(int, 1, bounds=(0, ID_MAX)),
@@ -267,6 +271,7 @@ SCHEMA: Dict[str, Spec] = {
         "limits": Field(dict, {}, _NON_NEGATIVE_NUMBERS),
         "call": Field(dict, {}, _call_map),
         "temps": Field(list, [], _name_list),  # outputs kept in the worker's cache, not sent back
+        "unpack": Field(list, [], _name_list),  # inputs that are archives: the task sees them unpacked
     }, 1, CALL_PAYLOAD_MAX, _task_is_whole),  # payload: a function task's pickled call when small
     "kill": _spec({"task_id": _ID}),
     "revoke": _spec({"task_id": _ID, "attempt": _ID}),  # a queued task: give it back if not started

@@ -14,6 +14,7 @@ from .constants import Result
 from .gpus import device_env
 from .names import is_clean_remote_name
 from .protocol import RESULT_PAYLOAD_MAX
+from .worker_archives import link_unpacked
 
 MB = 1 << 20
 SAMPLE_INTERVAL = 0.5  # seconds between measurements of a task's process tree
@@ -178,6 +179,7 @@ class Sandbox:
         if not inputs:
             return None
         root = os.path.realpath(self.dir)
+        unpack = self.task.get("unpack")
         for digest, name, mode, keep in inputs:
             target = inside(root, name)
             if not digest:
@@ -187,6 +189,10 @@ class Sandbox:
                 if not is_digest(digest):
                     raise ValueError(f"input {name!r}: {str(digest)[:80]!r} is not a digest")
                 return digest
+            if unpack and name in unpack:
+                if not link_unpacked(cache, digest, target):
+                    return digest
+                continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
             cache.use(digest, keep)
             self._linked.append(digest)

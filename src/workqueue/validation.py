@@ -262,6 +262,8 @@ def input_file(where: str, spec: Any, cache: bool = False) -> File:
     new = _as_file(where, "an input", spec, cache)
     if new.data is None and new.local is None and new.temp_id is None and new.source_url is None:
         refuse(ValueError, where, "an input", "a File with a local path or data", spec)
+    if new.unpack and new.local is not None and os.path.isdir(new.local):
+        refuse(ValueError, where, f"the archive of input {new.remote!r}", "a tar file, not a directory", new.local)
     if new.data is not None and not isinstance(new.data, bytes):
         refuse(TypeError, where, f"the data of input {new.remote!r}", "bytes", new.data)
     return new
@@ -270,7 +272,7 @@ def input_file(where: str, spec: Any, cache: bool = False) -> File:
 def output_file(where: str, spec: Any) -> File:
     """An output: a path, a ``(local, remote)`` pair, or a ``File`` with a local path (no data)."""
     new = _as_file(where, "an output", spec, False)
-    if (new.local is None and new.temp_id is None) or new.data is not None:
+    if (new.local is None and new.temp_id is None) or new.data is not None or new.unpack:
         refuse(ValueError, where, "an output", "a File with a local path to write (or a File.temp()) and no data",
                spec)
     return new

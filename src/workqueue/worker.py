@@ -430,6 +430,7 @@ class Worker:
             "revoke": self._on_revoke,
             "put": self.files.on_put, "chunk": self.files.on_chunk, "invalidate": self.files.on_invalidate,
             "fetch": self.peers.on_fetch, "fetch-url": self.peers.on_fetch_url,
+            "unpack": self.peers.on_unpack,
         }
 
     def _handle(self, session: Session, frames: List[Any]) -> Optional[str]:

@@ -60,7 +60,7 @@ class FileReceiver:
         if previous is not None:
             previous[0].abort()
         session.incoming[xfer] = (incoming, digest, message["mode"])
-        if message["keep"]:
+        if message.fields.get("keep"):
             self.keep_on_arrival.add(xfer)
         else:
             self.keep_on_arrival.discard(xfer)

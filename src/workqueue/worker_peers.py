@@ -31,6 +31,7 @@ from . import auth, protocol
 from .cache import Cache, is_digest
 from .ratelimit import LimitedLog
 from .transfer import Credits, FileSource, Incoming, Outbox, TransferError
+from .worker_archives import remove_tree, unpack
 from .worker_urls import download
 
 log = logging.getLogger("workqueue.worker")
@@ -261,6 +262,7 @@ class _Job:
     incoming: Optional[Incoming] = None
     error: Optional[BaseException] = None
     url: str = ""  # a URL to download instead of a peer to ask
+    unpack: str = ""  # an archive to unpack into this directory instead
 
 
 class PeerFetcher:
@@ -303,7 +305,9 @@ class PeerFetcher:
             if job is None:
                 return
             try:
-                if job.url:
+                if job.unpack:
+                    unpack(job.unpack, job.tmp_path)
+                elif job.url:
                     job.size = download(job.url, job.tmp_path, max_bytes=job.size or None)
                 else:
                     job.incoming, job.mode = fetch_from_peer(self.ctx, job.source, job.digest, job.key,
@@ -386,6 +390,9 @@ class WorkerPeers:
             if job.url:
                 self._url_done(session, job)
                 continue
+            if job.unpack:
+                self._unpacked(session, job)
+                continue
             if job.error is None:
                 evicted = self.cache.admit(job.digest, job.incoming, job.mode, keep=job.keep)
                 session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest, ok=True))
@@ -398,6 +405,37 @@ class WorkerPeers:
                                          unreachable=isinstance(job.error, PeerUnreachable),
                                          gone=isinstance(job.error, PeerGone),
                                          reason=str(job.error)[:protocol.REASON_MAX]))
+
+    def on_unpack(self, session: Any, message: protocol.Message) -> None:
+        digest = message["digest"]
+        target = self.cache.unpacked_path(digest)
+        if os.path.isdir(target):
+            session.send(protocol.encode("fetched", xfer=message["xfer"], digest=digest, ok=True))
+            return
+        if not self.cache.has(digest):
+            session.send(protocol.encode("fetched", xfer=message["xfer"], digest=digest, gone=True,
+                                         reason=f"the archive {digest} is not in this worker's cache"))
+            return
+        self._xfers += 1
+        tmp_path = os.path.join(self.fetcher.tmp_dir, f"unpack-{self._xfers}")
+        self.fetcher.start(_Job(self._session, message["xfer"], digest, 0, 0o755, "", True, b"", tmp_path,
+                                unpack=self.cache.path(digest)))
+
+    def _unpacked(self, session: Any, job: _Job) -> None:
+        if job.error is None:
+            try:
+                target = self.cache.unpacked_path(job.digest)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.rename(job.tmp_path, target)
+            except OSError as error:
+                job.error = error if not os.path.isdir(self.cache.unpacked_path(job.digest)) else None
+        if job.error is None:
+            session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest, ok=True))
+            return
+        remove_tree(job.tmp_path)
+        self.complain("unpack-failed", logging.WARNING, "could not unpack %s: %s", job.digest, job.error)
+        session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest,
+                                     reason=str(job.error)[:protocol.REASON_MAX]))
 
     def _url_done(self, session: Any, job: _Job) -> None:
         if job.error is None:

@@ -369,7 +369,7 @@ class TaskRunner:
             result, present, missing = Result.UNKNOWN, [], []
             stdout = f"its outputs could not be looked up: {error}".encode()
         temps: List[list] = []
-        if sandbox.task["temps"]:
+        if sandbox.task.get("temps"):
             present, temps, evicted = keep_temps(self.cache, sandbox.task_id, sandbox.task["temps"], present, missing,
                                                  self.complain)
             if evicted:
