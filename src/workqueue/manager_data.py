@@ -20,7 +20,6 @@ from . import protocol
 from .constants import Result
 from .files import File
 from .lineage import Lineage
-from .manager_inputs import input_megabytes
 from .manager_records import TaskRecord, WorkerConn
 from .manager_staging import Staging
 from .peer_sources import Transfers
@@ -227,8 +226,7 @@ class DataPlane:
         return any(self.transfers.reachable(w, now) for w in self.replicas.holders(temp.digest))
 
     def _submit(self, record: TaskRecord) -> None:
-        spec = record.spec
-        self.loop.scheduler.submit(record.task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]))
+        self.loop.queue_task(record)
 
     def _unpark(self, temp: TempFile) -> None:
         for task_id in sorted(temp.readers):

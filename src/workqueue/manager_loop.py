@@ -289,10 +289,15 @@ class ManagerLoop:
         self.counters["tasks_submitted"] += 1
         self.transactions.task(task_id, "WAITING", spec["category"])
         if self.data.admit_task(self.tasks[task_id]):  # else it waits for temporary files, or failed
-            features, min_time = spec.get("features"), spec.get("min_running_time")
-            needs = Needs(frozenset(features or ()), min_time or 0.0) if features or min_time else NO_NEEDS
-            self.scheduler.submit(task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
-                                  spec.get("algorithm"), needs)
+            self.queue_task(self.tasks[task_id])
+
+    def queue_task(self, record: TaskRecord) -> None:
+        """Hand a task to the scheduler (at submit, or once the temporary files it reads exist)."""
+        spec = record.spec
+        features, min_time = spec.get("features"), spec.get("min_running_time")
+        needs = Needs(frozenset(features or ()), min_time or 0.0) if features or min_time else NO_NEEDS
+        self.scheduler.submit(record.task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
+                              spec.get("algorithm"), needs)
 
     def _cmd_cancel(self, task_id: int) -> None:
         record = self.tasks.pop(task_id, None)
