@@ -192,3 +192,23 @@ def test_a_cached_input_fanned_out_leaves_the_master_at_most_twice(manager, tmp_
     stats = manager.stats
     assert stats["bytes_sent"] <= 2 * size
     assert stats["peer_transfers"] >= 2
+
+
+def test_a_worker_claiming_transfers_it_was_not_asked_for_changes_nothing(manager):
+    from conftest import dealer
+    from workqueue import auth
+    sock = dealer(manager.port)
+    sock.send_multipart(protocol.hello("worker-liar", "liar", {"cores": 1, "memory": 100, "disk": 100, "gpus": 0},
+                                       nonce=auth.new_nonce(), peer="tcp://127.0.0.1:1"))
+    assert sock.poll(5000)
+    assert protocol.decode(protocol.split(sock.recv_multipart())[0]).type == "welcome"
+    digest = fastio.hash_bytes(b"never sent to anyone")
+    for xfer in (1, 2, 1 << 40):
+        sock.send_multipart(protocol.encode("fetched", xfer=xfer, digest=digest, ok=True))
+        sock.send_multipart(protocol.encode("fetched", xfer=xfer, digest=digest, gone=True, reason="lies"))
+    sock.send_multipart(protocol.encode("bye", reason="done lying"))  # handled after all of the above
+    assert wait_for(lambda: manager.stats["workers_removed"] == 1)
+    stats = manager.stats
+    assert stats["peer_transfers"] == 0 and stats["peer_failures"] == 0 and stats["messages_failed"] == 0
+    assert manager._loop.data.replicas.count(digest) == 0
+    sock.close(0)

@@ -131,24 +131,27 @@ class Staging:
         self.held.pop(task_id, None)
 
     def on_fetched(self, conn: WorkerConn, message: protocol.Message) -> None:
-        if message["xfer"] in self.downloads:
+        """A worker's word on a transfer, download or unpacking it was asked for: one it was not
+        asked for (or not this file) is ignored."""
+        xfer = message["xfer"]
+        if self.downloads.get(xfer, (None, None))[1] == conn.identity:
             self._downloaded(conn, message)
             return
-        if message["xfer"] in self.unpacking:
+        if self.unpacking.get(xfer, (None, ""))[0] == conn.identity:
             self._unpacked(conn, message)
             return
-        flight = self.transfers.finish(message["xfer"])
-        digest = message["digest"]
+        flight = self.transfers.flight(xfer)
+        if flight is None or flight.destination != conn.identity or flight.digest != message["digest"]:
+            return
+        self.transfers.finish(xfer)
+        digest = flight.digest
         if message["ok"]:
-            if flight is not None:
-                self.loop.counters["bytes_peer"] += flight.size
-                self.loop.counters["peer_transfers"] += 1
+            self.loop.counters["bytes_peer"] += flight.size
+            self.loop.counters["peer_transfers"] += 1
             self.replicas.add(digest, conn.identity)
             if self._is_cached_input(digest):
                 conn.cached.add(digest)
             self.arrived(conn.identity, digest)
-            return
-        if flight is None:
             return
         self.loop.counters["peer_failures"] += 1
         log.info("worker %s could not get %s from a peer: %s", conn.worker_id, digest, message["reason"])
@@ -282,7 +285,7 @@ class Staging:
         step = UNPACK_STEP + digest
         waiting = [(task_id, held) for task_id, held in self.held.items()
                    if held.worker == worker and step in held.missing]
-        if message["ok"]:
+        if message["ok"] and message["digest"] == digest:
             self.unpacked.add((worker, digest))
             self.loop.counters["archives_unpacked"] += 1
             for task_id, held in waiting:

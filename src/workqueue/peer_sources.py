@@ -76,6 +76,9 @@ class Transfers:
         self._outgoing[source] = self._outgoing.get(source, 0) + 1
         self._incoming[destination] = self._incoming.get(destination, 0) + 1
 
+    def flight(self, xfer: int) -> Optional[Flight]:
+        return self._flights.get(xfer)
+
     def finish(self, xfer: int) -> Optional[Flight]:
         flight = self._flights.pop(xfer, None)
         if flight is None:

@@ -42,6 +42,7 @@ CLIENTS_MAX = 64  # peers the server talks to at once; more are refused
 CLIENT_IDLE = 60.0  # seconds a peer's state is kept without a word from it
 SERVER_CREDITS = 64  # chunks in flight from the server to all its peers together (64 MiB)
 FETCHERS = 4  # transfers this worker makes at once (TaskVine: --max-transfer-procs, 10)
+JOBS_MAX = 4096  # transfers, downloads and unpackings waiting here at most: past it, a broken master
 PEER_MESSAGE_MAX = 64 << 10  # what a peer may send the server in one frame: small messages only
 
 
@@ -285,8 +286,12 @@ class PeerFetcher:
     def fileno(self) -> int:
         return self._read_fd
 
-    def start(self, job: _Job) -> None:
+    def start(self, job: _Job) -> bool:
+        """Queue a job; False if too many wait already (it is not queued)."""
+        if self._jobs.qsize() >= JOBS_MAX:
+            return False
         self._jobs.put(job)
+        return True
 
     def done(self) -> List[_Job]:
         try:
@@ -370,13 +375,19 @@ class WorkerPeers:
             return
         self._xfers += 1
         tmp_path = os.path.join(self.fetcher.tmp_dir, f"peer-{self._xfers}-{digest}")
-        self.fetcher.start(_Job(self._session, message["xfer"], digest, message["size"], message["mode"],
+        self._queue(session, _Job(self._session, message["xfer"], digest, message["size"], message["mode"],
                                 message["source"], message["keep"], self.key, tmp_path))
+
+    def _queue(self, session: Any, job: _Job) -> None:
+        if not self.fetcher.start(job):
+            self.complain("fetch-refused", logging.WARNING, "refused a transfer: too many wait already")
+            session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest,
+                                         reason="too many transfers wait on this worker"))
 
     def on_fetch_url(self, session: Any, message: protocol.Message) -> None:
         self._xfers += 1
         tmp_path = os.path.join(self.fetcher.tmp_dir, f"url-{self._xfers}")
-        self.fetcher.start(_Job(self._session, message["xfer"], "", self.cache.budget or 0, 0o644, "",
+        self._queue(session, _Job(self._session, message["xfer"], "", self.cache.budget or 0, 0o644, "",
                                 message["keep"], b"", tmp_path, url=message["url"]))
 
     def completed(self, session: Any) -> None:
@@ -418,7 +429,7 @@ class WorkerPeers:
             return
         self._xfers += 1
         tmp_path = os.path.join(self.fetcher.tmp_dir, f"unpack-{self._xfers}")
-        self.fetcher.start(_Job(self._session, message["xfer"], digest, 0, 0o755, "", True, b"", tmp_path,
+        self._queue(session, _Job(self._session, message["xfer"], digest, 0, 0o755, "", True, b"", tmp_path,
                                 unpack=self.cache.path(digest)))
 
     def _unpacked(self, session: Any, job: _Job) -> None:
