@@ -40,6 +40,28 @@ def run_temporary(n: int, mib: int, workers: int) -> Dict[str, float]:
         return _figures(m, time.perf_counter() - started)
 
 
+def run_killed(n: int, mib: int, workers: int) -> Dict[str, float]:
+    """Temporary files, one worker killed (SIGKILL) once the producers are done: every consumer must
+    still read the right bytes (their producers run again, lineage)."""
+    with wq.Manager(port=0, keepalive_interval=0.5, keepalive_timeout=3) as m, \
+            wq.local_workers(workers, m, cores=1) as pool:
+        started = time.perf_counter()
+        temps = [m.declare_temp() for _ in range(n)]
+        for i, temp in enumerate(temps):
+            m.submit(wq.Task(produce(i, mib), outputs=[(temp, "out")], cores=1))
+        _drain(m, n)
+        pool.processes[0].kill()
+        expected = {m.submit(wq.Task("wc -c < in", inputs=[(temp, "in")], cores=1)): len(f"{i}\n") + mib * MiB
+                    for i, temp in enumerate(temps)}
+        for _ in range(n):
+            task = m.wait(600)
+            if task is None or not task.succeeded or int(task.output) != expected[task.id]:
+                raise RuntimeError(f"a consumer failed or read the wrong bytes: {task!r}")
+        figures = _figures(m, time.perf_counter() - started)
+        figures["recovered"] = m.stats["tasks_recovered"]
+        return figures
+
+
 def run_ordinary(n: int, mib: int, workers: int) -> Dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="wq-bench-") as directory, wq.Manager(port=0) as m, \
             wq.local_workers(workers, m, cores=1):
@@ -104,7 +126,15 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fanout", type=int, help="MiB of one cached input for one task per worker")
+    parser.add_argument("--kill", action="store_true", help="kill a worker between the stages (temporary files)")
     args = parser.parse_args(argv)
+    if args.kill:
+        f = run_killed(args.producers, args.mib, args.workers)
+        print(f"{args.producers} producers x {args.mib} MiB, {args.workers} workers, one killed between the stages: "
+              f"every consumer read the right bytes; {f['recovered']:.0f} producers ran again; wall "
+              f"{f['seconds']:.2f} s; master sent {f['sent'] / MiB:.1f} MiB, received {f['received'] / MiB:.1f} MiB; "
+              f"worker to worker {f['peer'] / MiB:.1f} MiB")
+        return
     if args.fanout:
         fanout(args.fanout, args.workers, args.repeats)
         return
