@@ -144,3 +144,29 @@ def test_temporary_files_are_not_sent_as_outputs_and_ordinary_outputs_still_are(
         assert manager.fetch(temp) == b"kept\n"
     assert (tmp_path / "o").read_text() == "back\n"
     assert not os.path.exists(tmp_path / "t")
+
+
+def test_with_two_replicas_a_killed_holder_costs_no_rerun(manager, tmp_path):
+    manager.tune("temp-replica-count", 2)
+    temp = manager.declare_temp()
+    workers = []
+    for n in range(3):
+        (tmp_path / f"w{n}").mkdir()
+        workers.append(start_worker(manager.port, "--cores", "1", "-s", str(tmp_path / f"w{n}")))
+    try:
+        assert wait_for(lambda: manager.stats["workers_connected"] == 3, timeout=60)
+        manager.submit(wq.Task(produce(3), outputs=[(temp, "out")], cores=1))
+        assert drain(manager, 60)[0].succeeded
+        assert wait_for(lambda: manager.stats["peer_transfers"] == 1, timeout=30)  # the second copy
+        holders = [p for p in tmp_path.glob("w*/worker-*") if any(f.is_file() for f in (p / "cache").iterdir())]
+        assert len(holders) == 2
+        victim = int(holders[0].name.rsplit("-", 1)[1])
+        os.kill(victim, 9)
+        assert wait_for(lambda: manager.stats["workers_connected"] == 2, timeout=20)
+        manager.submit(wq.Task(CONSUME, inputs=[(temp, "in")], cores=1))
+        done = drain(manager, 60)
+    finally:
+        for process in workers:
+            stop(process)
+    assert done[0].succeeded and done[0].output.strip() == expected_digest(3)
+    assert manager.stats["tasks_recovered"] == 0

@@ -282,8 +282,8 @@ class Manager:
     def tune(self, name: str, value: float) -> None:
         """Change a setting by its CCTools name (see workqueue/tuning.py for each and what it does):
         keepalive-interval, keepalive-timeout, hungry-minimum, hungry-minimum-factor, wait-for-workers,
-        category-steady-n-tasks, fast-abort-multiplier, prefetch. CCTools names that cannot apply here
-        warn once, saying why; any other name raises ValueError."""
+        category-steady-n-tasks, fast-abort-multiplier, prefetch, temp-replica-count. CCTools names that
+        cannot apply here warn once, saying why; any other name raises ValueError."""
         key = tuning.canonical(validation.text("Manager.tune", "name", name))
         if not tuning.is_known(key):
             raise ValueError(f"Manager.tune: no setting is called {name!r} (known: "

@@ -43,6 +43,7 @@ class DataPlane:
         self.temps = TempFiles()
         self.lineage = Lineage()
         self.parked: Dict[int, Set[str]] = {}  # task id -> the temporary files it waits for
+        self.replica_count = 1  # copies of each temporary file to keep (tune "temp-replica-count")
         self.staging = Staging(loop, self)
         self.peer_key = os.urandom(PEER_KEY_BYTES)
         loop.counters.update(bytes_peer=0, peer_transfers=0, peer_failures=0, tasks_recovered=0,
@@ -115,6 +116,8 @@ class DataPlane:
             self.replicas.add(digest, conn.identity)
             self.staging.arrived(conn.identity, digest)
             self._unpark(temp)
+            if self.replica_count > 1:
+                self.staging.replicate(digest, size, self.replica_count)
 
     def on_complete(self, record: TaskRecord, outcome: Dict[str, Any]) -> bool:
         """A task is done. Returns True for a recovery task (the user never sees it)."""

@@ -344,6 +344,8 @@ class ManagerLoop:
             self.categories.steady_n_tasks = int(value)
         elif key == "fast_abort_multiplier":
             self.categories.set_fast_abort(None, value)
+        elif key == "temp_replica_count":
+            self.data.replica_count = max(1, int(value))
         else:
             log.info("tune(%r) has no effect in workqueue", name)
 

@@ -58,6 +58,18 @@ class Staging:
         self.unpack_later: Set[Tuple[bytes, str]] = set()  # to unpack once the archive arrives
         self.xfers = 0
 
+    def replicate(self, digest: str, size: int, count: int) -> None:
+        """Copies of a file to other workers until ``count`` workers hold it (or are getting it),
+        as far as sources and destinations have free transfer slots now."""
+        have = self.replicas.holders(digest)
+        coming = [w for w in self.loop.workers if self.transfers.flying_to(w, digest)]
+        for worker in self.loop.workers:
+            if len(have) + len(coming) >= count:
+                return
+            if worker not in have and worker not in coming and worker in self.transfers.addresses:
+                if self._start(worker, digest, size):
+                    coming.append(worker)
+
     def forget_worker(self, conn: WorkerConn) -> None:
         """The worker is gone: what it unpacked and was sent with it; transfers from it go elsewhere."""
         self.unpacked = {pair for pair in self.unpacked if pair[0] != conn.identity}
