@@ -170,3 +170,13 @@ def test_with_two_replicas_a_killed_holder_costs_no_rerun(manager, tmp_path):
             stop(process)
     assert done[0].succeeded and done[0].output.strip() == expected_digest(3)
     assert manager.stats["tasks_recovered"] == 0
+
+
+def test_canceling_the_producer_fails_its_waiting_readers(manager):
+    temp = manager.declare_temp()
+    producer = manager.submit(wq.Task("sleep 30; echo x > out", outputs=[(temp, "out")]))  # no worker: it waits
+    reader = manager.submit(wq.Task("cat in", inputs=[(temp, "in")]))
+    manager.cancel(producer)
+    task = drain(manager, 30)[0]
+    assert task.id == reader and task.result == Result.INPUT_MISSING
+    assert "canceled" in task.output

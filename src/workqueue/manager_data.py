@@ -24,7 +24,7 @@ from .manager_records import TaskRecord, WorkerConn
 from .manager_staging import Staging
 from .peer_sources import Transfers
 from .replicas import Replicas
-from .temp_files import TempFile, TempFiles, temp_inputs
+from .temp_files import TempFile, TempFiles, temp_inputs, temp_outputs
 
 if TYPE_CHECKING:
     from .manager_loop import ManagerLoop
@@ -112,7 +112,7 @@ class DataPlane:
             temp = self.temps.get(by_name.get(name, ""))
             if temp is None:
                 continue
-            temp.digest, temp.size = digest, size
+            self.temps.made(temp, digest, size)
             self.replicas.add(digest, conn.identity)
             self.staging.arrived(conn.identity, digest)
             self._unpark(temp)
@@ -129,24 +129,26 @@ class DataPlane:
             temp = self.temps.get(f.temp_id) if f.temp_id else None
             if temp is not None and succeeded:
                 temp.read = True
-        self.temps.forget_task(task_id)
+        self.temps.forget_task(task_id, record.spec)
         if not succeeded:
             self._producer_failed(record, outcome)
-        self._remove_unneeded()
+        self._remove_unneeded(record.spec)
         if self.lineage.is_recovery(task_id):
             self.lineage.done(task_id)
             return True
         return False
 
-    def forget_task(self, task_id: int) -> None:
+    def forget_task(self, record: TaskRecord) -> None:
         """A canceled task: it reads nothing more, and what it was to write never comes."""
+        task_id = record.task_id
         self.staging.held.pop(task_id, None)
         self.parked.pop(task_id, None)
-        unmade = [t for t in self.temps if t.producer == task_id and t.digest is None]
-        self.temps.forget_task(task_id)
+        unmade = [t for t in map(self.temps.get, (f.temp_id for f in temp_outputs(record.spec)))
+                  if t is not None and t.producer == task_id and t.digest is None]
+        self.temps.forget_task(task_id, record.spec)
         for temp in unmade:
             self._temp_failed(temp, f"its producer, task {task_id}, was canceled")
-        self._remove_unneeded()
+        self._remove_unneeded(record.spec)
 
     def stage(self, record: TaskRecord, conn: WorkerConn, f: File) -> Optional[list]:
         return self.staging.stage(record, conn, f)
@@ -246,8 +248,8 @@ class DataPlane:
     def lost(self, digests: Set[str]) -> None:
         """Copies gone: a temporary file that now exists nowhere while a task needs it is made again;
         tasks that wait in the scheduler for it go back to waiting for it here."""
-        for temp in list(self.temps):
-            if temp.digest not in digests or self.replicas.count(temp.digest) > 0 or not temp.readers:
+        for temp in [t for digest in digests for t in self.temps.with_digest(digest)]:
+            if self.replicas.count(temp.digest) > 0 or not temp.readers:
                 continue
             self.loop.counters["temps_lost"] += 1
             for task_id in sorted(temp.readers):
@@ -295,11 +297,13 @@ class DataPlane:
         log.warning("task %d: %s", record.task_id, why)
         self.loop._complete(record, outcome)
 
-    def _remove_unneeded(self) -> None:
-        """Temporary files read and needed by no pending task: removed from the workers."""
-        for temp in self.temps.unneeded():
-            if any(other.digest == temp.digest and other is not temp for other in self.temps):
-                temp.digest, temp.read = None, False  # another file has the same content: its copies stay
+    def _remove_unneeded(self, spec: Dict[str, Any]) -> None:
+        """Temporary inputs of a task done that were read and are needed by no pending task: removed
+        from the workers."""
+        for temp in self.temps.unneeded(spec):
+            if len(self.temps.with_digest(temp.digest)) > 1:
+                self.temps.made(temp, None)  # another file has the same content: its copies stay
+                temp.read = False
                 continue
             for worker in self.replicas.holders(temp.digest):
                 conn = self.loop.workers.get(worker)
@@ -307,5 +311,5 @@ class DataPlane:
                     self.loop.send_to(conn, protocol.encode("invalidate", digest=temp.digest))
                 self.replicas.discard(temp.digest, worker)
             self.loop.counters["temps_removed"] += 1
-            temp.digest = None
+            self.temps.made(temp, None)
             temp.read = False

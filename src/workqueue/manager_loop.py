@@ -311,7 +311,7 @@ class ManagerLoop:
                 self.send_to(conn, protocol.encode("kill", task_id=task_id))
         abort_outputs(record)
         self.scheduler.finish(task_id)
-        self.data.forget_task(task_id)
+        self.data.forget_task(record)
         self.counters["tasks_canceled"] += 1
         self.transactions.task(task_id, "CANCELED")
 

@@ -179,7 +179,7 @@ class Staging:
         return bool(self.master_sends.get(digest)) or self.transfers.flying(digest)
 
     def _is_cached_input(self, digest: str) -> bool:
-        return not any(t.digest == digest for t in self.data.temps)
+        return not self.data.temps.with_digest(digest)
 
     def _need(self, record: TaskRecord, conn: WorkerConn, digest: str, size: int, f: Optional[File],
               start: bool = True) -> None:
@@ -336,7 +336,7 @@ class Staging:
                    if held.worker == destination and digest in held.missing]
         if not waiting or destination not in self.loop.workers:
             return
-        size = next((t.size for t in self.data.temps if t.digest == digest), None)
+        size = next((t.size for t in self.data.temps.with_digest(digest)), None)
         if size is None:
             size = next((known[1] for known in self.urls.values() if known[0] == digest), None)
         f = waiting[0][1].missing[digest]

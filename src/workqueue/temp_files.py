@@ -29,6 +29,22 @@ class TempFile:
 class TempFiles:
     def __init__(self) -> None:
         self._files: Dict[str, TempFile] = {}
+        self._by_digest: Dict[str, Set[str]] = {}  # digest -> ids of the files holding it
+
+    def made(self, temp: TempFile, digest: Optional[str], size: int = 0) -> None:
+        """Record what a file holds (None: nothing any more)."""
+        if temp.digest is not None:
+            ids = self._by_digest.get(temp.digest)
+            if ids is not None:
+                ids.discard(temp.temp_id)
+                if not ids:
+                    del self._by_digest[temp.digest]
+        temp.digest, temp.size = digest, size
+        if digest is not None:
+            self._by_digest.setdefault(digest, set()).add(temp.temp_id)
+
+    def with_digest(self, digest: str) -> List[TempFile]:
+        return [self._files[i] for i in self._by_digest.get(digest, ())]
 
     def get(self, temp_id: str) -> Optional[TempFile]:
         return self._files.get(temp_id)
@@ -62,15 +78,21 @@ class TempFiles:
             temp.readers.add(task_id)
         return temps
 
-    def forget_task(self, task_id: int) -> None:
-        for temp in self._files.values():
-            temp.readers.discard(task_id)
-            if temp.producer == task_id:
+    def forget_task(self, task_id: int, spec: Dict[str, Any]) -> None:
+        """The task is done or canceled: it reads nothing more and writes nothing more."""
+        for f in temp_inputs(spec):
+            temp = self._files.get(f.temp_id)
+            if temp is not None:
+                temp.readers.discard(task_id)
+        for f in temp_outputs(spec):
+            temp = self._files.get(f.temp_id)
+            if temp is not None and temp.producer == task_id:
                 temp.producer = None
 
-    def unneeded(self) -> List[TempFile]:
-        """Files read at least once that no pending task reads any more."""
-        return [t for t in self._files.values() if t.read and not t.readers and t.digest is not None]
+    def unneeded(self, spec: Dict[str, Any]) -> List[TempFile]:
+        """Of a task's temporary inputs, those read at least once that no pending task reads any more."""
+        temps = [self._files.get(f.temp_id) for f in temp_inputs(spec)]
+        return [t for t in temps if t is not None and t.read and not t.readers and t.digest is not None]
 
 
 def temp_inputs(spec: Dict[str, Any]) -> List[File]:
