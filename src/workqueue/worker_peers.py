@@ -330,8 +330,9 @@ class PeerFetcher:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join(timeout=0.5)  # one mid-transfer fails once the context is destroyed; never waited on
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+        if not any(thread.is_alive() for thread in self._threads):  # else it may yet write: the pipe stays
+            os.close(self._read_fd)
+            os.close(self._write_fd)
 
 
 class WorkerPeers:
