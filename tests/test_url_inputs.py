@@ -90,3 +90,13 @@ def test_only_http_urls_are_taken():
         wq.File.url("file:///etc/passwd")
     with pytest.raises(ValueError, match="output"):
         wq.Task("true", outputs=[wq.File.url("http://example.org/x")])
+
+
+def test_a_url_not_to_be_cached_is_downloaded_for_each_task(manager, web):
+    base, root, handler = web
+    (root / "fresh.txt").write_text("fresh\n")
+    with wq.local_workers(1, manager, cores=1):
+        for _ in range(3):
+            manager.submit(wq.Task("cat in", inputs=[wq.File.url(f"{base}/fresh.txt", "in", cache=False)]))
+            assert drain(manager, 60)[0].output == "fresh\n"
+    assert handler.gets == 3

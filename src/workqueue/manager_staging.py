@@ -52,7 +52,7 @@ class Staging:
         self.held: Dict[int, Held] = {}
         self.master_sends: Dict[str, Set[bytes]] = {}  # digest -> workers it is being sent to by the master
         self.urls: Dict[str, Tuple[str, int]] = {}  # URL -> (digest, size) of what a worker downloaded
-        self.downloads: Dict[int, Tuple[str, bytes]] = {}  # xfer -> (URL, the worker downloading it)
+        self.downloads: Dict[int, Tuple[str, bytes, bool]] = {}  # xfer -> (URL, the worker downloading it, keep)
         self.unpacked: Set[Tuple[bytes, str]] = set()  # (worker, archive digest) unpacked there
         self.unpacking: Dict[int, Tuple[bytes, str]] = {}  # xfer -> (worker, archive digest)
         self.unpack_later: Set[Tuple[bytes, str]] = set()  # to unpack once the archive arrives
@@ -146,7 +146,7 @@ class Staging:
         """A worker's word on a transfer, download or unpacking it was asked for: one it was not
         asked for (or not this file) is ignored."""
         xfer = message["xfer"]
-        if self.downloads.get(xfer, (None, None))[1] == conn.identity:
+        if self.downloads.get(xfer, (None, None, False))[1] == conn.identity:
             self._downloaded(conn, message)
             return
         if self.unpacking.get(xfer, (None, ""))[0] == conn.identity:
@@ -242,22 +242,23 @@ class Staging:
         held.missing[stand_in] = f
         held.urls[stand_in] = url
         held.steps.add(stand_in)
-        if (url, conn.identity) not in self.downloads.values():
+        if not any(d[:2] == (url, conn.identity) for d in self.downloads.values()):
             self.xfers += 1
-            self.downloads[self.xfers] = (url, conn.identity)
+            self.downloads[self.xfers] = (url, conn.identity, f.cache)
             self.loop.send_to(conn, protocol.encode("fetch-url", xfer=self.xfers, url=url, keep=f.cache))
         return [stand_in, f.remote, 0o644, f.cache]
 
     def _downloaded(self, conn: WorkerConn, message: protocol.Message) -> None:
-        url, _ = self.downloads.pop(message["xfer"])
+        url, _, keep = self.downloads.pop(message["xfer"])
         stand_in = fastio.hash_bytes(url.encode())
         waiting = [(task_id, held) for task_id, held in self.held.items()
                    if held.worker == conn.identity and stand_in in held.missing]
         if message["ok"]:
             digest = message["digest"]
             self.urls[url] = (digest, message["size"])
-            self.replicas.add(digest, conn.identity)
-            conn.cached.add(digest)
+            if keep:  # else the worker drops it after the task: not a copy to count on
+                self.replicas.add(digest, conn.identity)
+                conn.cached.add(digest)
             for task_id, held in waiting:
                 del held.missing[stand_in]
                 held.found[stand_in] = digest
