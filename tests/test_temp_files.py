@@ -180,3 +180,22 @@ def test_canceling_the_producer_fails_its_waiting_readers(manager):
     task = drain(manager, 30)[0]
     assert task.id == reader and task.result == Result.INPUT_MISSING
     assert "canceled" in task.output
+
+
+def test_a_worker_drops_its_temporary_files_when_its_master_goes(tmp_path):
+    m = wq.Manager(port=0)
+    worker = start_worker(m.port, "--cores", "1", "-s", str(tmp_path))
+    try:
+        temp = m.declare_temp()
+        m.submit(wq.Task("echo kept > out", outputs=[(temp, "out")]))
+        assert drain(m, 60)[0].succeeded
+
+        def cached_files():
+            return [p for p in tmp_path.glob("worker-*/cache/*") if p.is_file()]
+        assert len(cached_files()) == 1
+        m.close()
+        assert wait_for(lambda: not cached_files(), timeout=20)
+        assert worker.poll() is None  # it waits for a master again
+    finally:
+        m.close()
+        stop(worker)
