@@ -7,7 +7,8 @@ import zmq
 
 import workqueue as wq
 from workqueue import fastio, protocol
-from workqueue.worker_peers import PeerGone, PeerRefused, PeerServer, PeerUnreachable, fetch_from_peer
+from workqueue.worker_peer_server import PeerServer
+from workqueue.worker_peers import PeerGone, PeerRefused, PeerUnreachable, fetch_from_peer
 
 from conftest import drain, start_worker, stop, wait_for
 
