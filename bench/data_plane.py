@@ -13,13 +13,16 @@ master's bytes sent, and the ratio of the wall times.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import workqueue as wq
+from workqueue.manager_staging import Staging
+from workqueue.peer_sources import Transfers
 
 MiB = 1 << 20
 
@@ -88,22 +91,40 @@ def run_fanout(workers: int, path: str) -> Dict[str, float]:
         return _figures(m, time.perf_counter() - started)
 
 
+@contextlib.contextmanager
+def master_only() -> Iterator[None]:
+    """The reference: the master sends every copy itself (peer sources switched off in this process)."""
+    saved = Transfers.pick, Staging._master_sends
+    Transfers.pick = lambda self, holders, destination, now: None
+    Staging._master_sends = lambda self, digest, destination: True
+    try:
+        yield
+    finally:
+        Transfers.pick, Staging._master_sends = saved
+
+
 def fanout(mib: int, workers: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory(prefix="wq-bench-") as directory:
         path = os.path.join(directory, "input.bin")
         with open(path, "wb") as f:
             f.write(os.urandom(mib * MiB))
-        runs: Dict[int, List[Dict[str, float]]] = {1: [], workers: []}
+        one, many, reference = "1 worker", f"{workers} workers", f"{workers} workers, master only"
+        runs: Dict[str, List[Dict[str, float]]] = {one: [], many: [], reference: []}
         for _ in range(repeats):  # in turn
-            for count in runs:
-                runs[count].append(run_fanout(count, path))
+            runs[one].append(run_fanout(1, path))
+            runs[many].append(run_fanout(workers, path))
+            with master_only():
+                runs[reference].append(run_fanout(workers, path))
     for count, figures in runs.items():
         seconds = statistics.median(f["seconds"] for f in figures)
-        print(f"{mib} MiB cached input, {count} worker(s): wall {seconds:6.2f} s  master sent "
+        print(f"{mib} MiB cached input, {count}: wall {seconds:6.2f} s  master sent "
               f"{figures[-1]['sent'] / MiB:7.1f} MiB  worker to worker {figures[-1]['peer'] / MiB:7.1f} MiB  "
               f"all wall times {[round(f['seconds'], 2) for f in figures]}")
-    ratio = statistics.median(f["seconds"] for f in runs[workers]) / statistics.median(f["seconds"] for f in runs[1])
-    print(f"{workers} workers take {ratio:.2f}x the wall time of one (each task sleeps 1 s after reading)")
+    def median(key: str) -> float:
+        return statistics.median(f["seconds"] for f in runs[key])
+    print(f"{many} take {median(many) / median(one):.2f}x the wall time of one, "
+          f"{median(reference) / median(one):.2f}x when the master sends every copy "
+          f"(each task sleeps 1 s after reading)")
 
 
 def _drain(m: wq.Manager, count: int) -> None:
