@@ -213,3 +213,13 @@ def test_a_worker_claiming_transfers_it_was_not_asked_for_changes_nothing(manage
     assert stats["peer_transfers"] == 0 and stats["peer_failures"] == 0 and stats["messages_failed"] == 0
     assert manager._loop.data.replicas.count(digest) == 0
     sock.close(0)
+
+
+@pytest.mark.parametrize("value", ["a b", "host:9123", "tcp://host", ""])
+def test_a_contact_host_that_is_not_one_is_refused_at_the_command_line(value):
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-m", "workqueue.worker", "localhost", "9123", "--contact-host", value],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "--contact-host" in run.stderr and "not a host name or address" in run.stderr

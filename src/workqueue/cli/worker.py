@@ -41,6 +41,18 @@ def _offered(context: click.Context, param: click.Parameter, value: Optional[flo
         raise click.BadParameter(str(error), context, param) from None
 
 
+def _contact_host(context: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    """A host name or address peers can connect to: one word, no scheme or port (an IPv6 address in
+    brackets)."""
+    if value is None:
+        return None
+    if not value or len(value) > 200 or not value.isprintable() or any(c.isspace() for c in value) \
+            or "/" in value or (":" in value and not (value.startswith("[") and value.endswith("]"))):
+        raise click.BadParameter(f"{value[:200]!r} is not a host name or address (an IPv6 address goes in "
+                                 f"brackets: [::1])", context, param)
+    return value
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("address", nargs=-1)
 @click.option("-M", "-N", "--manager-name", "--master-name", "manager_name", help="Find the manager by project name (regular expression).")
@@ -62,7 +74,8 @@ def _offered(context: click.Context, param: click.Parameter, value: Optional[flo
 @click.option("--curve-key", type=click.Path(dir_okay=False), help="This worker's .key_secret file (created if absent).")
 @click.option("--coprocess", help="Start this command as a coprocess (Parsl's serverless mode).")
 @click.option("--coprocesses-total", type=int, help="How many coprocesses (default: one per core).")
-@click.option("--contact-host", help="The host name or address other workers reach this one at (default: its hostname).")
+@click.option("--contact-host", callback=_contact_host,
+              help="The host name or address other workers reach this one at (default: its hostname).")
 @click.option("--keep-cache", is_flag=True, help="Leave the workspace and its cache behind on exit.")
 @click.option("-d", "--debug", multiple=True, help="Debug flags ('all' for everything).")
 @click.option("-o", "--debug-file", type=click.Path(dir_okay=False), help="Write the debug log here.")
