@@ -223,3 +223,43 @@ def test_a_contact_host_that_is_not_one_is_refused_at_the_command_line(value):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "--contact-host" in run.stderr and "not a host name or address" in run.stderr
+
+
+def test_a_fetch_that_cannot_be_taken_into_the_cache_fails_alone_not_the_worker(tmp_path):
+    import select
+
+    from workqueue.cache import Cache
+    from workqueue.worker_peers import WorkerPeers
+
+    class Session:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, frames):
+            self.sent.append(protocol.decode(frames))
+
+    ctx = zmq.Context()
+    data = os.urandom(MiB)
+    digest = fastio.hash_bytes(data)
+    source_cache, cache = Cache(str(tmp_path / "a")), Cache(str(tmp_path / "b"))
+    (tmp_path / "a" / digest).write_bytes(data)
+    source, peers = WorkerPeers(ctx, source_cache, "127.0.0.1"), WorkerPeers(ctx, cache, "127.0.0.1")
+    try:
+        source.set_key(KEY)
+        peers.set_key(KEY)
+        session = Session()
+        peers.on_fetch(session, protocol.decode(protocol.encode(
+            "fetch", xfer=7, digest=digest, size=len(data), source=source.address, keep=True)))
+        assert select.select([peers.fileno()], [], [], 30)[0]
+
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+        cache.admit = full
+        peers.completed(session)  # raises nothing
+        assert [(m.type, m["xfer"], m["ok"]) for m in session.sent] == [("fetched", 7, False)]
+        assert "No space left" in session.sent[0]["reason"]
+        assert os.listdir(tmp_path / "b" / "tmp") == []
+    finally:
+        source.close()
+        peers.close()
+        ctx.destroy(0)

@@ -240,31 +240,43 @@ class WorkerPeers:
                                 message["keep"], b"", tmp_path, url=message["url"]))
 
     def completed(self, session: Any) -> None:
-        """Fetches done: into the cache, and the master told (with why, for one that failed)."""
+        """Fetches done: into the cache, and the master told (with why, for one that failed). Called
+        from the worker's loop: whatever goes wrong with one job fails that job, never the loop."""
         for job in self.fetcher.done():
-            if job.session != self._session:
+            try:
+                self._done(session, job)
+            except Exception as error:
+                self.complain("fetch-done-failed", logging.ERROR, "a finished transfer could not be taken in: %r",
+                              error, exc_info=error)
                 if job.incoming is not None:
                     job.incoming.abort()
                 _unlink(job.tmp_path)
-                continue
-            if job.url:
-                self._url_done(session, job)
-                continue
-            if job.unpack:
-                self._unpacked(session, job)
-                continue
-            if job.error is None:
-                evicted = self.cache.admit(job.digest, job.incoming, job.mode, keep=job.keep)
-                session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest, ok=True))
-                if evicted:
-                    session.send(protocol.encode("cache-update", removed=evicted))
-                continue
-            self.complain("fetch-failed", logging.WARNING, "could not get %s from %s: %s", job.digest, job.source,
-                          job.error)
-            session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest,
-                                         unreachable=isinstance(job.error, PeerUnreachable),
-                                         gone=isinstance(job.error, PeerGone),
-                                         reason=str(job.error)[:protocol.REASON_MAX]))
+                session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest,
+                                             reason=f"could not be taken in: {error}"[:protocol.REASON_MAX]))
+
+    def _done(self, session: Any, job: _Job) -> None:
+        if job.session != self._session:
+            if job.incoming is not None:
+                job.incoming.abort()
+            _unlink(job.tmp_path)
+            return
+        if job.url:
+            self._url_done(session, job)
+            return
+        if job.unpack:
+            self._unpacked(session, job)
+            return
+        if job.error is None:
+            evicted = self.cache.admit(job.digest, job.incoming, job.mode, keep=job.keep)
+            job.incoming = None  # in the cache now
+            session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest, ok=True))
+            if evicted:
+                session.send(protocol.encode("cache-update", removed=evicted))
+            return
+        self.complain("fetch-failed", logging.WARNING, "could not get %s from %s: %s", job.digest, job.source, job.error)
+        session.send(protocol.encode("fetched", xfer=job.xfer, digest=job.digest,
+                                     unreachable=isinstance(job.error, PeerUnreachable),
+                                     gone=isinstance(job.error, PeerGone), reason=str(job.error)[:protocol.REASON_MAX]))
 
     def on_unpack(self, session: Any, message: protocol.Message) -> None:
         digest = message["digest"]
