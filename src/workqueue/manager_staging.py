@@ -341,17 +341,22 @@ class Staging:
         if size is None:
             size = next((known[1] for known in self.urls.values() if known[0] == digest), None)
         f = waiting[0][1].missing[digest]
-        if f is not None:
-            size = self.loop.digests.digest(f.local)[1] if size is None else size
-        if self._start(destination, digest, size or 0):
+        try:
+            if f is not None and size is None:
+                size = self.loop.digests.digest(f.local)[1]
+            if self._start(destination, digest, size or 0):
+                return
+            if f is not None:
+                if self._master_sends(digest, destination):
+                    self.master_sends.setdefault(digest, set()).add(destination)
+                    record = self.loop.tasks.get(waiting[0][0])
+                    self.loop._stage_input(record, self.loop.workers[destination], f)
+                return
+        except OSError as error:  # the master's own file is gone, or changed while being sent
+            for task_id, _ in waiting:
+                self._fail_booked(task_id, f"input missing: {error}")
             return
         now = time.monotonic()
-        if f is not None:
-            if self._master_sends(digest, destination):
-                self.master_sends.setdefault(digest, set()).add(destination)
-                record = self.loop.tasks.get(waiting[0][0])
-                self.loop._stage_input(record, self.loop.workers[destination], f)
-            return
         if any(self.transfers.reachable(w, now) for w in self.replicas.holders(digest) if w != destination):
             return  # holders busy: their transfers end, and this is tried again
         for task_id, _ in waiting:
