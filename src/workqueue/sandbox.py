@@ -192,6 +192,8 @@ class Sandbox:
             if unpack and name in unpack:
                 if not link_unpacked(cache, digest, target):
                     return digest
+                cache.use(digest, keep)  # the archive, held while the task runs
+                self._linked.append(digest)
                 continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
             cache.use(digest, keep)
