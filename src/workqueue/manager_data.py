@@ -105,7 +105,8 @@ class DataPlane:
             return
         if fields["result"] != Result.SUCCESS or fields["exit_code"] != 0:
             for _, digest, _ in made:
-                self.loop.send_to(conn, protocol.encode("invalidate", digest=digest))
+                if not self.replicas.holds(conn.identity, digest):  # not a copy another file counts on
+                    self.loop.send_to(conn, protocol.encode("invalidate", digest=digest))
             return
         by_name = {f.remote: f.temp_id for f in record.spec["outputs"] if f.temp_id is not None}
         for name, digest, size in made:
