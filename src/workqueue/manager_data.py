@@ -308,6 +308,8 @@ class DataPlane:
                 continue
             for worker in self.replicas.holders(temp.digest):
                 conn = self.loop.workers.get(worker)
+                if conn is not None and temp.digest in conn.cached:
+                    continue  # the same bytes are a cached input there too: they stay
                 if conn is not None:
                     self.loop.send_to(conn, protocol.encode("invalidate", digest=temp.digest))
                 self.replicas.discard(temp.digest, worker)
