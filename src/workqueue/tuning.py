@@ -14,6 +14,7 @@ HONOURED: Dict[str, str] = {
     "category-steady-n-tasks": "finished tasks of a category before its allocation is guessed",
     "fast-abort-multiplier": "the queue's fast abort multiplier (below 1: off)",
     "prefetch": "1: short tasks may wait queued on busy workers (the default); 0: never",
+    "temp-replica-count": "copies of each temporary file kept on distinct workers (1, the default: no extra copy)",
 }
 
 # name -> why it changes nothing here (tune warns once with this)
