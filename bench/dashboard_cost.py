@@ -9,7 +9,6 @@ import os
 import statistics
 import sys
 import subprocess
-import urllib.request
 
 import workqueue as wq
 from bench import workloads

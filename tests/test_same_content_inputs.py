@@ -20,7 +20,7 @@ def test_identical_uncached_inputs_all_arrive(tmp_path):
         workers = [start_worker(m.port, "--cores", "1") for _ in range(2)]
         try:
             for i in range(6):  # quick ones first: the category's mean lets the rest be prefetched
-                m.submit(wq.Task(f"cat in.txt > /dev/null", inputs=[(str(same), "in.txt")], cores=1))
+                m.submit(wq.Task("cat in.txt > /dev/null", inputs=[(str(same), "in.txt")], cores=1))
             for _ in range(6):
                 assert m.wait(30).succeeded
             tasks = [wq.Task("true", inputs=[(str(same), "in.txt")], cores=1, max_retries=1)
@@ -104,7 +104,7 @@ def test_a_kept_input_survives_its_tasks_failure_before_staging(tmp_path):
         try:
             first = wq.Task("true", inputs=[wq.File(str(big), "big"), wq.File(str(kept), "kept", cache=True)])
             m.submit(first)
-            t = m.wait(30)
+            assert m.wait(30) is first  # it fails: its other input cannot fit
             second = wq.Task("cat kept", inputs=[wq.File(str(kept), "kept", cache=True)], max_retries=3)
             m.submit(second)
             t2 = m.wait(30)

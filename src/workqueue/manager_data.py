@@ -293,10 +293,10 @@ class DataPlane:
 
     def fail(self, record: TaskRecord, why: str) -> None:
         self.parked.pop(record.task_id, None)
-        outcome = self.loop._outcome(record, None, Result.INPUT_MISSING, -1)
+        outcome = self.loop.make_outcome(record, None, Result.INPUT_MISSING, -1)
         outcome["stdout"] = why.encode()
         log.warning("task %d: %s", record.task_id, why)
-        self.loop._complete(record, outcome)
+        self.loop.complete(record, outcome)
 
     def _remove_unneeded(self, spec: Dict[str, Any]) -> None:
         """Temporary inputs of a task done that were read and are needed by no pending task: removed

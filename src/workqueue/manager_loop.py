@@ -20,15 +20,15 @@ from .constants import PROTOCOL_VERSION, Result
 from .files import DigestMemo, File
 from .manager_blocks import BlockList
 from .capacity import Capacity
-from .categories import task_program
 from .manager_categories import CategoryKeeper
 from .manager_data import DataPlane
 from .manager_door import Door
 from .manager_history import TaskHistory
 from .manager_inputs import cached_input_scorer, expand_directories, input_megabytes
 from .manager_records import PREFETCH_MAX_SECONDS, PREFETCH_MIN_SAMPLES, TRANSIENT, Settings, TaskRecord, WorkerConn
+from .manager_commands import Commands
 from .manager_revocations import Revocations
-from .manager_status import snapshot, status
+from .manager_status import snapshot
 from .outputs import OutputReceiver, abort_outputs, finish_outputs
 from .ratelimit import LimitedLog
 from .scheduler import NO_NEEDS, Assignment, Needs, Scheduler, describe_shape
@@ -100,13 +100,14 @@ class ManagerLoop:
         self.history = TaskHistory()  # past and held tasks, for the dashboard (read only when asked)
         self.log_limited = LimitedLog(log)
         self.revocations = Revocations(self)
+        self.user_commands = Commands(self)
         self._worker_handlers = {
             name[len("_on_"):].replace("_", "-"): getattr(self, name) for name in dir(self) if name.startswith("_on_")}
         self._worker_handlers["revoked"] = self.revocations.answered
         self.snapshot: Dict[str, Any] = {}
         self._publish()
         self._next_maintenance = 0.0
-        self._workers_awaited = False  # wait-for-workers has been met once
+        self.workers_awaited = False  # wait-for-workers has been met once
         self.behind = False  # the last turn left messages unread: queued tasks wait on us, not on workers
 
     # -- the loop -------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class ManagerLoop:
                 if self.wake in events:
                     self._drain_wake()
                 self.wake_pending = False  # before reading commands: a later one sends a new wake-up
-                self._run_commands()
+                self.user_commands.run()
                 if self.router in events:
                     self._receive_batch()
                 else:
@@ -188,7 +189,7 @@ class ManagerLoop:
         run those tasks, so a refill sent only after the whole batch found the worker idle."""
         if identity in self.workers:
             for conn in self._dispatch(only=identity):
-                self._pump(conn, chunks=1)
+                self.pump(conn, chunks=1)
 
     def _handle_frames(self, frames: List[zmq.Frame]) -> None:
         identity = frames[0].bytes
@@ -259,38 +260,7 @@ class ManagerLoop:
         self.counters["messages_dropped"] += 1
         self.log_limited("dropped", logging.WARNING, "dropped a message from %s: %s", identity.hex()[:16], reason)
 
-    # -- commands from the user's thread --------------------------------------------------------
-    def _run_commands(self) -> None:
-        while True:
-            try:
-                command = self.commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                getattr(self, "_cmd_" + command[0])(*command[1:])
-            except Exception as error:  # the API checks arguments; this is the loop's last defence
-                self._command_failed(command, error)
-
-    def _command_failed(self, command: tuple, error: Exception) -> None:
-        """Log a command that failed; a task whose submission failed is handed back failed."""
-        log.error("the %r command failed: %r", command[0], error, exc_info=error)
-        if command[0] != "submit":
-            return
-        task_id, spec, submit_time = command[1:]
-        record = self.tasks.get(task_id) or TaskRecord(task_id, spec, submit_time)
-        outcome = self._outcome(record, None, Result.UNKNOWN, -1)
-        outcome["stdout"] = f"the manager could not queue this task: {error!r}".encode()
-        self._complete(record, outcome)
-
-    def _cmd_submit(self, task_id: int, spec: Dict[str, Any], submit_time: float) -> None:
-        self.history.submitted(spec["category"])
-        self.category_keeper.size(spec)
-        self.tasks[task_id] = TaskRecord(task_id, spec, submit_time, program=task_program(spec["command"]))
-        self.counters["tasks_submitted"] += 1
-        self.transactions.task(task_id, "WAITING", spec["category"])
-        if self.data.admit_task(self.tasks[task_id]):  # else it waits for temporary files, or failed
-            self.queue_task(self.tasks[task_id])
-
+    # -- the user's thread's commands (manager_commands.py) hand tasks over here ---------------
     def queue_task(self, record: TaskRecord) -> None:
         """Hand a task to the scheduler (at submit, or once the temporary files it reads exist)."""
         spec = record.spec
@@ -299,101 +269,7 @@ class ManagerLoop:
         self.scheduler.submit(record.task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
                               spec.get("algorithm"), needs)
 
-    def _cmd_cancel(self, task_id: int) -> None:
-        record = self.tasks.pop(task_id, None)
-        if record is None:
-            return
-        self.history.canceled(record.spec["category"])
-        if record.worker is not None:
-            conn = self.workers.get(record.worker)
-            if conn is not None:
-                conn.tasks.discard(task_id)
-                self.send_to(conn, protocol.encode("kill", task_id=task_id))
-        abort_outputs(record)
-        self.scheduler.finish(task_id)
-        self.data.forget_task(record)
-        self.counters["tasks_canceled"] += 1
-        self.transactions.task(task_id, "CANCELED")
-
-    def _cmd_invalidate(self, local_path: str) -> None:
-        try:
-            digest, _, _ = self.digests.digest(local_path)
-        except OSError:
-            return
-        for conn in self.workers.values():
-            if digest in conn.cached:
-                conn.cached.discard(digest)
-                self.data.cache_update(conn, [], [digest])
-                self.send_to(conn, protocol.encode("invalidate", digest=digest))
-
-    def _cmd_shutdown_workers(self, count: int) -> None:
-        idle = [c for c in self.workers.values() if not c.tasks]
-        for conn in idle[:count or len(idle)]:
-            self.send_to(conn, protocol.encode("shutdown", reason="asked by the manager"))
-            self._pump(conn)
-            self.remove_worker(conn, "shut down by the manager")
-
-    def _cmd_tune(self, name: str, value: float) -> None:
-        key = name.replace("-", "_")
-        if key in ("keepalive_interval", "keepalive_timeout", "hungry_minimum", "hungry_minimum_factor",
-                   "wait_for_workers", "prefetch"):
-            setattr(self.settings, key, type(getattr(self.settings, key))(value))
-            if key == "wait_for_workers":
-                self._workers_awaited = False  # counted from now
-        elif key == "category_steady_n_tasks":
-            self.categories.steady_n_tasks = int(value)
-        elif key == "fast_abort_multiplier":
-            self.categories.set_fast_abort(None, value)
-        elif key == "temp_replica_count":
-            self.data.replica_count = max(1, int(value))
-        else:
-            log.info("tune(%r) has no effect in workqueue", name)
-
-    def _cmd_category_max(self, category: str, resources: Dict[str, float]) -> None:
-        """Tasks of this category that declare nothing get these resources instead of a whole worker."""
-        self.categories.set_max(category, resources)
-
-    def _cmd_category(self, setting: str, category: str, *values: Any) -> None:
-        """A category's mode, min, first allocation guess or autolabel (see categories.py)."""
-        getattr(self.categories, "set_" + setting)(category, *values)
-
-    def _cmd_fast_abort(self, category: Optional[str], multiplier: float) -> None:
-        self.categories.set_fast_abort(category, multiplier)
-
-    def _cmd_monitoring(self, enabled: bool) -> None:
-        self.categories.monitoring = enabled
-
-    def _cmd_estimate_capacity(self) -> None:
-        self.capacity = self.capacity or Capacity()
-
-    def _cmd_advertiser(self, advertiser: Any) -> None:
-        self.advertiser = advertiser
-
-    def _cmd_configure(self, key: str, value: Any) -> None:
-        setattr(self.settings, key, value)
-        if key == "transactions_log":
-            self.transactions.close()
-            self.transactions = TransactionsLog(value)
-
-    def _cmd_locate(self, temp_id: str, reply: "queue.SimpleQueue[Any]") -> None:
-        reply.put(self.data.locate(temp_id))
-
-    def _cmd_status(self, what: str, reply: "queue.SimpleQueue[Any]") -> None:
-        reply.put(status(self, what))
-
-    def _cmd_scheduling(self, key: str, value: str) -> None:
-        """``algorithm`` (worker selection) or ``task_order`` (for tasks submitted from now on)."""
-        setattr(self.scheduler, key, value)
-
-    def _cmd_block_host(self, host: str, timeout: Optional[float]) -> None:
-        self.blocks.block(host, timeout, time.monotonic())
-        self._apply_blocks()
-
-    def _cmd_unblock_host(self, host: Optional[str]) -> None:
-        self.blocks.unblock(host)
-        self._apply_blocks()
-
-    def _apply_blocks(self) -> None:
+    def apply_blocks(self) -> None:
         for conn in self.workers.values():
             self.scheduler.block_worker(conn.identity, self._host_blocked(conn))
 
@@ -496,12 +372,12 @@ class ManagerLoop:
         if missing and result == Result.SUCCESS:
             result = Result.OUTPUT_MISSING
         stdout = message.payload[0]
-        outcome = self._outcome(record, conn, result, fields["exit_code"])
+        outcome = self.make_outcome(record, conn, result, fields["exit_code"])
         outcome.update(stdout=protocol.as_bytes(stdout),
                        measured=fields["measured"], limits_exceeded=fields["limits_exceeded"],
                        missing_outputs=missing)
         outcome["times"].update({k: float(v) for k, v in fields["times"].items()})
-        self._complete(record, outcome)
+        self.complete(record, outcome)
 
     # -- dispatch -------------------------------------------------------------------------------
     def _prefetch_depth(self, task_id: int) -> int:
@@ -516,13 +392,13 @@ class ManagerLoop:
 
     def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
         """Book and queue what can run (see Scheduler.schedule); return the workers sent tasks."""
-        if self.settings.wait_for_workers and not self._workers_awaited:
+        if self.settings.wait_for_workers and not self.workers_awaited:
             if len(self.workers) < self.settings.wait_for_workers:
                 return []  # tune("wait-for-workers", n): nothing goes out before n workers have come
-            self._workers_awaited = True
+            self.workers_awaited = True
         prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
         if self.blocks and self.blocks.expire(time.monotonic()):
-            self._apply_blocks()
+            self.apply_blocks()
         sent_to: Dict[bytes, WorkerConn] = {}
         for assignment in self.scheduler.schedule(prefetch_depth, only, self._cached_bytes):
             record = self.tasks[assignment.task_id]
@@ -532,10 +408,10 @@ class ManagerLoop:
             except OSError as error:
                 self.scheduler.finish(record.task_id)
                 conn.tasks.discard(record.task_id)
-                outcome = self._outcome(record, conn, Result.INPUT_MISSING, -1)
+                outcome = self.make_outcome(record, conn, Result.INPUT_MISSING, -1)
                 outcome["stdout"] = f"input missing: {error}".encode()
                 log.warning("task %d: %s", record.task_id, error)
-                self._complete(record, outcome)
+                self.complete(record, outcome)
         return list(sent_to.values())
 
     def _worker_seconds(self, identity: bytes) -> Optional[float]:
@@ -550,7 +426,7 @@ class ManagerLoop:
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec
-        inputs = [self.data.stage(record, conn, f) or self._stage_input(record, conn, f)
+        inputs = [self.data.stage(record, conn, f) or self.stage_input(record, conn, f)
                   for f in expand_directories(spec["inputs"])]
         record.attempts += 1
         record.worker = conn.identity
@@ -576,7 +452,7 @@ class ManagerLoop:
             conn.outbox.message(frames)
         self.transactions.task(record.task_id, "RUNNING", conn.worker_id)
 
-    def _stage_input(self, record: TaskRecord, conn: WorkerConn, f: File) -> list:
+    def stage_input(self, record: TaskRecord, conn: WorkerConn, f: File) -> list:
         """Queue the bytes of one input for a worker unless it holds them already."""
         if f.local is not None and f.data is None and os.path.isdir(f.local):
             return ["", f.remote, 0o755, False]  # an empty directory: the worker makes it
@@ -615,9 +491,9 @@ class ManagerLoop:
         self._pump_turn = (self._pump_turn + 1) % len(pending)
         pending = pending[self._pump_turn:] + pending[:self._pump_turn]
         while pending:
-            pending = [conn for conn in pending if self._pump(conn, chunks=1)]
+            pending = [conn for conn in pending if self.pump(conn, chunks=1)]
 
-    def _pump(self, conn: WorkerConn, chunks: Optional[int] = None) -> int:
+    def pump(self, conn: WorkerConn, chunks: Optional[int] = None) -> int:
         """Send what ``conn``'s outbox may send now; return how many chunks went. A worker that has
         not read what it was sent keeps the rest in its outbox until it does."""
         try:
@@ -649,7 +525,7 @@ class ManagerLoop:
             return None
         return record
 
-    def _outcome(self, record: TaskRecord, conn: Optional[WorkerConn], result: Result, exit_code: int) -> Dict[str, Any]:
+    def make_outcome(self, record: TaskRecord, conn: Optional[WorkerConn], result: Result, exit_code: int) -> Dict[str, Any]:
         return {
             "result": int(result), "exit_code": exit_code, "stdout": b"",
             "hostname": conn.hostname if conn else None, "worker_id": conn.worker_id if conn else None,
@@ -659,7 +535,7 @@ class ManagerLoop:
             "times": {"submit": record.submit_time, "dispatch": record.dispatch_time, "done": time.time()},
         }
 
-    def _complete(self, record: TaskRecord, outcome: Dict[str, Any]) -> None:
+    def complete(self, record: TaskRecord, outcome: Dict[str, Any]) -> None:
         self.tasks.pop(record.task_id, None)
         self.scheduler.finish(record.task_id)
         abort_outputs(record)
@@ -691,9 +567,9 @@ class ManagerLoop:
         record.worker = None
         max_retries = record.spec["max_retries"]
         if max_retries and record.attempts - record.revoked >= max_retries:
-            outcome = self._outcome(record, conn, Result.MAX_RETRIES, -1)
+            outcome = self.make_outcome(record, conn, Result.MAX_RETRIES, -1)
             outcome["stdout"] = f"gave up after {record.attempts} attempts; last: {reason}".encode()
-            self._complete(record, outcome)
+            self.complete(record, outcome)
             return
         self.counters["tasks_requeued"] += 1
         self.requeue_reasons[kind] = self.requeue_reasons.get(kind, 0) + 1
