@@ -205,13 +205,9 @@ class DataPlane:
     def repark(self, task_id: int) -> None:
         """A booked task whose temporary input has no reachable copy: unbooked, it waits for the
         file to be made again."""
-        self.staging.held.pop(task_id, None)
-        record = self.loop.tasks.get(task_id)
+        record = self.staging.unbook(task_id)
         if record is None:
             return
-        conn = self.loop.workers.get(record.worker) if record.worker else None
-        if conn is not None:
-            conn.tasks.discard(task_id)
         record.worker = None
         self.loop.scheduler.finish(task_id)
         self._park(record)

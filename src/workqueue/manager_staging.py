@@ -310,14 +310,20 @@ class Staging:
 
     def _fail_booked(self, task_id: int, why: str) -> None:
         """A task booked on a worker that cannot run: it fails with INPUT_MISSING."""
+        record = self.unbook(task_id)
+        if record is not None:
+            self.data.fail(record, why)
+
+    def unbook(self, task_id: int) -> Optional[TaskRecord]:
+        """Forget a held task's booking on its worker; its record, or None if it is gone."""
         self.held.pop(task_id, None)
         record = self.loop.tasks.get(task_id)
         if record is None:
-            return
+            return None
         conn = self.loop.workers.get(record.worker) if record.worker else None
         if conn is not None:
             conn.tasks.discard(task_id)
-        self.data.fail(record, why)
+        return record
 
     def _coming_to(self, worker: bytes, digest: str) -> bool:
         return self.transfers.flying_to(worker, digest) or worker in self.master_sends.get(digest, ())
