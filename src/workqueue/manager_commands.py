@@ -57,7 +57,7 @@ class Commands:
         loop.counters["tasks_submitted"] += 1
         loop.transactions.task(task_id, "WAITING", spec["category"])
         if loop.data.admit_task(record):  # else it waits for temporary files, or failed
-            loop.queue_task(record)
+            loop.placement.queue_task(record)
 
     def do_cancel(self, task_id: int) -> None:
         record = self.loop.tasks.pop(task_id, None)

@@ -228,7 +228,7 @@ class DataPlane:
         return any(self.transfers.reachable(w, now) for w in self.replicas.holders(temp.digest))
 
     def _submit(self, record: TaskRecord) -> None:
-        self.loop.queue_task(record)
+        self.loop.placement.queue_task(record)
 
     def _unpark(self, temp: TempFile) -> None:
         for task_id in sorted(temp.readers):

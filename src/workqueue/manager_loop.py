@@ -11,7 +11,7 @@ import math
 import os
 import queue
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import zmq
 
@@ -24,14 +24,15 @@ from .manager_categories import CategoryKeeper
 from .manager_data import DataPlane
 from .manager_door import Door
 from .manager_history import TaskHistory
-from .manager_inputs import cached_input_scorer, expand_directories, input_megabytes
-from .manager_records import PREFETCH_MAX_SECONDS, PREFETCH_MIN_SAMPLES, TRANSIENT, Settings, TaskRecord, WorkerConn
+from .manager_inputs import expand_directories
+from .manager_records import TRANSIENT, Settings, TaskRecord, WorkerConn
 from .manager_commands import Commands
+from .manager_placement import Placement
 from .manager_revocations import Revocations
 from .manager_status import snapshot
 from .outputs import OutputReceiver, abort_outputs, finish_outputs
 from .ratelimit import LimitedLog
-from .scheduler import NO_NEEDS, Assignment, Needs, Scheduler, describe_shape
+from .scheduler import Assignment, Scheduler, describe_shape
 from .transactions import TransactionsLog
 from .transfer import BytesSource, Credits, FileSource, Outbox, TransferError
 
@@ -39,8 +40,6 @@ log = logging.getLogger("workqueue.manager")
 
 BATCH = 256  # messages handled per poll wake-up before dispatching again
 PUBLISH_INTERVAL = 0.02  # seconds between snapshots for the user's thread (completions go out at once)
-PREFETCH_QUEUE_SECONDS = 0.02  # work queued ahead on a busy worker, per core
-PREFETCH_MAX_DEPTH = 64  # per core; each wake-up of a worker then serves more tasks (see FunctionPool)
 SEND_HWM = 1000  # messages queued per peer before a send would block: a peer that reads nothing
 RECEIVE_HWM = 64  # holds at most this many of ours; ZeroMQ stops reading a peer this far ahead of us
 GOODBYE_LINGER_MS = 200  # how long a closing master's goodbyes may take to leave
@@ -72,7 +71,8 @@ class ManagerLoop:
         self.failure: Optional[BaseException] = None  # why the loop stopped on its own, if it did
         self.wake_pending = False  # set by the user's thread when it sends a wake-up
         self._finished_now: List[Tuple[int, Dict[str, Any]]] = []
-        self.scheduler = Scheduler(worker_seconds=self._worker_seconds)
+        self.placement = Placement(self)
+        self.scheduler = Scheduler(worker_seconds=self.placement.worker_seconds)
         self.workers: Dict[bytes, WorkerConn] = {}
         self.tasks: Dict[int, TaskRecord] = {}
         self.outputs = OutputReceiver()
@@ -261,14 +261,6 @@ class ManagerLoop:
         self.log_limited("dropped", logging.WARNING, "dropped a message from %s: %s", identity.hex()[:16], reason)
 
     # -- the user's thread's commands (manager_commands.py) hand tasks over here ---------------
-    def queue_task(self, record: TaskRecord) -> None:
-        """Hand a task to the scheduler (at submit, or once the temporary files it reads exist)."""
-        spec = record.spec
-        features, min_time = spec.get("features"), spec.get("min_running_time")
-        needs = Needs(frozenset(features or ()), min_time or 0.0) if features or min_time else NO_NEEDS
-        self.scheduler.submit(record.task_id, spec["resources"], spec["priority"], input_megabytes(spec["inputs"]),
-                              spec.get("algorithm"), needs)
-
     def apply_blocks(self) -> None:
         for conn in self.workers.values():
             self.scheduler.block_worker(conn.identity, self._host_blocked(conn))
@@ -380,27 +372,17 @@ class ManagerLoop:
         self.complete(record, outcome)
 
     # -- dispatch -------------------------------------------------------------------------------
-    def _prefetch_depth(self, task_id: int) -> int:
-        """How many tasks like this one may wait on a busy worker, per core: enough to keep it
-        busy for about PREFETCH_QUEUE_SECONDS, none for tasks not known to be short (by the tasks
-        of its category that ran the same program; a wrong guess is taken back, see Revocations)."""
-        record = self.tasks[task_id]
-        times = self.categories.program_wall_times(record.spec["category"], record.program)
-        if times is None or times.count < PREFETCH_MIN_SAMPLES or times.mean >= PREFETCH_MAX_SECONDS:
-            return 0
-        return max(1, min(PREFETCH_MAX_DEPTH, int(PREFETCH_QUEUE_SECONDS / max(times.mean, 1e-6))))
-
     def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
         """Book and queue what can run (see Scheduler.schedule); return the workers sent tasks."""
         if self.settings.wait_for_workers and not self.workers_awaited:
             if len(self.workers) < self.settings.wait_for_workers:
                 return []  # tune("wait-for-workers", n): nothing goes out before n workers have come
             self.workers_awaited = True
-        prefetch_depth = self._prefetch_depth if self.settings.prefetch else None
+        prefetch_depth = self.placement.prefetch_depth if self.settings.prefetch else None
         if self.blocks and self.blocks.expire(time.monotonic()):
             self.apply_blocks()
         sent_to: Dict[bytes, WorkerConn] = {}
-        for assignment in self.scheduler.schedule(prefetch_depth, only, self._cached_bytes):
+        for assignment in self.scheduler.schedule(prefetch_depth, only, self.placement.cached_bytes):
             record = self.tasks[assignment.task_id]
             conn = sent_to[assignment.worker] = self.workers[assignment.worker]
             try:
@@ -413,16 +395,6 @@ class ManagerLoop:
                 log.warning("task %d: %s", record.task_id, error)
                 self.complete(record, outcome)
         return list(sent_to.values())
-
-    def _worker_seconds(self, identity: bytes) -> Optional[float]:
-        """For the TIME algorithm: the worker's mean wall time per finished task."""
-        conn = self.workers.get(identity)
-        return conn.task_seconds / conn.timed if conn is not None and conn.timed else None
-
-    def _cached_bytes(self, task_id: int) -> Optional[Callable[[bytes], float]]:
-        """For the FILES algorithm: see manager_inputs.cached_input_scorer."""
-        spec = self.tasks[task_id].spec
-        return self.data.scorer(spec, cached_input_scorer(spec["inputs"], self.digests, self.workers))
 
     def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
         spec = record.spec
