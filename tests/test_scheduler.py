@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from workqueue.constants import RESOURCE_NAMES
@@ -255,6 +256,29 @@ def test_files_sends_a_task_to_the_worker_caching_most_of_its_inputs():
     assert booked[0] == "c"  # most bytes cached there
     assert booked[1] in ("a", "b")  # no cached inputs: first fit
     assert sorted(calls) == [0, 1]
+
+
+@pytest.mark.parametrize("algorithm", ["files", "fcfs"])
+def test_a_prefetched_files_task_waits_on_the_worker_caching_its_inputs(algorithm):
+    """Both workers are busy; the task that worker b caches inputs for is queued on b even when
+    a frees room first (``only="a"``), under FILES; FCFS queues it on a."""
+    s = Scheduler(algorithm=algorithm)
+    one_core_workers(s, "a", "b")
+    s.submit(0, declared(cores=1))
+    s.submit(1, declared(cores=1))
+    assert {a.worker for a in s.schedule()} == {"a", "b"}
+    s.submit(2, declared(cores=1))
+    s.submit(3, declared(cores=1))
+
+    def cached_bytes(task_id):
+        return (lambda worker: 64.0 if worker == "b" else 0.0) if task_id == 2 else None
+
+    queued = {a.task_id: a.worker for a in s.schedule(lambda tid: 1, only="a", cached_bytes=cached_bytes)}
+    assert all(s.is_queued(task_id) for task_id in queued)
+    if algorithm == "files":
+        assert queued == {2: "b", 3: "a"}  # 3 caches nothing: it waits where the room will be
+    else:
+        assert queued == {2: "a"}  # one worker looked at, one task per unit of depth
 
 
 def test_fcfs_ignores_cached_bytes():

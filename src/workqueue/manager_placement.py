@@ -48,4 +48,6 @@ class Placement:
         """For the FILES algorithm: see manager_inputs.cached_input_scorer."""
         loop = self.loop
         spec = loop.tasks[task_id].spec
+        if not spec["inputs"]:
+            return None
         return loop.data.scorer(spec, cached_input_scorer(spec["inputs"], loop.digests, loop.workers))

@@ -291,14 +291,15 @@ class Scheduler:
         if prefetch_depth is None:
             return assignments
         if only is None:
-            self._prefetch(prefetch_depth, assignments, workers)
+            self._prefetch(prefetch_depth, assignments, workers, cached_bytes)
         elif not any(w != only for w in self._with_room):
-            self._prefetch(prefetch_depth, assignments, [(only, self._workers[only])])
+            self._prefetch(prefetch_depth, assignments, [(only, self._workers[only])], cached_bytes)
         return assignments
 
     def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment],
-                  workers: List[Tuple[WorkerId, WorkerBooks]]) -> None:
-        """One task per worker per pass, so that a short queue spreads over every worker."""
+                  workers: List[Tuple[WorkerId, WorkerBooks]], cached_bytes: Optional[CachedBytes]) -> None:
+        """One task per worker per pass, so that a short queue spreads over every worker; a FILES
+        task waits instead on the worker caching most of its inputs (see _prefetch_target)."""
         candidates = [(worker, books) for worker, books in workers if books.takes_tasks]
         while candidates and self._ready_count:
             more = []
@@ -306,11 +307,33 @@ class Scheduler:
                 shape = self._best_shape(books.could_ever_fit) if self._ready_count else None
                 if shape is None:
                     continue
-                if len(books.queued) >= min(QUEUED_MAX, books.prefetch_limit * prefetch_depth(self._head(shape)[2])):
+                depth = prefetch_depth(self._head(shape)[2])
+                if not self._may_queue(books, depth):
                     continue
-                assignments.append(self._book(shape, worker, books, queued=True))
+                target, target_books = self._prefetch_target(shape, worker, books, depth, cached_bytes)
+                assignments.append(self._book(shape, target, target_books, queued=True))
                 more.append((worker, books))
             candidates = more
+
+    @staticmethod
+    def _may_queue(books: WorkerBooks, depth: int) -> bool:
+        return len(books.queued) < min(QUEUED_MAX, books.prefetch_limit * depth)
+
+    def _prefetch_target(self, shape: Tuple, worker: WorkerId, books: WorkerBooks, depth: int,
+                         cached_bytes: Optional[CachedBytes]) -> Tuple[WorkerId, WorkerBooks]:
+        """Where the head task of ``shape`` waits: ``worker``, unless it is a FILES task with cached
+        inputs and another worker that may queue it holds more of them. That look goes over every
+        worker, but only for such tasks: data that stays put is worth more than a scan."""
+        task_id = self._head(shape)[2]
+        algorithm = self._tasks[task_id].algorithm or self.algorithm
+        score = cached_bytes(task_id) if algorithm == FILES and cached_bytes is not None else None
+        if score is None:
+            return worker, books
+        candidates = [(worker, books)] + [
+            (other, other_books) for other, other_books in self._workers.items()
+            if other != worker and other_books.takes_tasks and other_books.could_ever_fit(shape)
+            and self._may_queue(other_books, depth)]
+        return max(candidates, key=lambda pair: score(pair[0]))
 
     # -- taking queued tasks back ---------------------------------------------------------------
     def revocations(self, may_revoke: Callable[[int], bool]) -> List[Tuple[int, WorkerId]]:
