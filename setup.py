@@ -1,7 +1,7 @@
 """Builds the optional Cython extension ``workqueue._fastio``.
 
 A machine without a C compiler still gets a working package: the build of the
-extension is allowed to fail, and ``workqueue.fastio`` then falls back to the
+extension is allowed to fail, and ``workqueue.data.fastio`` then falls back to the
 pure-Python implementation of the same interface.
 """
 import os

@@ -12,8 +12,7 @@ import sys
 import tempfile
 import time
 
-from workqueue.coprocess import CoprocessPool
-
+from workqueue.worker.coprocess import CoprocessPool
 
 EVENT = '{"fn_args": [], "fn_kwargs": {}, "remote_task_exec_method": "direct"}'
 

@@ -11,7 +11,7 @@ import psutil
 
 import workqueue as wq
 from bench import simulated_workers as sim
-from workqueue import manager_status
+from workqueue.manager import status as manager_status
 
 
 def timed_get(url):
@@ -22,6 +22,7 @@ def timed_get(url):
 
 me = psutil.Process()
 import http.server
+
 served = []  # (path, started, finished) of each request the dashboard answered
 _parse, _finish = http.server.BaseHTTPRequestHandler.parse_request, http.server.BaseHTTPRequestHandler.finish
 
@@ -67,7 +68,9 @@ with wq.Manager(port=0, host="127.0.0.1", keepalive_timeout=3600) as m:
         manager_status.dashboard(m._loop)  # the loop's share, timed here in this thread (the loop is idle)
         loop_times.append(time.perf_counter() - started)
     page_load = timed_get(url)
-    import shutil, subprocess, tempfile
+    import shutil
+    import subprocess
+    import tempfile
     chromium = shutil.which("chromium")
     loads = []
     for _ in range(3):

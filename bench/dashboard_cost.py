@@ -7,8 +7,8 @@ a second (what the page does) and /metrics every 5 s (a scraper), for the whole 
 
 import os
 import statistics
-import sys
 import subprocess
+import sys
 
 import workqueue as wq
 from bench import workloads

@@ -21,8 +21,8 @@ import time
 from typing import Dict, Iterator, List
 
 import workqueue as wq
-from workqueue.manager_staging import Staging
-from workqueue.peer_sources import Transfers
+from workqueue.data.peer_sources import Transfers
+from workqueue.manager.staging import Staging
 
 MiB = 1 << 20
 

@@ -13,7 +13,7 @@ def describe() -> Dict[str, Any]:
     import zmq
 
     import workqueue
-    from workqueue import fastio
+    from workqueue.data import fastio
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),

@@ -1,6 +1,6 @@
 """How long ``protocol.decode`` takes for the messages of the hot path, against a baseline.
 
-The baseline is ``src/workqueue/protocol.py`` as committed at ``--baseline`` (default HEAD), loaded
+The baseline is ``src/workqueue/wire/protocol.py`` as committed at ``--baseline`` (default HEAD), loaded
 under another module name beside the working tree's; ``--baseline c10a2be`` is the decode that
 checked top-level types only, before issue 14's deep checks. The two run in alternation (A B A B ...), since
 on a shared machine the speed drifts from one second to the next: each figure is the median of
@@ -26,7 +26,7 @@ import timeit
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Tuple
 
-from workqueue import protocol
+from workqueue.wire import protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGEST = "99aa06d3014798d86001c324468d497f"
@@ -35,13 +35,13 @@ START = 1_760_000_000.25
 
 def load_baseline(ref: str) -> ModuleType:
     """protocol.py as committed at ``ref``, as the module ``workqueue._protocol_at_baseline``."""
-    source = subprocess.run(["git", "show", f"{ref}:src/workqueue/protocol.py"], cwd=ROOT, check=True,
+    source = subprocess.run(["git", "show", f"{ref}:src/workqueue/wire/protocol.py"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     spec = importlib.util.spec_from_loader("workqueue._protocol_at_baseline", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "workqueue"
     sys.modules[spec.name] = module
-    exec(compile(source, f"{ref}:src/workqueue/protocol.py", "exec"), module.__dict__)
+    exec(compile(source, f"{ref}:src/workqueue/wire/protocol.py", "exec"), module.__dict__)
     return module
 
 

@@ -7,7 +7,7 @@ import time
 
 import cloudpickle
 
-from workqueue.pyfunc import FunctionPool
+from workqueue.worker.pyfunc import FunctionPool
 
 
 def add(a, b):

@@ -17,7 +17,7 @@ import random
 import time
 from typing import Dict, List
 
-from workqueue.scheduler import ALGORITHMS, FILES, Scheduler
+from workqueue.scheduling.scheduler import ALGORITHMS, FILES, Scheduler
 
 SHAPES = [
     {"cores": 1, "memory": 1000, "disk": 100, "gpus": None},

@@ -22,8 +22,8 @@ import psutil
 import zmq
 
 import workqueue as wq
-from workqueue import protocol
 from workqueue.constants import Result
+from workqueue.wire import protocol
 
 RESOURCES = {"cores": 1.0, "memory": 1000.0, "disk": 1000.0, "gpus": 0.0}
 SOCKETS_PER_PROCESS = 250

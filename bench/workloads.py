@@ -12,8 +12,16 @@ import psutil
 
 import workqueue as wq
 
-from .cctools_driver import (QUICK_RUNS, SMALL_INPUTS, disk_dir, evict, make_output, memory_dir, remove,
-                             write_random)
+from .cctools_driver import (
+    QUICK_RUNS,
+    SMALL_INPUTS,
+    disk_dir,
+    evict,
+    make_output,
+    memory_dir,
+    remove,
+    write_random,
+)
 from .references import _percentile
 
 

@@ -12,10 +12,12 @@ import types
 from typing import Any, Dict, Optional
 
 import workqueue as _wq
-from workqueue import tuning as _tuning
 from workqueue import validation as _check
-from workqueue.constants import RESOURCE_NAMES as _RESOURCE_NAMES, Result as _Result, TaskState as _TaskState
+from workqueue.constants import RESOURCE_NAMES as _RESOURCE_NAMES
+from workqueue.constants import Result as _Result
+from workqueue.constants import TaskState as _TaskState
 from workqueue.files import File as _File
+from workqueue.manager import tuning as _tuning
 
 __version__ = _wq.__version__
 
@@ -256,7 +258,7 @@ class WorkQueue(_wq.Manager):
         self.set_password(password)
 
     def specify_password_file(self, path: str) -> None:
-        from workqueue.auth import read_password_file
+        from workqueue.wire.auth import read_password_file
         self.set_password(read_password_file(path))
 
     def specify_transactions_log(self, path: str) -> None:

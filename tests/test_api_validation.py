@@ -6,14 +6,13 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from conftest import drain, wait_for
 
 import work_queue
 import workqueue as wq
 from workqueue import validation
 from workqueue.cli.worker import main as worker_main
-from workqueue.manager_loop import ManagerLoop
-
-from conftest import drain, wait_for
+from workqueue.manager.loop import ManagerLoop
 
 
 # -- Task: the command, text fields and numbers -------------------------------------------------

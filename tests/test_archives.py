@@ -3,10 +3,10 @@ import io
 import os
 import tarfile
 
+from conftest import drain
+
 import workqueue as wq
 from workqueue.constants import Result
-
-from conftest import drain
 
 
 def make_archive(path, members):

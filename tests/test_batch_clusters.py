@@ -8,13 +8,12 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import drain, wait_for
 
 import workqueue as wq
 import workqueue.status
 from workqueue import batch
 from workqueue.factory import Factory
-
-from conftest import drain, wait_for
 
 pytestmark = pytest.mark.batch
 

@@ -4,11 +4,10 @@ import os
 import subprocess
 
 import pytest
+from conftest import drain, start_worker, stop, wait_for
 
 import workqueue as wq
 from workqueue import batch
-
-from conftest import drain, start_worker, stop, wait_for
 
 DOUBLES = os.path.join(os.path.dirname(__file__), "doubles")
 

@@ -4,12 +4,11 @@ import threading
 
 import psutil
 import pytest
+from conftest import drain, start_worker, stop
 
 import workqueue as wq
-from workqueue import fastio
 from workqueue.constants import Result
-
-from conftest import drain, start_worker, stop
+from workqueue.data import fastio
 
 GIB = int(os.environ.get("WORKQUEUE_BIG_TRANSFER_GIB", "4"))
 RSS_GROWTH_LIMIT = 100 << 20

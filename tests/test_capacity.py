@@ -1,15 +1,13 @@
 """CCTools' capacity estimate: how many workers this master could keep busy (pure, then a real
 master and worker, then the factory's --capacity cap)."""
 import pytest
+from click.testing import CliRunner
+from conftest import drain, start_worker, stop
 
 import workqueue as wq
-from workqueue.capacity import DEFAULT_TASKS, FIGURES, Capacity
-from click.testing import CliRunner
-
 from workqueue.cli import status as status_cli
 from workqueue.factory import Factory
-
-from conftest import drain, start_worker, stop
+from workqueue.scheduling.capacity import DEFAULT_TASKS, FIGURES, Capacity
 
 
 def test_the_ratio_of_run_to_overhead_is_the_workers_kept_busy():

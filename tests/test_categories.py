@@ -2,13 +2,12 @@
 import time
 
 import pytest
+from conftest import drain, start_worker, stop
 
 import work_queue
 import workqueue as wq
-from workqueue.categories import Categories, Mode, choose, round_up
 from workqueue.constants import Result
-
-from conftest import drain, start_worker, stop
+from workqueue.scheduling.categories import Categories, Mode, choose, round_up
 
 NOTHING = {"cores": None, "memory": None, "disk": None, "gpus": None}
 
@@ -214,7 +213,7 @@ def test_a_task_far_slower_than_its_category_is_stopped_and_run_again(tmp_path):
 
 
 def test_autolabel_off_leaves_a_resource_at_the_category_max():
-    from workqueue.categories import Categories, Mode
+    from workqueue.scheduling.categories import Categories, Mode
     c = Categories()
     c.monitoring = True
     c.steady_n_tasks = 3

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from workqueue.coprocess import Coprocess, CoprocessError, CoprocessPool
+from workqueue.worker.coprocess import Coprocess, CoprocessError, CoprocessPool
 
 PARSL_COPROCESS = shutil.which("parsl_coprocess.py")
 needs_parsl = pytest.mark.skipif(PARSL_COPROCESS is None, reason="parsl not installed (pip install parsl)")
@@ -127,7 +127,7 @@ def _pgid(pid):
 def test_coprocess_dies_with_a_killed_worker(fake, tmp_path):
     """A worker killed with SIGKILL cannot clean up: the coprocess must not outlive it."""
     script = (f"import sys, time; sys.path[:0] = {sys.path!r}\n"
-              f"from workqueue.coprocess import Coprocess\n"
+              f"from workqueue.worker.coprocess import Coprocess\n"
               f"co = Coprocess({fake!r}, {str(tmp_path)!r}); co.start()\n"
               f"print(co.process.pid, flush=True); time.sleep(60)\n")
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)

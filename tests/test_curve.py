@@ -3,10 +3,10 @@ import shutil
 import subprocess
 import sys
 
-import workqueue as wq
-from workqueue import curve
-
 from conftest import drain, start_worker, stop
+
+import workqueue as wq
+from workqueue.wire import curve
 
 
 def test_allowed_key_runs_tasks_and_a_stranger_is_refused(tmp_path):

@@ -11,12 +11,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import wait_for
 
 import workqueue as wq
-from workqueue import manager_status
+from workqueue.manager import status as manager_status
 from workqueue.web import server, source, views
-
-from conftest import wait_for
 
 
 def get(url, password=None):
@@ -194,6 +193,7 @@ def test_workqueue_dashboard_serves_a_master_running_elsewhere(tmp_path):
 
 def test_workqueue_dashboard_says_why_it_cannot_start(tmp_path):
     from click.testing import CliRunner
+
     from workqueue.cli.main import main
     with wq.Manager(port=0, password="s3cret") as m:
         result = CliRunner().invoke(main, ["dashboard", "localhost", str(m.port), "-t", "2"])

@@ -10,10 +10,9 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import wait_for
 
 import workqueue as wq
-
-from conftest import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine and it could not be installed "

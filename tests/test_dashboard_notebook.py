@@ -3,10 +3,9 @@ import io
 import time
 
 import pytest
+from conftest import wait_for
 
 import workqueue as wq
-
-from conftest import wait_for
 
 
 def test_html_of_a_manager_and_its_tasks():

@@ -8,12 +8,11 @@ import time
 
 import psutil
 import pytest
+from conftest import dealer, drain, start_worker, stop, wait_for
 
 import workqueue as wq
-from workqueue import protocol
 from workqueue.constants import Result
-
-from conftest import dealer, drain, start_worker, stop, wait_for
+from workqueue.wire import protocol
 
 
 def test_exit_status_output_and_outputs_come_back(manager, worker, tmp_path):

@@ -6,13 +6,12 @@ import subprocess
 import sys
 
 import psutil
+from conftest import wait_for
 
 import workqueue as wq
 import workqueue.status
 from workqueue.constants import Result
 from workqueue.factory import Factory
-
-from conftest import wait_for
 
 
 def _queue(manager):

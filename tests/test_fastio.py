@@ -17,7 +17,8 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workqueue import _fastio_py, fastio
+from workqueue import _fastio_py
+from workqueue.data import fastio
 
 try:
     from workqueue import _fastio
@@ -77,7 +78,7 @@ def test_selector_exports_one_backend():
 
 
 def test_selector_can_be_forced_to_python():
-    code = "from workqueue import fastio, _fastio_py; assert fastio.FileWriter is _fastio_py.FileWriter; print(fastio.BACKEND)"
+    code = "from workqueue import _fastio_py; from workqueue.data import fastio; assert fastio.FileWriter is _fastio_py.FileWriter; print(fastio.BACKEND)"
     env = dict(os.environ, WORKQUEUE_FASTIO="python")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -4,11 +4,10 @@ import subprocess
 import time
 
 import pytest
+from conftest import drain, start_worker, stop, wait_for
 
 import workqueue as wq
 from workqueue.constants import Result
-
-from conftest import drain, start_worker, stop, wait_for
 
 
 def test_directories_travel_both_ways_recursively(manager, worker, tmp_path):

@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import stop
 
 import workqueue as wq
-from conftest import stop
 from workqueue.constants import Result
-
 
 PARSL_COPROCESS = shutil.which("parsl_coprocess.py")
 
@@ -20,8 +19,9 @@ def test_parsl_coprocess_task_through_the_cctools_skin(tmp_path):
     import pickle
     from operator import mul
 
-    import work_queue as wq_skin
     from parsl.serialize import deserialize, pack_apply_message
+
+    import work_queue as wq_skin
 
     q = wq_skin.WorkQueue(0)
     worker = subprocess.Popen([sys.executable, "-m", "workqueue.worker", "localhost", str(q.port), "-t", "60",

@@ -3,11 +3,10 @@ import concurrent.futures
 import os
 
 import pytest
+from conftest import drain, start_worker, stop
 
 import workqueue as wq
 from workqueue.constants import Result
-
-from conftest import drain, start_worker, stop
 
 
 def test_a_function_runs_remotely_and_its_value_comes_back(manager, worker):

@@ -16,9 +16,10 @@ import time
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from workqueue import protocol
+from workqueue.wire import protocol
 
 # -- the rules, restated -----------------------------------------------------------------------
 I64, U64 = 1 << 63, 1 << 64

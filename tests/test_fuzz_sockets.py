@@ -12,14 +12,14 @@ import time
 import msgpack
 import pytest
 import zmq
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import dealer, drain, start_worker, stop
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_fuzz_protocol import hostile_messages, valid_messages
 
 import workqueue as wq
-from workqueue import protocol
 from workqueue.constants import PROTOCOL_VERSION, Result
-
-from conftest import dealer, drain, start_worker, stop
-from test_fuzz_protocol import hostile_messages, valid_messages
+from workqueue.wire import protocol
 
 SOAK_SECONDS = {"ci": 60.0}.get(os.environ.get("WORKQUEUE_SOAK_SCALE", ""), 10.0)
 RESOURCES = {"cores": 1, "memory": 100, "disk": 100, "gpus": 0}

@@ -4,12 +4,16 @@ import sys
 import time
 
 import pytest
+from conftest import drain, start_worker, stop
 
 import workqueue as wq
 from workqueue.constants import Result
-from workqueue.gpus import GpuAllocator, device_env, devices_needed, worker_device_ids
-
-from conftest import drain, start_worker, stop
+from workqueue.worker.gpus import (
+    GpuAllocator,
+    device_env,
+    devices_needed,
+    worker_device_ids,
+)
 
 ECHO_DEVICES = "sleep 1; echo $CUDA_VISIBLE_DEVICES/$HIP_VISIBLE_DEVICES"
 
@@ -202,7 +206,7 @@ def _fake_call(task_id, allocation):
 def test_only_calls_without_gpus_wait_in_a_busy_process_pipe(allocation, queued):
     """A call waiting in a pipe starts with the environment it was sent with, before these books
     give it devices: so only calls that need none are sent ahead."""
-    from workqueue.worker_tasks import TaskRunner
+    from workqueue.worker.tasks import TaskRunner
     runner = TaskRunner.__new__(TaskRunner)
     runner.functions = _FakePool()
     runner.running = {1: _fake_call(1, allocation)}

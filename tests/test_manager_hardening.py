@@ -10,12 +10,13 @@ import time
 import msgpack
 import psutil
 import pytest
+from conftest import dealer, drain, start_worker, stop, wait_for
 
 import workqueue as wq
-from workqueue import auth, fastio, protocol, status
+from workqueue import status
 from workqueue.constants import PROTOCOL_VERSION, Result
-
-from conftest import dealer, drain, start_worker, stop, wait_for
+from workqueue.data import fastio
+from workqueue.wire import auth, protocol
 
 PASSWORD = b"correct horse battery staple"
 RESOURCES = {"cores": 1, "memory": 100, "disk": 100, "gpus": 0}
@@ -328,7 +329,7 @@ def test_a_flood_of_small_messages_leaves_memory_bounded():
 
 
 def test_a_worker_opening_too_many_outputs_at_once_is_removed_and_leaves_no_files(tmp_path):
-    from workqueue.outputs import STREAMS_PER_WORKER_MAX
+    from workqueue.data.outputs import STREAMS_PER_WORKER_MAX
     with wq.Manager(port=0) as m:
         fake = fake_worker(m)
         m.submit(wq.Task("true", outputs=[(str(tmp_path / "dir"), "dir")]))
@@ -342,7 +343,7 @@ def test_a_worker_opening_too_many_outputs_at_once_is_removed_and_leaves_no_file
 
 
 def test_a_worker_claiming_too_many_cached_files_is_removed(monkeypatch):
-    from workqueue import manager_loop
+    from workqueue.manager import loop as manager_loop
     monkeypatch.setattr(manager_loop, "CACHED_PER_WORKER_MAX", 10)
     with wq.Manager(port=0) as m:
         fake = fake_worker(m)
@@ -353,7 +354,7 @@ def test_a_worker_claiming_too_many_cached_files_is_removed(monkeypatch):
 
 
 def test_a_closing_master_says_goodbye_so_its_workers_look_for_a_master_at_once(tmp_path):
-    from workqueue.manager_loop import CLOSING
+    from workqueue.manager.loop import CLOSING
     log_file = tmp_path / "worker.log"
     m = wq.Manager(port=0)  # the default keepalive: a silent master is noticed only after 30 s
     worker = start_worker(m.port, "--cores", "1", "-d", "all", "-o", str(log_file))

@@ -2,11 +2,10 @@
 master's figures (``Manager.stats``), from a registry per manager."""
 import urllib.request
 
+from conftest import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 import workqueue as wq
-
-from conftest import wait_for
 
 
 def scrape(url):

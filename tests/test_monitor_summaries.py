@@ -3,10 +3,10 @@ Task.specify_monitor_output(dir)), with a real worker."""
 import json
 import logging
 
+from conftest import start_worker, stop
+
 import work_queue
 import workqueue as wq
-
-from conftest import start_worker, stop
 
 
 def test_summaries_go_where_the_queue_or_the_task_says(tmp_path):

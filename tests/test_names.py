@@ -2,10 +2,16 @@
 import posixpath
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from workqueue import files, names
-from workqueue.names import MAX_REMOTE_NAME, check_remote_name, is_clean_remote_name
+from workqueue import files
+from workqueue.wire import names
+from workqueue.wire.names import (
+    MAX_REMOTE_NAME,
+    check_remote_name,
+    is_clean_remote_name,
+)
 
 
 def test_files_still_exports_check_remote_name():

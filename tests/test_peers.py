@@ -4,13 +4,18 @@ import os
 
 import pytest
 import zmq
+from conftest import drain, start_worker, stop, wait_for
 
 import workqueue as wq
-from workqueue import fastio, protocol
-from workqueue.worker_peer_server import PeerServer
-from workqueue.worker_peers import PeerGone, PeerRefused, PeerUnreachable, fetch_from_peer
-
-from conftest import drain, start_worker, stop, wait_for
+from workqueue.data import fastio
+from workqueue.wire import protocol
+from workqueue.worker.peer_server import PeerServer
+from workqueue.worker.peers import (
+    PeerGone,
+    PeerRefused,
+    PeerUnreachable,
+    fetch_from_peer,
+)
 
 MiB = 1 << 20
 KEY = b"the cluster's key"
@@ -197,7 +202,8 @@ def test_a_cached_input_fanned_out_leaves_the_master_at_most_twice(manager, tmp_
 
 def test_a_worker_claiming_transfers_it_was_not_asked_for_changes_nothing(manager):
     from conftest import dealer
-    from workqueue import auth
+
+    from workqueue.wire import auth
     sock = dealer(manager.port)
     sock.send_multipart(protocol.hello("worker-liar", "liar", {"cores": 1, "memory": 100, "disk": 100, "gpus": 0},
                                        nonce=auth.new_nonce(), peer="tcp://127.0.0.1:1"))
@@ -228,8 +234,8 @@ def test_a_contact_host_that_is_not_one_is_refused_at_the_command_line(value):
 def test_a_fetch_that_cannot_be_taken_into_the_cache_fails_alone_not_the_worker(tmp_path):
     import select
 
-    from workqueue.cache import Cache
-    from workqueue.worker_peers import WorkerPeers
+    from workqueue.data.cache import Cache
+    from workqueue.worker.peers import WorkerPeers
 
     class Session:
         def __init__(self):

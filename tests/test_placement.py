@@ -6,12 +6,11 @@ import socket
 import time
 
 import pytest
+from conftest import dealer, drain, start_worker, stop, wait_for
 
 import workqueue as wq
-from workqueue import protocol
 from workqueue.constants import Result
-
-from conftest import dealer, drain, start_worker, stop, wait_for
+from workqueue.wire import protocol
 
 ONE_CORE = {"cores": 1, "memory": 100, "disk": 100, "gpus": 0}
 
@@ -200,7 +199,7 @@ def test_time_sends_tasks_to_the_worker_whose_tasks_ran_quickest(per_task):
 
 
 def test_time_without_history_places_like_fcfs():
-    from workqueue.scheduler import Scheduler
+    from workqueue.scheduling.scheduler import Scheduler
     for queue_algorithm, own in (("time", None), ("fcfs", "time")):
         s = Scheduler(algorithm=queue_algorithm, worker_seconds=lambda w: {"b": 2.0, "c": 0.5}.get(w))
         for name in ("a", "b", "c"):
@@ -259,7 +258,12 @@ def test_a_task_that_needs_a_feature_runs_only_on_a_worker_started_with_it():
 
 
 def test_feature_shapes_fit_only_workers_with_every_feature():
-    from workqueue.scheduler import Needs, Scheduler, describe_shape, request_shape
+    from workqueue.scheduling.scheduler import (
+        Needs,
+        Scheduler,
+        describe_shape,
+        request_shape,
+    )
     s = Scheduler()
     s.add_worker("plain", dict(ONE_CORE))
     s.add_worker("gpu", dict(ONE_CORE), frozenset({"gpu", "ssd"}))
@@ -298,7 +302,7 @@ def test_running_time_min_keeps_a_task_off_workers_about_to_end():
 
 
 def test_time_left_is_checked_as_it_shrinks_and_never_stops_a_queued_task():
-    from workqueue.scheduler import Needs, Scheduler
+    from workqueue.scheduling.scheduler import Needs, Scheduler
     s = Scheduler()
     s.add_worker("w", dict(ONE_CORE))
     s.set_time_left("w", 100.0)

@@ -1,13 +1,12 @@
 """``workqueue plot``: the performance log a master writes (``specify_log``) drawn as a PNG."""
 import pytest
 from click.testing import CliRunner
+from conftest import wait_for
 
 import work_queue
 import workqueue as wq
 from workqueue.cli.main import main
 from workqueue.web import perflog
-
-from conftest import wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -2,12 +2,14 @@ import math
 
 import msgpack
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from workqueue import auth, fastio, protocol
 from workqueue.constants import PROTOCOL_VERSION, Result
+from workqueue.data import fastio
 from workqueue.files import File
 from workqueue.pytask import CALL_FILE, INLINE_LIMIT, PythonTask, RemoteTask
+from workqueue.wire import auth, protocol
 
 DIGEST = fastio.hash_bytes(b"some input")
 RESOURCES = {"cores": 4.0, "memory": 7900.0, "disk": 51_000.0, "gpus": 0.0}

@@ -7,7 +7,7 @@ import cloudpickle
 import psutil
 import pytest
 
-from workqueue.pyfunc import FunctionPool
+from workqueue.worker.pyfunc import FunctionPool
 
 
 def call(fn, *args, **kwargs):
@@ -265,7 +265,12 @@ def test_queued_calls_wait_behind_a_busy_process_and_run_in_order(tmp_path):
 
 
 def test_room_in_a_pipe_comes_back_as_queued_calls_run(tmp_path):
-    from workqueue.pyfunc import CANCEL_ROOM, HEADER_SIZE, QUEUED_BYTES_MAX, REQUEST_OVERHEAD
+    from workqueue.worker.pyfunc import (
+        CANCEL_ROOM,
+        HEADER_SIZE,
+        QUEUED_BYTES_MAX,
+        REQUEST_OVERHEAD,
+    )
     largest = QUEUED_BYTES_MAX - REQUEST_OVERHEAD - HEADER_SIZE - CANCEL_ROOM
     with FunctionPool(1, str(tmp_path), depth=8) as pool:
         for round_ in range(3):
@@ -343,7 +348,7 @@ def test_processes_die_with_a_killed_worker(tmp_path):
     import subprocess
     import sys
     script = (f"import sys, time, cloudpickle; sys.path[:0] = {sys.path!r}\n"
-              f"from workqueue.pyfunc import FunctionPool\n"
+              f"from workqueue.worker.pyfunc import FunctionPool\n"
               f"pool = FunctionPool(2, {str(tmp_path)!r})\n"
               f"pool.submit('busy', cloudpickle.dumps((time.sleep, (60,), {{}})), {str(tmp_path)!r}, {{}})\n"
               f"print(*pool.pids(), flush=True); time.sleep(60)\n")

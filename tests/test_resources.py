@@ -2,11 +2,10 @@
 import sys
 
 import pytest
+from conftest import drain, start_worker, stop, wait_for
 
 import workqueue as wq
 from workqueue.constants import Result
-
-from conftest import drain, start_worker, stop, wait_for
 
 PY = sys.executable
 

@@ -4,11 +4,11 @@ import os
 import signal
 import time
 
-import workqueue as wq
-from workqueue.categories import Categories, task_program
-from workqueue.scheduler import Scheduler
-
 from conftest import drain, start_worker, stop, wait_for
+
+import workqueue as wq
+from workqueue.scheduling.categories import Categories, task_program
+from workqueue.scheduling.scheduler import Scheduler
 
 ONE_CORE = {"cores": 1, "memory": 1000, "disk": 1000, "gpus": 0}
 
@@ -138,7 +138,7 @@ def test_tasks_queued_on_the_first_worker_move_to_workers_that_join_later(manage
 def test_a_search_for_tasks_to_take_back_is_bounded_however_much_is_queued():
     """A master that falls behind sees every queued task grow old at once: the search must not
     grow with (idle workers x queued tasks), or the loop spirals (seen with 1,000 simulated workers)."""
-    from workqueue.scheduler import REVOKE_SCAN_MAX
+    from workqueue.scheduling.scheduler import REVOKE_SCAN_MAX
     s = Scheduler()
     for w in range(100):
         s.add_worker(f"busy{w}", ONE_CORE)

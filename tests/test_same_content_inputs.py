@@ -2,15 +2,14 @@
 copy must survive the running task's cleanup. Found by the Parsl coprocess bench: a prefetched
 task's input was removed when the task before it, with an identical input, ended."""
 import pytest
-
-import workqueue as wq
-from workqueue import fastio
-from workqueue.cache import Cache
-from workqueue.constants import Result
-from workqueue.worker_tasks import TaskRunner
-
 from conftest import start_worker, stop
 from test_worker_guards import FakeSession, cached_file, task
+
+import workqueue as wq
+from workqueue.constants import Result
+from workqueue.data import fastio
+from workqueue.data.cache import Cache
+from workqueue.worker.tasks import TaskRunner
 
 
 def test_identical_uncached_inputs_all_arrive(tmp_path):

@@ -1,7 +1,7 @@
 """The sandbox's own bookkeeping: what it measures of the files a task leaves."""
 import os
 
-from workqueue.sandbox import _entry_size, _tree_size
+from workqueue.worker.sandbox import _entry_size, _tree_size
 
 
 def test_disk_use_counts_nested_files_and_not_symlink_targets(tmp_path):

@@ -1,8 +1,9 @@
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workqueue.constants import RESOURCE_NAMES
-from workqueue.scheduler import WHOLE, Scheduler, request_shape
+from workqueue.scheduling.scheduler import WHOLE, Scheduler, request_shape
 
 NOTHING = {"cores": None, "memory": None, "disk": None, "gpus": None}
 
@@ -193,7 +194,7 @@ def test_schedule_for_one_worker_books_only_on_it():
 
 
 def test_prefetch_per_worker_is_capped_whatever_its_cores():
-    from workqueue.scheduler import QUEUED_MAX
+    from workqueue.scheduling.scheduler import QUEUED_MAX
     s = Scheduler()
     s.add_worker("big", {"cores": 64, "memory": 1000, "disk": 1000, "gpus": 0})
     for i in range(64 + 2 * QUEUED_MAX):

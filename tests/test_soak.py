@@ -5,11 +5,10 @@ import signal
 import time
 
 import pytest
+from conftest import start_worker, stop
 
 import workqueue as wq
 from workqueue.constants import Result
-
-from conftest import start_worker, stop
 
 SCALE = {"ci": 1000, "full": 5000}
 

@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
+from conftest import wait_for
 
 import workqueue as wq
 import workqueue.status
 from workqueue.cli.status import status
-
-from conftest import wait_for
 
 
 def _running(manager):

@@ -4,11 +4,10 @@ import hashlib
 import os
 
 import pytest
+from conftest import drain, start_worker, stop, wait_for
 
 import workqueue as wq
 from workqueue.constants import Result
-
-from conftest import drain, start_worker, stop, wait_for
 
 MiB = 1 << 20
 

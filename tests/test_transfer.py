@@ -1,8 +1,8 @@
 """Outbox flow control: the window per peer, credits shared by many peers, and the order of items."""
 import os
 
-from workqueue import protocol
-from workqueue.transfer import BytesSource, Credits, Outbox
+from workqueue.data.transfer import BytesSource, Credits, Outbox
+from workqueue.wire import protocol
 
 CHUNK = 1024
 

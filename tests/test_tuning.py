@@ -3,12 +3,11 @@ import logging
 import time
 
 import pytest
+from conftest import start_worker, stop, wait_for
 
 import work_queue
 import workqueue as wq
-from workqueue.tuning import HONOURED, WITHOUT_EFFECT
-
-from conftest import start_worker, stop, wait_for
+from workqueue.manager.tuning import HONOURED, WITHOUT_EFFECT
 
 
 def test_unknown_names_are_refused_and_names_without_effect_warn_once(caplog):

@@ -6,7 +6,6 @@ import socket
 import subprocess
 
 import pytest
-
 from conftest import DATA, stop, wait_for
 
 TUTORIAL = os.path.join(DATA, "workqueue-tutorial.txt")

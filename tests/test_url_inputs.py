@@ -7,11 +7,10 @@ import socket
 import threading
 
 import pytest
+from conftest import drain
 
 import workqueue as wq
 from workqueue.constants import Result
-
-from conftest import drain
 
 MiB = 1 << 20
 

@@ -2,12 +2,11 @@
 import sys
 
 import zmq
+from conftest import dealer, start_worker, stop
 
 import work_queue
 import workqueue as wq
-from workqueue import protocol
-
-from conftest import dealer, start_worker, stop
+from workqueue.wire import protocol
 
 
 def test_both_names_are_one_module_with_a_version():
@@ -233,8 +232,9 @@ def test_cctools_python_task_with_specify_calls():
 
 
 def test_task_state_follows_a_task_from_ready_to_done_and_stats_category_counts_one_category():
-    import work_queue
     from conftest import start_worker, stop, wait_for
+
+    import work_queue
     q = work_queue.WorkQueue(0)
     try:
         gate = work_queue.Task("sleep 30")

@@ -2,8 +2,8 @@
 over fake environments, files and affinities, one batch system at a time."""
 import pytest
 
-from workqueue.worker_grant import bounds, cgroup_dirs
-from workqueue.worker_resources import decide
+from workqueue.worker.grant import bounds, cgroup_dirs
+from workqueue.worker.resources import decide
 
 MACHINE = {"cores": 64.0, "memory": 256000.0, "disk": 900000.0, "gpus": 4.0}
 NOTHING_ASKED = {"cores": None, "memory": None, "disk": None, "gpus": None}

@@ -7,15 +7,16 @@ import os
 import cloudpickle
 import pytest
 
-from workqueue import fastio, protocol
-from workqueue.cache import Cache
 from workqueue.constants import Result
-from workqueue.sandbox import Sandbox, SandboxDirs, UnsafeName, truncated_stdout
-from workqueue.transfer import Incoming, TransferError
-from workqueue.worker import Options, Worker, WorkerRejected
-from workqueue.worker_files import FileReceiver
-from workqueue.worker_resources import detect_resources
-from workqueue.worker_tasks import TaskRunner
+from workqueue.data import fastio
+from workqueue.data.cache import Cache
+from workqueue.data.transfer import Incoming, TransferError
+from workqueue.wire import protocol
+from workqueue.worker.files import FileReceiver
+from workqueue.worker.main import Options, Worker, WorkerRejected
+from workqueue.worker.resources import detect_resources
+from workqueue.worker.sandbox import Sandbox, SandboxDirs, UnsafeName, truncated_stdout
+from workqueue.worker.tasks import TaskRunner
 
 DIGEST = "0" * 32
 
@@ -234,7 +235,7 @@ def test_a_message_that_says_it_is_a_task_but_does_not_decode_is_reported_failed
 
 
 def test_a_function_outcome_too_large_for_a_result_becomes_a_failure_that_says_so(runner):
-    from workqueue.worker_tasks import _outcome_too_large
+    from workqueue.worker.tasks import _outcome_too_large
     sandbox = Sandbox(runner.dirs, task(kind="function"))
     status, error, _, _ = cloudpickle.loads(_outcome_too_large(sandbox, 70 << 20))
     assert status == "error"
@@ -297,7 +298,7 @@ def test_a_damaged_transfer_is_still_forsaken_to_be_sent_again(workspace):
 
 
 def test_open_transfers_are_bounded(workspace):
-    from workqueue.worker_files import INCOMING_MAX
+    from workqueue.worker.files import INCOMING_MAX
     receiver = FileReceiver(Cache(str(workspace / "cache")), "w")
     session = FakeSession()
     for xfer in range(INCOMING_MAX + 5):
@@ -382,7 +383,7 @@ def test_resources_in_the_environment_that_are_numbers_are_offered(tmp_path, mon
 
 # -- workspaces ----------------------------------------------------------------------------------
 def test_a_workspace_is_locked_for_its_life_and_only_dead_ones_are_swept(tmp_path):
-    from workqueue.worker_workspace import KEEP_NAME, LOCK_NAME, Workspace, remove_stale
+    from workqueue.worker.workspace import KEEP_NAME, LOCK_NAME, Workspace, remove_stale
     uid = os.getuid()
     live = Workspace(str(tmp_path))
     path = live.claim()
@@ -405,7 +406,7 @@ def test_a_workspace_is_locked_for_its_life_and_only_dead_ones_are_swept(tmp_pat
 
 
 def test_a_master_cannot_queue_tasks_without_bound(runner, monkeypatch):
-    from workqueue import worker_tasks
+    from workqueue.worker import tasks as worker_tasks
     monkeypatch.setattr(worker_tasks, "QUEUED_MAX", 3)
     session = FakeSession()
     for task_id in range(5):
@@ -417,5 +418,5 @@ def test_a_master_cannot_queue_tasks_without_bound(runner, monkeypatch):
 
 @pytest.mark.parametrize("asked, used", [(0.5, 0.5), (1e-9, 0.05), (float("nan"), 3600.0), (1e12, 3600.0)])
 def test_a_keepalive_the_master_asks_for_is_kept_within_bounds(asked, used):
-    from workqueue.worker import KEEPALIVE_BOUNDS, _within
+    from workqueue.worker.main import KEEPALIVE_BOUNDS, _within
     assert _within(asked, *KEEPALIVE_BOUNDS) == used

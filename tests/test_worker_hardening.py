@@ -11,11 +11,11 @@ import cloudpickle
 import msgpack
 import pytest
 import zmq
-
-from workqueue import fastio, protocol
-from workqueue.constants import Result
-
 from conftest import stop, wait_for
+
+from workqueue.constants import Result
+from workqueue.data import fastio
+from workqueue.wire import protocol
 
 UID = os.getuid()
 

@@ -9,13 +9,12 @@ import sys
 import time
 
 import zmq
-
-import workqueue as wq
-from workqueue import protocol
-from workqueue.manager_loop import CLOSING
-
 from conftest import stop, wait_for
 from test_worker_hardening import FakeMaster
+
+import workqueue as wq
+from workqueue.manager.loop import CLOSING
+from workqueue.wire import protocol
 
 SLACK = 3.0  # seconds a loaded machine may add to an exit
 
@@ -174,7 +173,7 @@ def test_debug_flags_still_show_debug_lines(tmp_path):
 
 def test_an_encrypting_worker_refused_by_a_plain_master_says_why(tmp_path):
     """A plain master and a worker that asks for CURVE: the handshake fails, said once."""
-    from workqueue import curve
+    from workqueue.wire import curve
     server_public = tmp_path / "master.key"
     curve.keypair(str(tmp_path / "master.key_secret"))
     assert server_public.exists()
@@ -192,7 +191,7 @@ def test_an_encrypting_worker_refused_by_a_plain_master_says_why(tmp_path):
 
 
 def test_a_plain_worker_at_an_encrypting_master_says_once_that_the_handshake_failed(tmp_path):
-    from workqueue import curve
+    from workqueue.wire import curve
     router = zmq.Context.instance().socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     curve.serve(router, str(tmp_path / "master.key_secret"))

@@ -6,7 +6,7 @@ import threading
 from typing import Any, Callable, Dict, Optional
 
 from .local import LocalWorkers
-from .manager import Manager, ManagerLoopStopped
+from .manager.api import Manager, ManagerLoopStopped
 from .pytask import PythonTask
 from .task import Task
 

@@ -20,8 +20,8 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import batch, status
-from .auth import read_password_file
 from .factory_config import ConfigFile
+from .wire.auth import read_password_file
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
 
-from . import fastio
-from .names import check_remote_name  # defined there; still importable from here
+from .data import fastio
+from .wire.names import check_remote_name  # defined there; still importable from here
 
 
 @dataclass(frozen=True)

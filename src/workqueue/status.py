@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import zmq
 
-from . import auth, protocol
+from .wire import auth, protocol
 
 WHAT = ("queue", "workers", "tasks", "dashboard")
 

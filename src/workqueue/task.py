@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from . import validation
 from .constants import RESOURCE_NAMES, Result
 from .files import File, FileLike
-from .scheduler import ALGORITHMS
+from .scheduling.scheduler import ALGORITHMS
 
 
 class Task:

@@ -8,8 +8,8 @@ from typing import Optional
 import click
 
 from .. import status as status_room
-from ..auth import read_password_file
 from ..web import server, source
+from ..wire.auth import read_password_file
 from .status import _address
 
 

@@ -24,8 +24,9 @@ def info() -> None:
     """Show versions and which file-transfer backend is active."""
     import zmq
 
-    from .. import __version__, fastio
+    from .. import __version__
     from ..constants import PROTOCOL_VERSION
+    from ..data import fastio
     click.echo(f"workqueue {__version__} (protocol {PROTOCOL_VERSION})")
     click.echo(f"python {sys.version.split()[0]}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}")
     click.echo(f"fastio backend: {fastio.BACKEND}")

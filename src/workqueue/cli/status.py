@@ -12,8 +12,8 @@ import click
 
 from .. import catalog as catalog_room
 from .. import status as status_room
-from ..auth import read_password_file
-from ..capacity import FIGURES as CAPACITY_FIGURES
+from ..scheduling.capacity import FIGURES as CAPACITY_FIGURES
+from ..wire.auth import read_password_file
 from . import compat
 
 HUNGRY = "HUNGRY_FOR_TASKS"  # CCTools' 'hungry': the master wants more tasks (not more workers)

@@ -8,10 +8,9 @@ from typing import Optional, Tuple
 import click
 
 from .. import validation
+from ..wire.auth import read_password_file
+from ..worker.main import Options, Worker
 from . import compat
-from ..auth import read_password_file
-from ..worker import Options, Worker
-
 
 FOREMEN = "there are no foremen here (no hierarchy of masters)"
 

@@ -20,7 +20,7 @@ import cloudpickle
 from dask.core import flatten
 
 from ..local import local_workers
-from ..manager import Manager
+from ..manager.api import Manager
 from ..pytask import FunctionTaskFailed, PythonTask
 from . import remote
 from .graph import Alias, Plan, pack, runs_on_master

@@ -14,13 +14,13 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set
 
 import click
 
-from ..auth import read_password_file
 from ..constants import Result
-from ..manager import Manager
+from ..manager.api import Manager
 from ..task import Task
+from ..wire.auth import read_password_file
 from . import joblog as joblogs
 from .commands import BadInput, Job
-from .policy import Halt, NEVER, Policy
+from .policy import NEVER, Halt, Policy
 from .results import Printer, ResultsDir
 from .summary import Progress
 from .tasks import TaskMaker, TaskSpec

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional
 
 from .. import batch
-from ..auth import read_password_file
 from ..local import LocalWorkers
+from ..wire.auth import read_password_file
 from .commands import BadInput
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Where the dashboard's figures come from: the master's own ``dashboard`` status answer
-(``manager_status.dashboard``), asked in-process through ``Manager.status`` or over the master's
+(``manager.status.dashboard``), asked in-process through ``Manager.status`` or over the master's
 port through ``status.query``: one path for both. However many pages and scrapers ask, the master
 is asked at most once per ``max_age`` seconds, and never when nobody asks."""
 from __future__ import annotations

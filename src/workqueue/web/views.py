@@ -1,7 +1,7 @@
 """The JSON the dashboard page shows, made from the master's ``dashboard`` answer; pure.
 
 Bounded whatever the queue holds: per-category counts, one row per worker, the recent task stream
-(at most ``manager_history.STREAM_LENGTH`` tasks), a throughput series of ``THROUGHPUT_SECONDS``
+(at most ``manager.history.STREAM_LENGTH`` tasks), a throughput series of ``THROUGHPUT_SECONDS``
 points and the last failures.
 """
 from __future__ import annotations
