@@ -2,8 +2,6 @@
 worker's loop), to a temporary file the loop then takes into the cache, named by its content."""
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from typing import Optional
 
 from ..data import fastio
@@ -18,7 +16,10 @@ class UrlFailed(Exception):
 
 def download(url: str, tmp_path: str, timeout: float = URL_TIMEOUT, max_bytes: Optional[int] = None) -> int:
     """Write what ``url`` serves to ``tmp_path``, at most ``max_bytes`` (the worker's disk budget);
-    return its size. Raises UrlFailed saying why."""
+    return its size. Raises UrlFailed saying why. (urllib is imported here, at the first URL: it
+    brings http.client and email, a third of a worker's start-up otherwise.)"""
+    import urllib.error
+    import urllib.request
     if not url.startswith(URL_SCHEMES):
         raise UrlFailed(f"{url[:200]!r}: only http:// and https:// URLs are fetched")
     try:
