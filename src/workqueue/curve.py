@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
+
+if TYPE_CHECKING:  # imported where used: it imports asyncio, a tenth of a worker's start-up
+    from zmq.auth.thread import ThreadAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ def connect_as_client(socket: zmq.Socket, secret_file: str, server_key_file: str
 
 def authenticator(ctx: zmq.Context, allowed_dir: Optional[str]) -> ThreadAuthenticator:
     """A running ZAP handler: only keys in ``allowed_dir`` (None: any key, encryption only)."""
+    from zmq.auth.thread import ThreadAuthenticator
     auth = ThreadAuthenticator(ctx, log=logging.getLogger("workqueue.zap"))
     auth.start()
     if allowed_dir is None:

@@ -2,8 +2,6 @@
 worker's loop), to a temporary file the loop then takes into the cache, named by its content."""
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from typing import Optional
 
 from . import fastio
@@ -21,6 +19,9 @@ def download(url: str, tmp_path: str, timeout: float = URL_TIMEOUT, max_bytes: O
     return its size. Raises UrlFailed saying why."""
     if not url.startswith(URL_SCHEMES):
         raise UrlFailed(f"{url[:200]!r}: only http:// and https:// URLs are fetched")
+    # imported here: urllib.request (http.client, email) would add a tenth to every worker's start
+    import urllib.error
+    import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp_path, "wb") as out:
             size = 0
