@@ -90,7 +90,8 @@ class PeerServer:
                 self._pump()
                 self._expire(time.monotonic())
         except Exception as error:  # the server stops; the worker goes on, and peers find it unreachable
-            log.error("the peer server stopped: %r", error, exc_info=error)
+            if not self._socket.closed:  # else the worker, stopped while starting, destroyed its context
+                log.error("the peer server stopped: %r", error, exc_info=error)
         finally:
             for client in self._clients.values():
                 client.outbox.close()
