@@ -4,13 +4,36 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from typing import List, Optional
 
 import click
 
 from .run import run
 
+# commands that live in their own rooms, each imported when it is named (or --help lists them):
+# their imports (the dashboard's web server, the catalog's urllib) are a fifth of ``workqueue run``'s
+LAZY_COMMANDS = {"status": "status", "factory": "factory", "catalog": "catalog", "dashboard": "dashboard",
+                 "plot": "plot"}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Commands(click.Group):
+    """A group whose commands in LAZY_COMMANDS are added when present (their module imports)."""
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            try:
+                self.add_command(getattr(importlib.import_module(f"{__package__}.{name}"), LAZY_COMMANDS[name]))
+            except (ImportError, AttributeError):
+                return None
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        for name in LAZY_COMMANDS:
+            self.get_command(ctx, name)
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-d", "--debug", is_flag=True, help="Log debug messages to stderr.")
 @click.version_option(package_name="workqueue")
 def main(debug: bool) -> None:
@@ -41,11 +64,3 @@ def worker(ctx: click.Context) -> None:
 
 
 main.add_command(run)
-
-# commands that live in their own rooms, added when present
-for _module, _name in (("status", "status"), ("factory", "factory"), ("catalog", "catalog"),
-                       ("dashboard", "dashboard"), ("plot", "plot")):
-    try:
-        main.add_command(getattr(importlib.import_module(f"{__package__}.{_module}"), _name))
-    except (ImportError, AttributeError):
-        pass
