@@ -224,3 +224,14 @@ def test_remote_run_refuses_to_return_what_is_too_large(monkeypatch, tmp_path):
     assert len(remote.run(three[:1], {})) == 1  # alone, it comes back whatever its size
     with pytest.raises(remote.TooLargeToReturn, match="b2"):  # together, past RETURN_MAX
         remote.run(three, {})
+
+
+def inc(x):
+    return x + 1
+
+
+def test_an_alias_of_a_result_in_a_file_shares_the_file_until_neither_needs_it(manager):
+    graph = {"one": 1, "two": (inc, "one"), "alias": "two", "three": (inc, "alias"), "four": (inc, "two")}
+    with wq.local_workers(2, manager, cores=1):
+        assert wqdask.get(graph, ["alias", "three", "four"], manager=manager, inline_max=0) == (2, 3, 3)
+    assert wait_for(lambda: manager.stats["temps"] == 0, timeout=20)
