@@ -21,17 +21,14 @@ Without worker transfers every result comes back inline, as before temporary fil
 """
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from typing import Any, Dict, Hashable, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
 from dask.utils import key_split
 
 from ..files import File
 from ..manager import Manager
 from . import remote
-
-log = logging.getLogger(__name__)
 
 Key = Hashable
 INLINE_MAX = 64 << 10  # bytes: a pickled result up to this size also comes back with its task

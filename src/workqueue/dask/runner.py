@@ -59,7 +59,7 @@ def get(dsk: Any, keys: Any, manager: Optional[Manager] = None, *, retries: int 
     - ``worker_transfers`` (default True; ``lazy_transfers`` is DaskVine's older name for it):
       results of inner keys stay on the workers as temporary files, pruned when no task needs them
       any more, and only the requested keys come back. False: every result comes back to the master
-      and goes out again to the tasks that need it.
+      and goes out again to the tasks that need it (one of more than 64 MiB cannot).
     - ``inline_max``: with worker transfers, a result that pickles to at most this many bytes
       (default 64 KiB) comes back with its task all the same, and reaches the tasks that need it in
       their calls: cheaper than a file for a small value. 0: every result stays on the workers.
