@@ -70,6 +70,12 @@ class Results:
         self._small.discard(group)
         self._large.add(group)
 
+    def size_known(self, key: Key) -> bool:
+        """Whether ``key`` needs no file (its group's results have all come back), or surely needs
+        one (one of them could not), or there are no files at all."""
+        group = key_split(key)
+        return not self.worker_transfers or group in self._small or group in self._large
+
     def is_large(self, key: Key) -> bool:
         """Whether a result of ``key``'s group has been too large to come back."""
         return key_split(key) in self._large

@@ -35,6 +35,7 @@ Resources = Union[Mapping[str, float], Callable[[Key], Mapping[str, float]]]
 BATCH_MAX = 64  # Dask tasks in one function task at most
 SPREAD = 4  # batches per core that the ready tasks are cut into, before BATCH_MAX caps them
 IN_FLIGHT_PER_CORE = 8  # function tasks queued or running per core (the rest wait as ready keys)
+PROBE_BATCH = 4  # Dask tasks in one function task at most while their group's result sizes are unknown
 WAIT = 1.0
 CATEGORY = "dask"
 DEFAULT_RESOURCES = {"cores": 1}
@@ -191,13 +192,20 @@ class _Runner:
                 self._send_batches(keys, declared)
 
     def _send_batches(self, keys: List[Key], declared: Tuple[Tuple[str, float], ...]) -> None:
-        """Keys whose group has had a result too large to come back go one per task; the rest together."""
-        together = []
+        """Keys whose group has had a result too large to come back go one per task; keys of a group
+        none of whose results has come back yet, PROBE_BATCH per task (each needs a file until one
+        has, and a file costs more than a tiny task: the first tasks in flight stay few); the rest
+        together."""
+        together, unknown = [], []
         for key in keys:
             if self.results.is_large(key):
                 self._send(self._batch([key], declared))
-            else:
+            elif self.results.size_known(key):
                 together.append(key)
+            else:
+                unknown.append(key)
+        for start in range(0, len(unknown), PROBE_BATCH):
+            self._send(self._batch(unknown[start:start + PROBE_BATCH], declared))
         if together:
             self._send(self._batch(together, declared))
 
