@@ -182,7 +182,7 @@ def report(report_to, profile: Dict) -> None:
     report_to.add("dask", f"{large['tasks']:.0f} tasks, {mib} MiB results, {WORKERS} workers",
                   large["tasks"] / large["transfers"], "tasks/s",
                   {"ours, every result returned": large["tasks"] / large["returned"]})
-    report_to.note(f"dask, {mib} MiB results: {large['transfers_bytes'] / 2**20:.1f} MiB through the master with "
+    report_to.note(f"dask, {mib} MiB results: {large['transfers_bytes'] / 2**10:.1f} KiB through the master with "
                    f"worker transfers, {large['returned_bytes'] / 2**20:.0f} MiB with every result returned")
 
 
