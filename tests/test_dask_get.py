@@ -31,9 +31,15 @@ def manager():
         yield m
 
 
-@pytest.fixture
-def get(manager):
-    yield functools.partial(wqdask.get, manager=manager)
+MODES = {"worker transfers": {}, "every result in a file": {"inline_max": 0},
+         "results returned": {"worker_transfers": False}}
+
+
+@pytest.fixture(params=list(MODES))
+def get(manager, request):
+    """``get`` as each mode moves results: small ones back to the master and large ones left on the
+    workers (the default), all of them left on the workers, or all of them back to the master."""
+    yield functools.partial(wqdask.get, manager=manager, **MODES[request.param])
     assert manager.empty(), "get() left tasks behind in the manager"
 
 

@@ -198,3 +198,48 @@ def test_a_worker_drops_its_temporary_files_when_its_master_goes(tmp_path):
     finally:
         m.close()
         stop(worker)
+
+
+def test_a_file_kept_until_pruned_outlives_its_readers_and_prune_removes_it(manager):
+    temp = wq.File.temp(until_pruned=True)
+    with wq.local_workers(1, manager, cores=1):
+        manager.submit(wq.Task(produce(5), outputs=[(temp, "out")]))
+        manager.submit(wq.Task(CONSUME, inputs=[(temp, "in")]))
+        assert all(t.succeeded for t in drain(manager, 60))
+        assert manager.stats["temps_removed"] == 0  # read, and no task pending reads it: it stays all the same
+        assert hashlib.sha256(manager.fetch(temp)).hexdigest() == expected_digest(5)
+        manager.prune([temp])
+        assert wait_for(lambda: manager.stats["temps_removed"] == 1)
+        with pytest.raises(FileNotFoundError):
+            manager.fetch(temp)
+        reader = manager.submit(wq.Task(CONSUME, inputs=[(temp, "in")]))  # made again by its producer
+        done = drain(manager, 60)
+    assert [t.id for t in done] == [reader] and done[0].output.strip() == expected_digest(5)
+    assert manager.stats["tasks_recovered"] == 1
+
+
+def test_a_file_pruned_and_forgotten_fails_its_later_readers(manager):
+    temp = wq.File.temp(until_pruned=True)
+    with wq.local_workers(1, manager, cores=1):
+        manager.submit(wq.Task("echo once > out", outputs=[(temp, "out")]))
+        assert drain(manager, 60)[0].succeeded
+        manager.prune([temp], forget=True)
+        assert wait_for(lambda: manager.stats["temps"] == 0)
+        manager.submit(wq.Task("cat in", inputs=[(temp, "in")]))
+        task = drain(manager, 60)[0]
+    assert task.result == Result.INPUT_MISSING and "no task writes" in task.output
+    with pytest.raises(TypeError, match="temporary files"):
+        manager.prune(temp)
+    with pytest.raises(TypeError, match="temporary files"):
+        manager.prune([wq.File("/etc/hostname")])
+
+
+def test_a_worker_serves_more_fetches_one_after_another_than_peers_at_once(manager):
+    """Each fetch is a new peer of the worker's peer server: its place must be free once its file
+    is through, not only after the server's idle timeout."""
+    from workqueue.worker.peer_server import CLIENTS_MAX
+    temp = manager.declare_temp()
+    with wq.local_workers(1, manager, cores=1):
+        manager.submit(wq.Task("printf served > out", outputs=[(temp, "out")]))
+        assert drain(manager, 60)[0].succeeded
+        assert all(manager.fetch(temp) == b"served" for _ in range(CLIENTS_MAX + 6))

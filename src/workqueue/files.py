@@ -34,6 +34,7 @@ class File:
     temp_id: Optional[str] = None
     source_url: Optional[str] = None
     unpack: bool = False  # a tar archive the worker unpacks once, the task seeing its directory
+    until_pruned: bool = False  # a temporary file kept after its readers are done, until Manager.prune
 
     def __post_init__(self) -> None:
         if not self.remote:
@@ -50,10 +51,14 @@ class File:
 
 
     @classmethod
-    def temp(cls, remote: str = "") -> "File":
+    def temp(cls, remote: str = "", until_pruned: bool = False) -> "File":
         """A new temporary file (TaskVine's ``declare_temp``); give it to a task as an output, then to
-        later tasks as an input. ``remote``: its name in the sandboxes (default: its own id)."""
-        return cls(None, remote, cache=True, temp_id=f"temp-{uuid.uuid4().hex[:16]}")
+        later tasks as an input. ``remote``: its name in the sandboxes (default: its own id).
+        ``until_pruned``: its copies stay once the tasks reading it are done, until ``Manager.prune``
+        (for a caller that submits readers only as they become ready, as the Dask runner does);
+        by default they go as soon as it has been read and no pending task reads it."""
+        return cls(None, remote, cache=True, temp_id=f"temp-{uuid.uuid4().hex[:16]}",
+                   until_pruned=bool(until_pruned))
 
     @classmethod
     def url(cls, url: str, remote: str = "", cache: bool = True) -> "File":

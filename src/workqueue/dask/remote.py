@@ -1,15 +1,15 @@
 """What a worker runs for the Dask runner: a batch of Dask tasks, one function task.
 
-Results travel as cloudpickle bytes both ways and the master keeps them as bytes: it never
-unpickles an inner result, only hands the bytes on to the tasks that need them (and unpickles the
-requested keys at the end). Pickling each result here also names the key whose result cannot be
-pickled. This module imports nothing of workqueue, so loading it in a worker's function process
+Results travel pickled, in the call and its outcome or in temporary files (see ``results``), and
+the master keeps them as bytes: it never unpickles an inner result, only hands the bytes on to the
+tasks that need them (and unpickles the requested keys at the end). Pickling each result here also
+names the key whose result cannot be pickled. This module imports nothing of workqueue, so loading it in a worker's function process
 does not load ZeroMQ.
 """
 from __future__ import annotations
 
 import pickle
-from typing import Any, Dict, Hashable, List, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Tuple
 
 import cloudpickle
 
@@ -18,24 +18,90 @@ class UnpicklableResult(TypeError):
     """A Dask task's result cannot be pickled, so it cannot leave its worker."""
 
 
-def run(tasks: List[Tuple[Hashable, Any]], inputs: Dict[Hashable, bytes]) -> Dict[Hashable, bytes]:
-    """Call each ``(key, node)`` in order with the values of its dependencies (from ``inputs`` or
-    from earlier tasks of the batch); returns each key's result, pickled. An exception raised by a
-    task comes back as itself, with a note naming its key."""
+class TooLargeToReturn(Exception):
+    """A result too large to come back with its task: larger than ``inline_max`` with no file to
+    stay in, or past RETURN_MAX together with the batch's others. The runner sends the batch again:
+    the keys of this one's group one per task, and with files when it can."""
+
+    def __init__(self, key: Hashable, size: int) -> None:
+        super().__init__(key, size)
+        self.key, self.size = key, size
+
+
+RETURN_MAX = 32 << 20  # bytes of results one batch brings back at most (a result may carry 64 MiB)
+
+
+def run(tasks: List[Tuple[Hashable, Any]], inputs: Dict[Hashable, bytes], files: Optional[Dict[Hashable, str]] = None,
+        outputs: Optional[Dict[Hashable, str]] = None, inline_max: int = 0) -> Dict[Hashable, Optional[bytes]]:
+    """Call each ``(key, node)`` in order with the values of its dependencies (from ``inputs``, from
+    the files named in ``files``, or from earlier tasks of the batch); returns each key's result,
+    pickled. An exception raised by a task comes back as itself, with a note naming its key.
+
+    ``outputs`` (None: every result comes back) names the temporary file each result is written to
+    (see ``results``): a result that pickles to more than ``inline_max`` bytes is written there and
+    comes back as None; a smaller one comes back and its file is left empty. A result too large to
+    come back raises TooLargeToReturn."""
     values = {key: cloudpickle.loads(data) for key, data in inputs.items()}
-    results = {}
+    for key, filename in (files or {}).items():
+        values[key] = load(key, filename)
+    results: Dict[Hashable, Optional[bytes]] = {}
+    returned = 0
+    used_here = {dependency for _, node in tasks for dependency in node.dependencies}
     for key, node in tasks:
         try:
             values[key] = node(values)
         except BaseException as error:
             name(error, f"raised by Dask task {key!r}")
             raise
-        try:
-            results[key] = dumps(values[key])
-        except Exception as error:
-            raise UnpicklableResult(f"the result of Dask task {key!r} cannot be pickled to go back to "
-                                    f"the master: {type(error).__name__}: {error}") from None
+        data = pickled(key, values[key] if key in used_here else values.pop(key))  # a large value goes early
+        output = outputs.get(key) if outputs is not None else None
+        if output is None:
+            returned += len(data)
+            if (outputs is not None and len(data) > inline_max) or (returned > RETURN_MAX and len(tasks) > 1):
+                raise TooLargeToReturn(key, len(data))
+            results[key] = data
+        elif len(data) > inline_max:
+            write(output, data)
+            results[key] = None
+        else:
+            write(output, b"")
+            results[key] = data
     return results
+
+
+def pickled(key: Hashable, value: Any) -> bytes:
+    try:
+        return dumps(value)
+    except Exception as error:
+        raise UnpicklableResult(f"the result of Dask task {key!r} cannot be pickled to go back to "
+                                f"the master: {type(error).__name__}: {error}") from None
+
+
+def write(name: str, data: bytes) -> None:
+    """A result's file: its own name first, so that two keys with the same result never share a copy
+    in a worker's cache (the master would remove one key's copy while the other still needs it)."""
+    with open(name, "wb") as f:
+        if data:
+            f.write(name.encode() + b"\n")
+            f.write(data)
+
+
+def load(key: Hashable, name: str) -> Any:
+    with open(name, "rb") as f:
+        content = f.read()
+    return cloudpickle.loads(unframe(content, name, key))
+
+
+def unframe(content: bytes, name: str, key: Hashable = None) -> memoryview:
+    """The pickled result in a file ``write`` wrote."""
+    header = name.encode() + b"\n"
+    if not content:
+        raise RuntimeError(f"the file of Dask key {key!r} ({name}) is empty: its task, run again after its "
+                           f"worker was lost, gave a smaller result than the first time")
+    if not content.startswith(header):
+        raise RuntimeError(f"the file of Dask key {key!r} ({name}) does not start with its name: the Dask "
+                           f"runner did not write it")
+    return memoryview(content)[len(header):]
 
 
 def dumps(value: Any) -> bytes:

@@ -3,10 +3,10 @@ workers, as a function task, with the dependencies resolved on the master.
 
 Ready tasks are sent in batches (one function task runs several Dask tasks in turn) when there
 are more of them than cores to run them: a Dask task is often a millisecond of work, less than a
-function task's round trip. Inner results come back to the master, as pickled bytes it never
-unpickles, and go out again inside the calls of the tasks that need them; each is dropped once
-every task that needs it has finished. (Leaving them on the workers needs temporary files, which
-workqueue does not have yet.)
+function task's round trip. Inner results stay on the workers as temporary files, the tasks that
+need them reading them there (fetched from peers), and are pruned once every task that needs them
+has finished; only the requested keys come back (DaskVine's ``worker_transfers``). Small results
+come back too, and go out again inside the calls that need them: see ``results``.
 """
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Tuple
 import cloudpickle
 from dask.core import flatten
 
+from ..files import File
 from ..local import local_workers
 from ..manager.api import Manager
 from ..pytask import FunctionTaskFailed, PythonTask
 from . import remote
 from .graph import Alias, Plan, pack, runs_on_master
+from .results import INLINE_MAX, Results
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ Resources = Union[Mapping[str, float], Callable[[Key], Mapping[str, float]]]
 BATCH_MAX = 64  # Dask tasks in one function task at most
 SPREAD = 4  # batches per core that the ready tasks are cut into, before BATCH_MAX caps them
 IN_FLIGHT_PER_CORE = 8  # function tasks queued or running per core (the rest wait as ready keys)
+PROBE_BATCH = 4  # Dask tasks in one function task at most while their group's result sizes are unknown
 WAIT = 1.0
 CATEGORY = "dask"
 DEFAULT_RESOURCES = {"cores": 1}
@@ -40,7 +43,8 @@ DEFAULT_RESOURCES = {"cores": 1}
 
 def get(dsk: Any, keys: Any, manager: Optional[Manager] = None, *, retries: int = 0,
         resources: Optional[Resources] = None, progress: Optional[Callable[[int, int], Any]] = None,
-        batch_size: Optional[int] = None, workers: Optional[int] = None, **unknown: Any) -> Any:
+        batch_size: Optional[int] = None, workers: Optional[int] = None, worker_transfers: Optional[bool] = None,
+        inline_max: int = INLINE_MAX, **unknown: Any) -> Any:
     """Compute ``keys`` of the Dask graph ``dsk``: ``dask.compute(x, scheduler=workqueue.dask.get)``.
 
     - ``manager``: a running ``Manager`` whose workers run the tasks (bind it with
@@ -53,18 +57,36 @@ def get(dsk: Any, keys: Any, manager: Optional[Manager] = None, *, retries: int 
     - ``progress``: called as ``progress(finished, total)`` each time tasks finish.
     - ``batch_size``: at most this many ready tasks per function task (default 64; 1 sends each
       task on its own).
+    - ``worker_transfers`` (default True; ``lazy_transfers`` is DaskVine's older name for it):
+      results of inner keys stay on the workers as temporary files, pruned when no task needs them
+      any more, and only the requested keys come back. False: every result comes back to the master
+      and goes out again to the tasks that need it (one of more than 64 MiB cannot).
+    - ``inline_max``: with worker transfers, a result that pickles to at most this many bytes
+      (default 64 KiB) comes back with its task all the same, and reaches the tasks that need it in
+      their calls: cheaper than a file for a small value. 0: every result stays on the workers.
 
     A task that raises makes ``get`` raise that exception, with a note naming the task's key.
     """
+    worker_transfers = _transfers(worker_transfers, unknown)
     if unknown:
         raise TypeError(f"workqueue.dask.get got unknown option(s) {', '.join(sorted(unknown))}")
     options = _Options(retries, resources, progress, batch_size)
+    inline_max = _count("inline_max", inline_max, INLINE_MAX)
     flat = list(flatten([keys]))
     plan = Plan(dsk, flat)
     with ExitStack() as stack:
         manager = _manager(stack, manager, workers)
-        stored = _Runner(manager, plan, options).run()
+        stored = _Runner(manager, plan, options, Results(manager, worker_transfers, inline_max)).run()
     return pack(keys, {key: cloudpickle.loads(stored[key]) for key in plan.outputs})
+
+
+def _transfers(worker_transfers: Optional[bool], unknown: Dict[str, Any]) -> bool:
+    """``worker_transfers``, or DaskVine's older ``lazy_transfers``; True unless one says otherwise."""
+    lazy = unknown.pop("lazy_transfers", None)
+    if worker_transfers is not None and lazy is not None and bool(lazy) != bool(worker_transfers):
+        raise TypeError("workqueue.dask.get: worker_transfers and lazy_transfers (its older name) disagree")
+    chosen = worker_transfers if worker_transfers is not None else lazy
+    return True if chosen is None else bool(chosen)
 
 
 def _manager(stack: ExitStack, manager: Optional[Manager], workers: Optional[int]) -> Manager:
@@ -116,40 +138,45 @@ def _count(name: str, value: Optional[int], default: int) -> int:
 
 
 class _Batch:
-    """Dask tasks sent together as one function task, and how often they were sent."""
+    """Dask tasks sent together as one function task, its temporary inputs and outputs, and how often
+    it was sent."""
 
-    __slots__ = ("keys", "call", "resources", "attempts")
+    __slots__ = ("keys", "call", "resources", "inputs", "outputs", "attempts")
 
-    def __init__(self, keys: List[Key], call: Tuple[Any, ...], resources: Tuple[Tuple[str, float], ...]) -> None:
+    def __init__(self, keys: List[Key], resources: Tuple[Tuple[str, float], ...]) -> None:
         self.keys = keys
-        self.call = call
         self.resources = resources
+        self.call: Tuple[Any, ...] = ()
+        self.inputs: List[File] = []
+        self.outputs: Dict[Key, File] = {}
         self.attempts = 0
 
 
 class _Runner:
-    def __init__(self, manager: Manager, plan: Plan, options: _Options) -> None:
+    def __init__(self, manager: Manager, plan: Plan, options: _Options, results: Results) -> None:
         if not manager.empty():
             raise ValueError("workqueue.dask.get: the manager has tasks of its own in flight; get() waits on "
                              "the manager and needs it to itself while it runs")
         self.manager = manager
         self.plan = plan
         self.options = options
-        self.stored: Dict[Key, bytes] = {}
+        self.results = results
         self.in_flight: Dict[int, _Batch] = {}
 
     def run(self) -> Dict[Key, bytes]:
+        """The requested keys' pickled results."""
         try:
             while True:
                 self._submit_ready()
                 if self.plan.complete:
-                    return self.stored
+                    return {key: self.results.pickled(key) for key in self.plan.outputs}
                 task = self.manager.wait(WAIT)
                 if task is not None:
                     self._collect(task)
         finally:
             for task_id in list(self.in_flight):
                 self.manager.cancel(task_id)
+            self.results.close()
 
     def _submit_ready(self) -> None:
         cores = max(1, int(self.manager.stats.get("total_cores") or 0))
@@ -162,27 +189,58 @@ class _Runner:
                 else:
                     groups.setdefault(self.options.resources_of(key), []).append(key)
             for declared, keys in groups.items():
-                self._send(_Batch(keys, self._call(keys), declared))
+                self._send_batches(keys, declared)
+
+    def _send_batches(self, keys: List[Key], declared: Tuple[Tuple[str, float], ...]) -> None:
+        """Keys whose group has had a result too large to come back go one per task; keys of a group
+        none of whose results has come back yet, PROBE_BATCH per task (each needs a file until one
+        has, and a file costs more than a tiny task: the first tasks in flight stay few); the rest
+        together."""
+        together, unknown = [], []
+        for key in keys:
+            if self.results.is_large(key):
+                self._send(self._batch([key], declared))
+            elif self.results.size_known(key):
+                together.append(key)
+            else:
+                unknown.append(key)
+        for start in range(0, len(unknown), PROBE_BATCH):
+            self._send(self._batch(unknown[start:start + PROBE_BATCH], declared))
+        if together:
+            self._send(self._batch(together, declared))
 
     def _evaluate_here(self, key: Key) -> None:
         node = self.plan.nodes[key]
         if isinstance(node, Alias):
-            self._store(key, self.stored[node.target])
+            self.results.alias(key, node.target)
         else:
-            self._store(key, _pickled(key, node()))
+            self.results.finished(key, _pickled(key, node()))
+        self._finish(key)
         self._report()
 
-    def _call(self, keys: List[Key]) -> Tuple[Any, ...]:
+    def _batch(self, keys: List[Key], declared: Tuple[Tuple[str, float], ...]) -> _Batch:
+        batch = _Batch(keys, declared)
         tasks = [(key, self.plan.nodes[key]) for key in keys]
-        inputs = {dependency: self.stored[dependency]
-                  for key in keys for dependency in self.plan.nodes[key].dependencies}
-        return (remote.run, tasks, inputs)
+        dependencies = {dependency: None for key in keys for dependency in self.plan.nodes[key].dependencies}
+        inline, names, batch.inputs = self.results.inputs_for(dependencies)
+        outputs = self.results.outputs_for(keys)
+        if outputs is None:
+            batch.call = (remote.run, tasks, inline)
+            return batch
+        batch.outputs = outputs
+        batch.call = (remote.run, tasks, inline, names, {key: f.remote for key, f in outputs.items()},
+                      self.results.inline_max)
+        return batch
 
     def _send(self, batch: _Batch) -> None:
         try:
             task = PythonTask(*batch.call)
         except Exception as error:
             raise _unpicklable_task(batch.call[1], error) from error
+        for f in batch.inputs:
+            task.add_input(f)
+        for f in batch.outputs.values():
+            task.add_output(f)
         task.set_resources(**dict(batch.resources))
         task.set_category(CATEGORY)
         batch.attempts += 1
@@ -196,8 +254,17 @@ class _Runner:
         outcome = task.output
         if task.succeeded:
             for key, data in outcome.items():
-                self._store(key, data)
+                self.results.finished(key, data)
+                if data is None and key in self.plan.outputs:
+                    self.results.pickled(key)  # fetched while its worker is sure to be there
+                self._finish(key)
             self._report()
+            return
+        if isinstance(outcome, remote.TooLargeToReturn):
+            log.info("workqueue.dask.get: the result of %r is %d bytes, too large to come back: its group's "
+                     "tasks go one at a time, with files if they can", outcome.key, outcome.size)
+            self.results.too_large(outcome.key)
+            self._send_batches(batch.keys, batch.resources)
             return
         if not isinstance(outcome, BaseException):
             outcome = FunctionTaskFailed(f"function task {task.id} failed: {task.result.name}")
@@ -209,10 +276,8 @@ class _Runner:
             remote.name(outcome, f"while running Dask task(s) {_some(batch.keys)}")
         raise outcome
 
-    def _store(self, key: Key, data: bytes) -> None:
-        self.stored[key] = data
-        for unneeded in self.plan.finish(key):
-            del self.stored[unneeded]
+    def _finish(self, key: Key) -> None:
+        self.results.drop(self.plan.finish(key))
 
     def _report(self) -> None:
         if self.options.progress is not None:

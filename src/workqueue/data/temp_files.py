@@ -24,6 +24,7 @@ class TempFile:
     failed: Optional[str] = None  # why it can never exist
     readers: Set[int] = field(default_factory=set)  # pending tasks that read it
     read: bool = False  # a task has read it
+    until_pruned: bool = False  # kept when no pending task reads it, until Manager.prune
 
 
 class TempFiles:
@@ -46,6 +47,10 @@ class TempFiles:
     def with_digest(self, digest: str) -> List[TempFile]:
         return [self._files[i] for i in self._by_digest.get(digest, ())]
 
+    def count_with_digest(self, digest: str) -> int:
+        """How many files hold these bytes (thousands may share one: the Dask runner's empty files)."""
+        return len(self._by_digest.get(digest, ()))
+
     def get(self, temp_id: str) -> Optional[TempFile]:
         return self._files.get(temp_id)
 
@@ -61,6 +66,7 @@ class TempFiles:
         for f in temp_outputs(spec):
             temp = self._files.setdefault(f.temp_id, TempFile(f.temp_id))
             temp.producer, temp.spec, temp.failed = task_id, spec, None
+            temp.until_pruned = f.until_pruned
             made.append(temp)
         return made
 
@@ -92,7 +98,13 @@ class TempFiles:
     def unneeded(self, spec: Dict[str, Any]) -> List[TempFile]:
         """Of a task's temporary inputs, those read at least once that no pending task reads any more."""
         temps = [self._files.get(f.temp_id) for f in temp_inputs(spec)]
-        return [t for t in temps if t is not None and t.read and not t.readers and t.digest is not None]
+        return [t for t in temps if t is not None and t.read and not t.readers and t.digest is not None
+                and not t.until_pruned]
+
+    def forget(self, temp: TempFile) -> None:
+        """The file is no more: a task reading it later fails as one reading a file no task writes."""
+        self.made(temp, None)
+        self._files.pop(temp.temp_id, None)
 
 
 def temp_inputs(spec: Dict[str, Any]) -> List[File]:

@@ -125,6 +125,11 @@ class Outbox:
         return bool(self._items)
 
     @property
+    def settled(self) -> bool:
+        """Nothing left to send, and all that was sent acknowledged."""
+        return not self._items and not self._unacked
+
+    @property
     def streaming(self) -> bool:
         """True while a file is on its way (messages alone do not count)."""
         return any(isinstance(item, _Stream) for item in self._items)

@@ -247,6 +247,16 @@ class Manager:
         if "error" in where:
             raise FileNotFoundError(where["error"])
         return fetch_temp(self._ctx, where, path, timeout)
+
+    def prune(self, files: List[File], forget: bool = False) -> None:
+        """Remove these temporary files' copies from the workers, now or once the pending tasks
+        reading them are done (TaskVine's ``prune_file``; for ``File.temp(until_pruned=True)``); a task
+        reading one later has it made again (lineage). ``forget``: the master forgets each one no
+        pending task writes or reads (TaskVine's ``undeclare_file``): a later reader fails."""
+        if not isinstance(files, (list, tuple)) or not all(isinstance(f, File) and f.temp_id for f in files):
+            validation.refuse(TypeError, "Manager.prune", "files", "a list of temporary files (File.temp())", files)
+        self._send("prune", [f.temp_id for f in files], bool(forget))
+
     def invalidate_cache_file(self, local_path: str) -> None:
         """Tell every worker to drop its cached copy of this file."""
         local_path = validation.path("Manager.invalidate_cache_file", "local_path", local_path)

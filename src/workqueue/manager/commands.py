@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..constants import Result
 from ..data.outputs import abort_outputs
@@ -137,6 +137,9 @@ class Commands:
 
     def do_locate(self, temp_id: str, reply: "queue.SimpleQueue[Any]") -> None:
         reply.put(self.loop.data.locate(temp_id))
+
+    def do_prune(self, temp_ids: List[str], forget: bool) -> None:
+        self.loop.data.prune(temp_ids, forget)
 
     def do_status(self, what: str, reply: "queue.SimpleQueue[Any]") -> None:
         reply.put(status(self.loop, what))

@@ -294,21 +294,41 @@ class DataPlane:
         log.warning("task %d: %s", record.task_id, why)
         self.loop.complete(record, outcome)
 
+    def prune(self, temp_ids: List[str], forget: bool) -> None:
+        """``Manager.prune``: each file's copies are removed now, or once the pending tasks reading it
+        are done; with ``forget``, the master forgets a file no pending task writes or reads."""
+        for temp_id in temp_ids:
+            temp = self.temps.get(temp_id)
+            if temp is None:
+                continue
+            temp.until_pruned = False
+            if temp.readers:
+                temp.read = True  # the last of them to finish removes it (_remove_unneeded)
+                continue
+            if temp.digest is not None:
+                self._remove(temp)
+            if forget and temp.producer is None:
+                self.temps.forget(temp)
+
     def _remove_unneeded(self, spec: Dict[str, Any]) -> None:
         """Temporary inputs of a task done that were read and are needed by no pending task: removed
         from the workers."""
         for temp in self.temps.unneeded(spec):
-            if len(self.temps.with_digest(temp.digest)) > 1:
-                self.temps.made(temp, None)  # another file has the same content: its copies stay
-                temp.read = False
-                continue
-            for worker in self.replicas.holders(temp.digest):
-                conn = self.loop.workers.get(worker)
-                if conn is not None and temp.digest in conn.cached:
-                    continue  # the same bytes are a cached input there too: they stay
-                if conn is not None:
-                    self.loop.send_to(conn, protocol.encode("invalidate", digest=temp.digest))
-                self.replicas.discard(temp.digest, worker)
-            self.loop.counters["temps_removed"] += 1
-            self.temps.made(temp, None)
+            self._remove(temp)
+
+    def _remove(self, temp: TempFile) -> None:
+        """The file's copies go from the workers; the master keeps what lineage needs to make it again."""
+        if self.temps.count_with_digest(temp.digest) > 1:
+            self.temps.made(temp, None)  # another file has the same content: its copies stay
             temp.read = False
+            return
+        for worker in self.replicas.holders(temp.digest):
+            conn = self.loop.workers.get(worker)
+            if conn is not None and temp.digest in conn.cached:
+                continue  # the same bytes are a cached input there too: they stay
+            if conn is not None:
+                self.loop.send_to(conn, protocol.encode("invalidate", digest=temp.digest))
+            self.replicas.discard(temp.digest, worker)
+        self.loop.counters["temps_removed"] += 1
+        self.temps.made(temp, None)
+        temp.read = False

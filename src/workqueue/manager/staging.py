@@ -180,7 +180,7 @@ class Staging:
         return bool(self.master_sends.get(digest)) or self.transfers.flying(digest)
 
     def _is_cached_input(self, digest: str) -> bool:
-        return not self.data.temps.with_digest(digest)
+        return not self.data.temps.count_with_digest(digest)
 
     def _need(self, record: TaskRecord, conn: WorkerConn, digest: str, size: int, f: Optional[File],
               start: bool = True) -> None:

@@ -5,8 +5,8 @@ A client says ``peer-hello`` with its nonce, gets a ``challenge``, and asks for 
 ``peer-get`` and its proof (HMAC over both nonces with the key its master gave: the password, or
 the master's peer key); it gets a ``put`` and the file's ``chunk``s, which it acknowledges, or a
 ``reject``. A client that does not prove, or asks for a file this worker does not hold, gets a
-``reject`` and nothing else. At most CLIENTS_MAX peers at once, each forgotten after CLIENT_IDLE
-seconds of silence; frames past PEER_MESSAGE_MAX end the connection.
+``reject`` and nothing else. At most CLIENTS_MAX peers at once, each forgotten once its file is
+acknowledged or after CLIENT_IDLE seconds of silence; frames past PEER_MESSAGE_MAX end the connection.
 """
 from __future__ import annotations
 
@@ -124,6 +124,8 @@ class PeerServer:
             self._get(identity, client, message["digest"], message["proof"])
         elif message.type == "ack" and client is not None:
             client.outbox.ack()
+            if not client.nonce and client.outbox.settled:  # its one file is all there: its place is free
+                self._drop(identity)
         else:
             self._refuse(identity, f"unexpected {message.type!r}")
 
