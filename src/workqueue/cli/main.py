@@ -11,7 +11,7 @@ import click
 from .run import run
 
 # commands that live in their own rooms, each imported when it is named (or --help lists them):
-# their imports (the dashboard's web server, the catalog's urllib) are a fifth of ``workqueue run``'s
+# their imports (the dashboard's web server, the catalog's urllib) were a fifth of ``workqueue run``'s
 LAZY_COMMANDS = {"status": "status", "factory": "factory", "catalog": "catalog", "dashboard": "dashboard",
                  "plot": "plot"}
 

@@ -62,7 +62,7 @@ class PeerServer:
         self._clients: "collections.OrderedDict[bytes, _Client]" = collections.OrderedDict()
         self._credits = Credits(SERVER_CREDITS)
         self._stop = threading.Event()
-        # close() writes here: the thread wakes at once instead of at the end of its poll (a
+        # close() writes here: the thread wakes at once instead of at the end of its poll (up to a
         # fifth of a second of every worker's exit, waited for by whoever stops it)
         self._wake_read, self._wake_write = os.pipe()
         self._poller = zmq.Poller()
@@ -73,6 +73,8 @@ class PeerServer:
         self._thread.start()
 
     def close(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
         os.write(self._wake_write, b"x")
         self._thread.join(timeout=5)
