@@ -15,7 +15,7 @@ import time
 from typing import Callable, Dict, Tuple
 
 from . import cctools, references, simulated_workers, workloads
-from .machine import describe
+from .machine import describe, precompile
 from .report import Report
 
 PROFILES = {
@@ -183,6 +183,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}: choose from {', '.join(WORKLOADS)}")
     logging.basicConfig(level=logging.ERROR)
+    precompile()
     report = Report(describe())
     run = Run(PROFILES["full" if args.full else "smoke" if args.smoke else "quick"], report, args.no_cctools)
     started = time.monotonic()

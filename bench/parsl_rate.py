@@ -139,6 +139,8 @@ def report(report_to, profile: Dict) -> None:
 
 
 if __name__ == "__main__":
+    from .machine import precompile
+    precompile()
     apps = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 1):
         pair = {kind: measure(kind, apps) for kind in ("htex", "wq")}

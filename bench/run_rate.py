@@ -6,7 +6,7 @@ Each figure is the wall time of the whole command, start-up and shut-down includ
 its two workers and writes a ``--joblog`` row per task), as the user waits for it. The three run
 in turn, ``repeats`` times, and each reports its median rate.
 
-``python bench/run_rate.py [N] [REPEATS]`` runs it alone; ``python -m bench run`` puts it in the table.
+``python -m bench.run_rate [N] [REPEATS]`` runs it alone; ``python -m bench run`` puts it in the table.
 """
 from __future__ import annotations
 
@@ -111,6 +111,8 @@ def report(report_to, profile: Dict) -> None:
 
 
 if __name__ == "__main__":
+    from .machine import precompile
+    precompile()
     n_lines = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     figures = measure(n_lines, int(sys.argv[2]) if len(sys.argv) > 2 else 1)
     print({name: None if rate is None else round(rate, 3) for name, rate in figures.items()})
