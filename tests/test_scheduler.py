@@ -274,12 +274,41 @@ def test_a_prefetched_files_task_waits_on_the_worker_caching_its_inputs(algorith
     def cached_bytes(task_id):
         return (lambda worker: 64.0 if worker == "b" else 0.0) if task_id == 2 else None
 
-    queued = {a.task_id: a.worker for a in s.schedule(lambda tid: 1, only="a", cached_bytes=cached_bytes)}
+    holders_asked = []
+
+    def input_holders(task_id):
+        holders_asked.append(task_id)
+        return {"b"} if task_id == 2 else set()
+
+    queued = {a.task_id: a.worker for a in s.schedule(lambda tid: 1, only="a", cached_bytes=cached_bytes,
+                                                      input_holders=input_holders)}
     assert all(s.is_queued(task_id) for task_id in queued)
     if algorithm == "files":
         assert queued == {2: "b", 3: "a"}  # 3 caches nothing: it waits where the room will be
+        assert holders_asked == [2, 3]
     else:
-        assert queued == {2: "a"}  # one worker looked at, one task per unit of depth
+        assert queued == {2: "a"} and holders_asked == []  # one worker looked at, one task per unit of depth
+
+
+def test_a_prefetched_files_task_looks_only_at_the_workers_holding_its_inputs():
+    """1,000 full workers, none holding the task's inputs but the one it is queued on: scored at
+    no other worker (the review found every worker scored for every such task)."""
+    s = Scheduler(algorithm="files")
+    names = [f"w{i}" for i in range(1000)]
+    one_core_workers(s, *names)
+    for i in range(1000):
+        s.submit(i, declared(cores=1))
+    s.schedule()
+    for i in range(1000, 1100):
+        s.submit(i, declared(cores=1))
+    scored = []
+
+    def cached_bytes(task_id):
+        return lambda worker: scored.append(worker) or (1.0 if worker == "w7" else 0.0)
+
+    booked = s.schedule(lambda tid: 1, only="w3", cached_bytes=cached_bytes, input_holders=lambda tid: {"w7"})
+    assert [a.worker for a in booked] == ["w7", "w3"]  # w7's one place, then w3's own
+    assert set(scored) <= {"w3", "w7"}
 
 
 def test_fcfs_ignores_cached_bytes():

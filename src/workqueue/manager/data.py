@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ..constants import Result
 from ..data.lineage import Lineage
@@ -167,8 +167,7 @@ class DataPlane:
                ) -> Optional[Callable[[bytes], float]]:
         """For the FILES algorithm: the bytes of the task's temporary inputs a worker holds, added
         to those of its cached inputs."""
-        temps = [self.temps.get(f.temp_id) for f in temp_inputs(spec)]
-        temps = [t for t in temps if t is not None and t.digest is not None]
+        temps = self._made_temps(spec)
         if not temps:
             return base
         holds = self.replicas.holds
@@ -177,6 +176,19 @@ class DataPlane:
             own = sum(t.size for t in temps if holds(worker, t.digest))
             return own + (base(worker) if base is not None else 0)
         return score
+
+    def holders(self, spec: Dict[str, Any], cached: Iterable[str]) -> Set[bytes]:
+        """The workers holding a ready copy of any of these cached inputs' digests or of the task's
+        temporary inputs: where a prefetched FILES task may wait (see Scheduler._prefetch_target)."""
+        digests = set(cached) | {t.digest for t in self._made_temps(spec)}
+        found: Set[bytes] = set()
+        for digest in digests:
+            found |= self.replicas.holders(digest)
+        return found
+
+    def _made_temps(self, spec: Dict[str, Any]) -> list:
+        temps = [self.temps.get(f.temp_id) for f in temp_inputs(spec)]
+        return [t for t in temps if t is not None and t.digest is not None]
 
     def locate(self, temp_id: str) -> Dict[str, Any]:
         """Where a temporary file can be fetched from: its digest, size and holders' addresses."""

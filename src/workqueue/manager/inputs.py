@@ -45,18 +45,24 @@ def input_megabytes(inputs: List[File]) -> float:
     return total / (1 << 20)
 
 
+def cached_input_sizes(inputs: List[File], digests: DigestMemo) -> Dict[str, int]:
+    """The size of each cacheable input file, by digest (one look at the inputs; none: empty)."""
+    sizes: Dict[str, int] = {}
+    for f in inputs:
+        if f.cache and f.data is None and f.local:
+            try:
+                digest, size, _ = digests.digest(f.local)
+            except OSError:  # a directory, or a file gone: sending it will say so
+                continue
+            sizes[digest] = size
+    return sizes
+
+
 def cached_input_scorer(inputs: List[File], digests: DigestMemo,
                         workers: Dict[bytes, Any]) -> Optional[Callable[[bytes], float]]:
     """For the FILES algorithm: a function telling how many bytes of these inputs' cacheable files a
     worker holds, or None (at the cost of one look at the inputs) for a task with none."""
-    cached = [f.local for f in inputs if f.cache and f.data is None and f.local]
-    if not cached:
+    sizes = cached_input_sizes(inputs, digests)
+    if not sizes:
         return None
-    sizes: Dict[str, int] = {}
-    for path in cached:
-        try:
-            digest, size, _ = digests.digest(path)
-        except OSError:  # a directory, or a file gone: sending it will say so
-            continue
-        sizes[digest] = size
     return lambda worker: sum(size for digest, size in sizes.items() if digest in workers[worker].cached)

@@ -382,7 +382,8 @@ class ManagerLoop:
         if self.blocks and self.blocks.expire(time.monotonic()):
             self.apply_blocks()
         sent_to: Dict[bytes, WorkerConn] = {}
-        for assignment in self.scheduler.schedule(prefetch_depth, only, self.placement.cached_bytes):
+        for assignment in self.scheduler.schedule(prefetch_depth, only, self.placement.cached_bytes,
+                                                   self.placement.input_holders):
             record = self.tasks[assignment.task_id]
             conn = sent_to[assignment.worker] = self.workers[assignment.worker]
             try:

@@ -3,10 +3,10 @@ how deep it may be prefetched, how quick each worker is (TIME), and how much of 
 each worker caches (FILES). Read from the loop's records; no sockets."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Set
 
 from ..scheduling.scheduler import NO_NEEDS, Needs
-from .inputs import cached_input_scorer, input_megabytes
+from .inputs import cached_input_scorer, cached_input_sizes, input_megabytes
 from .records import PREFETCH_MAX_SECONDS, PREFETCH_MIN_SAMPLES, TaskRecord
 
 if TYPE_CHECKING:
@@ -51,3 +51,11 @@ class Placement:
         if not spec["inputs"]:
             return None
         return loop.data.scorer(spec, cached_input_scorer(spec["inputs"], loop.digests, loop.workers))
+
+    def input_holders(self, task_id: int) -> Set[bytes]:
+        """For a prefetched FILES task: the workers holding a ready copy of one of its inputs."""
+        loop = self.loop
+        spec = loop.tasks[task_id].spec
+        if not spec["inputs"]:
+            return set()
+        return loop.data.holders(spec, cached_input_sizes(spec["inputs"], loop.digests))

@@ -40,6 +40,7 @@ from typing import (
     Dict,
     FrozenSet,
     Hashable,
+    Iterable,
     Iterator,
     List,
     Optional,
@@ -70,6 +71,8 @@ TASK_ORDERS = (FIFO, LIFO)
 
 # Per task, how many bytes of its cached inputs a worker holds; None when it has no cached input.
 CachedBytes = Callable[[int], Optional[Callable[[WorkerId], float]]]
+# Per task, the workers holding one of its inputs: the only ones a prefetched FILES task is moved to.
+InputHolders = Callable[[int], Iterable[WorkerId]]
 # A worker's mean seconds per finished task; None before its first.
 WorkerSeconds = Callable[[WorkerId], Optional[float]]
 
@@ -282,12 +285,14 @@ class Scheduler:
 
     # -- dispatch -------------------------------------------------------------------------------
     def schedule(self, prefetch_depth: Optional[Callable[[int], int]] = None,
-                 only: Optional[WorkerId] = None, cached_bytes: Optional[CachedBytes] = None) -> List[Assignment]:
+                 only: Optional[WorkerId] = None, cached_bytes: Optional[CachedBytes] = None,
+                 input_holders: Optional[InputHolders] = None) -> List[Assignment]:
         """Book as many ready tasks as fit, best priority first, on the workers with room; then
         queue tasks on full workers, up to ``prefetch_depth(task_id)`` per core (0: none).
         ``only``: look at that one worker (the one that has just freed room) and at those with a free
         core, not at them all; ``only`` gets prefetched tasks once no other worker has a free core.
-        ``cached_bytes``: what the FILES algorithm scores workers by (see CachedBytes)."""
+        ``cached_bytes``: what the FILES algorithm scores workers by (see CachedBytes);
+        ``input_holders``: where a prefetched FILES task may wait instead (see InputHolders)."""
         assignments: List[Assignment] = []
         if not self._ready_count:
             return assignments
@@ -312,13 +317,14 @@ class Scheduler:
         if prefetch_depth is None:
             return assignments
         if only is None:
-            self._prefetch(prefetch_depth, assignments, workers, cached_bytes)
+            self._prefetch(prefetch_depth, assignments, workers, cached_bytes, input_holders)
         elif not any(w != only for w in self._with_room):
-            self._prefetch(prefetch_depth, assignments, [(only, self._workers[only])], cached_bytes)
+            self._prefetch(prefetch_depth, assignments, [(only, self._workers[only])], cached_bytes, input_holders)
         return assignments
 
     def _prefetch(self, prefetch_depth: Callable[[int], int], assignments: List[Assignment],
-                  workers: List[Tuple[WorkerId, WorkerBooks]], cached_bytes: Optional[CachedBytes]) -> None:
+                  workers: List[Tuple[WorkerId, WorkerBooks]], cached_bytes: Optional[CachedBytes],
+                  input_holders: Optional[InputHolders]) -> None:
         """One task per worker per pass, so that a short queue spreads over every worker; a FILES
         task waits instead on the worker caching most of its inputs (see _prefetch_target)."""
         candidates = [(worker, books) for worker, books in workers if books.takes_tasks]
@@ -331,7 +337,7 @@ class Scheduler:
                 depth = prefetch_depth(self._head(shape)[2])
                 if not self._may_queue(books, depth):
                     continue
-                target, target_books = self._prefetch_target(shape, worker, books, depth, cached_bytes)
+                target, target_books = self._prefetch_target(shape, worker, books, depth, cached_bytes, input_holders)
                 assignments.append(self._book(shape, target, target_books, queued=True))
                 more.append((worker, books))
             candidates = more
@@ -341,19 +347,20 @@ class Scheduler:
         return len(books.queued) < min(QUEUED_MAX, books.prefetch_limit * depth)
 
     def _prefetch_target(self, shape: Tuple, worker: WorkerId, books: WorkerBooks, depth: int,
-                         cached_bytes: Optional[CachedBytes]) -> Tuple[WorkerId, WorkerBooks]:
-        """Where the head task of ``shape`` waits: ``worker``, unless it is a FILES task with cached
-        inputs and another worker that may queue it holds more of them. That look goes over every
-        worker, but only for such tasks: data that stays put is worth more than a scan."""
+                         cached_bytes: Optional[CachedBytes],
+                         input_holders: Optional[InputHolders]) -> Tuple[WorkerId, WorkerBooks]:
+        """Where the head task of ``shape`` waits: ``worker``, unless it is a FILES task and one of
+        the workers holding its inputs (the only ones looked at) may queue it and holds more."""
         task_id = self._head(shape)[2]
-        algorithm = self._tasks[task_id].algorithm or self.algorithm
-        score = cached_bytes(task_id) if algorithm == FILES and cached_bytes is not None else None
-        if score is None:
+        if cached_bytes is None or input_holders is None or (self._tasks[task_id].algorithm or self.algorithm) != FILES:
             return worker, books
         candidates = [(worker, books)] + [
-            (other, other_books) for other, other_books in self._workers.items()
-            if other != worker and other_books.takes_tasks and other_books.could_ever_fit(shape)
-            and self._may_queue(other_books, depth)]
+            (other, self._workers[other]) for other in input_holders(task_id)
+            if other != worker and other in self._workers and self._workers[other].takes_tasks
+            and self._workers[other].could_ever_fit(shape) and self._may_queue(self._workers[other], depth)]
+        score = cached_bytes(task_id) if len(candidates) > 1 else None
+        if score is None:
+            return worker, books
         return max(candidates, key=lambda pair: score(pair[0]))
 
     # -- taking queued tasks back ---------------------------------------------------------------
