@@ -58,6 +58,18 @@ def test_a_worker_not_yet_welcomed_serves_no_one(server, tmp_path):
         fetch_from_peer(zmq.Context.instance(), peer.address, digest, KEY, str(tmp_path / "part"))
 
 
+def test_fetches_of_a_file_not_held_do_not_use_up_the_places(server, tmp_path):
+    """Each answered question frees its peer's place: 70 "not here" answers in a row (the master's
+    record of copies out of date) and the next peer still gets its file (from the review)."""
+    from workqueue.worker.peer_server import CLIENTS_MAX
+    peer, digest, _ = server
+    for i in range(CLIENTS_MAX + 6):
+        with pytest.raises(PeerGone):
+            fetch_from_peer(zmq.Context.instance(), peer.address, "0" * 32, KEY, str(tmp_path / f"p{i}"))
+    incoming, _ = fetch_from_peer(zmq.Context.instance(), peer.address, digest, KEY, str(tmp_path / "part"))
+    assert incoming.digest == digest
+
+
 def test_a_file_not_held_or_a_name_that_is_not_a_digest_gets_nothing(server, tmp_path):
     peer, _, _ = server
     with pytest.raises(PeerGone, match="not here"):

@@ -129,6 +129,7 @@ class PeerServer:
             if not client.nonce and client.outbox.settled:  # its one file is all there: its place is free
                 self._drop(identity)
         else:
+            self._drop(identity)
             self._refuse(identity, f"unexpected {message.type!r}")
 
     def _hello(self, identity: bytes, client_nonce: bytes, now: float) -> None:
@@ -155,6 +156,7 @@ class PeerServer:
         except OSError:
             source = None
         if source is None:
+            self._drop(identity)  # its one question is answered: its place is free again
             self._refuse(identity, f"{NOT_HERE}{digest}")
             return
         client.nonce = b""  # one file per proof
