@@ -39,6 +39,7 @@ from .ratelimit import LimitedLog
 from .sandbox import SAMPLE_INTERVAL
 from .worker_files import FileReceiver
 from .worker_peers import WorkerPeers
+from .worker_reaper import Reaper
 from .worker_resources import Offer, detect_resources, offer_here
 from .worker_lifetime import Lifetime
 from .worker_session import Session
@@ -139,7 +140,8 @@ class Worker:
             self.offer = offer_here(self.workspace, self.options)
             self.resources = self.offer.resources
             budget = int(self.resources["disk"]) << 20 if self.options.disk else None
-            self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
+            self.cache = Cache(os.path.join(self.workspace, "cache"), budget,
+                               Reaper(os.path.join(self.workspace, "trash")))
             self.tasks = TaskRunner(self.workspace, self.resources, self.cache, complain=self.complain)
             self.files = FileReceiver(self.cache, f"{self.worker_id} ({self.hostname})", self.complain)
             self.peers = WorkerPeers(self.ctx, self.cache, self.options.contact_host, self.complain)
@@ -166,6 +168,8 @@ class Worker:
                 self.session.close()
             if self.peers is not None:
                 self.peers.close()
+            if self.cache is not None and self.cache.reaper is not None:
+                self.cache.reaper.close()
             self.ctx.destroy(0)
             self.space.release()
             for sig, handler in previous.items():

@@ -134,7 +134,7 @@ class PeerServer:
             return
         path = os.path.join(self.cache_root, digest) if is_digest(digest) else None
         try:
-            source = FileSource(path) if path else None
+            source = FileSource(path, digest=digest) if path else None
             mode = os.stat(path).st_mode & 0o777 if path else 0
         except OSError:
             source = None
