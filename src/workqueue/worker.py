@@ -144,7 +144,8 @@ class Worker:
                                Reaper(os.path.join(self.workspace, "trash")))
             self.tasks = TaskRunner(self.workspace, self.resources, self.cache, complain=self.complain)
             self.files = FileReceiver(self.cache, f"{self.worker_id} ({self.hostname})", self.complain)
-            self.peers = WorkerPeers(self.ctx, self.cache, self.options.contact_host, self.complain)
+            self.peers = WorkerPeers(self.ctx, self.cache, self.options.contact_host, self.complain,
+                                     encrypted=bool(self.options.curve_server_key))
             self.handlers = self._message_handlers()
             if self.options.coprocess:
                 size = self.options.coprocesses_total or max(1, int(self.resources["cores"]))
@@ -282,7 +283,8 @@ class Worker:
             session.send(protocol.hello(
                 self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
                 coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept(),
-                time_left=self.lifetime.time_left(time.monotonic()), peer=self.peers.address))
+                time_left=self.lifetime.time_left(time.monotonic()), peer=self.peers.address,
+                peer_curve=self.peers.curve_public))
             return self._session_loop(session)
         except WorkerStopped as stop:
             if session.welcomed:
