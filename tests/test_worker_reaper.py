@@ -62,3 +62,15 @@ def test_the_cache_removes_through_its_reaper_and_a_file_arriving_again_stays(tm
     reaper.close()
     with open(cache.path(digest), "rb") as f:
         assert f.read() == data
+
+
+def test_past_its_bound_the_reaper_removes_in_line(tmp_path, monkeypatch):
+    from workqueue import worker_reaper
+    monkeypatch.setattr(worker_reaper, "PENDING_MAX", 10)
+    reaper = Reaper(str(tmp_path / "trash"))
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 11)
+    reaper.remove(str(big))
+    assert not big.exists()
+    assert os.listdir(tmp_path / "trash") == [], "too large to wait in the trash: removed at once"
+    reaper.close()
