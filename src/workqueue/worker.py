@@ -35,6 +35,7 @@ import zmq
 from . import auth, protocol
 from .cache import Cache
 from .coprocess import CoprocessPool
+from .malloc_tuning import steady_malloc
 from .ratelimit import LimitedLog
 from .sandbox import SAMPLE_INTERVAL
 from .worker_files import FileReceiver
@@ -134,6 +135,7 @@ class Worker:
         """Serve masters until idle, shut down, or stopped; return the process exit code."""
         show_state_changes()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        steady_malloc()
         self.ctx = zmq.Context()
         try:
             self.workspace = self.space.claim()
