@@ -157,6 +157,18 @@ def transfer(spec, q, tmp):
     return figures
 
 
+def transfer_in(spec, q, tmp):
+    """Only the input figures of ``transfer`` (warm and cold), for bench/input_path.py."""
+    size, repeats = spec["size"], spec.get("repeats", 3)
+    src = write_random(os.path.join(tmp, "in.bin"), size)
+    figures = {"in": size / min(run_all(q, [task("true", [(src, "in.bin", False)])]) for _ in range(repeats))}
+    remove(src)
+    with tempfile.TemporaryDirectory(dir=disk_dir()) as disk:
+        cold = write_random(os.path.join(disk, "in.bin"), size)
+        figures["in_cold"] = size / min(_cold_run(q, cold) for _ in range(repeats))
+    return figures
+
+
 def _output_run(q, src, out):
     remove(out)
     return run_all(q, [task(make_output(src), outputs=[(out, "out.bin")])])
@@ -169,7 +181,7 @@ def _cold_run(q, path):
 
 def main():
     spec = json.loads(sys.argv[1])
-    in_memory = spec["workload"] == "transfer" and memory_dir() is not None
+    in_memory = spec["workload"] in ("transfer", "transfer_in") and memory_dir() is not None
     with tempfile.TemporaryDirectory(dir=memory_dir() if in_memory else None) as tmp:
         os.chdir(tmp)
         q = wq.WorkQueue(0)

@@ -110,6 +110,20 @@ def transfer(size: int, repeats: int = 3) -> Dict[str, float]:
         return figures
 
 
+def transfer_in(size: int, repeats: int = 3) -> Dict[str, float]:
+    """Only the input figures of ``transfer`` (warm and cold), as CCTools' ``transfer_in``."""
+    with tempfile.TemporaryDirectory(dir=memory_dir()) as tmp, wq.Manager(port=0, host="127.0.0.1") as m, \
+            wq.local_workers(1, m, cores=1, extra=["-s", tmp]):
+        _connected(m, 1)
+        src = write_random(os.path.join(tmp, "in.bin"), size)
+        figures = {"in": size / min(_run_all(m, [_task_with(src)]) for _ in range(repeats))}
+        remove(src)
+        with tempfile.TemporaryDirectory(dir=disk_dir()) as disk:
+            cold = write_random(os.path.join(disk, "in.bin"), size)
+            figures["in_cold"] = size / min(_cold_run(m, cold) for _ in range(repeats))
+        return figures
+
+
 def _task_with(path: str) -> wq.Task:
     return wq.Task("true", cores=1, inputs=[(path, "in.bin")])
 

@@ -358,3 +358,15 @@ def test_writer_closed_early_still_finishes_or_aborts(tmp_path, backend):
     dropped.close()
     dropped.abort()
     assert sorted(os.listdir(tmp_path)) == ["done"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reader_given_the_digest_gives_the_same_bytes_and_that_digest(backend, tmp_path):
+    data = os.urandom(3 * SMALL_CHUNK + 5)
+    path = write_file(tmp_path / "src", data)
+    with backend.FileReader(path, SMALL_CHUNK, "f" * 32) as reader:
+        chunks = []
+        while (chunk := reader.next_chunk()) is not None:
+            chunks.append(bytes(chunk))
+        assert b"".join(chunks) == data
+        assert reader.hexdigest() == "f" * 32, "a known digest is passed on, not computed again"

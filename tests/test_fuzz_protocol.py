@@ -89,6 +89,13 @@ def peer_address(v):
                        and not any(c.isspace() for c in host))
 
 
+Z85 = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+
+def curve_key(v):
+    return type(v) is bytes and (v == b"" or (len(v) == 40 and all(c in Z85 for c in v)))
+
+
 def temps(v):
     return type(v) is list and len(v) <= 4096 and all(
         type(e) is list and len(e) == 3 and is_name(e[0]) and is_digest(e[1]) and integer(0, 1 << 62)(e[2]) for e in v)
@@ -99,7 +106,7 @@ RULES = {
     "hello": {"version": ID, "worker_id": text(256), "hostname": text(256), "resources": resources,
               "nonce": blob(64), "features": list_of(text(256), 64), "coprocesses": list_of(text(256), 16),
               "cached": list_of(is_digest), "time_left": lambda v: type(v) is float and 0 <= v < math.inf,
-              "peer": peer_address},
+              "peer": peer_address, "peer_curve": curve_key},
     "auth": {"proof": blob(64), "cached": list_of(is_digest)},
     "output": {"xfer": ID, "task_id": ID, "attempt": ID, "name": is_name, "size": integer(0, 1 << 62),
                "mode": integer(0, 0o7777)},
@@ -120,7 +127,7 @@ RULES = {
     "put": {"xfer": ID, "digest": is_digest, "size": integer(0, 1 << 62), "mode": integer(0, 0o7777),
             "keep": lambda v: type(v) is bool},
     "fetch": {"xfer": ID, "digest": is_digest, "size": integer(0, 1 << 62), "mode": integer(0, 0o7777),
-              "source": peer_address, "keep": lambda v: type(v) is bool},
+              "source": peer_address, "source_curve": curve_key, "keep": lambda v: type(v) is bool},
     "unpack": {"xfer": ID, "digest": is_digest},
     "fetch-url": {"xfer": ID, "url": lambda v: (type(v) is str and len(v) <= 4096 and v.startswith(("http://", "https://"))
                                                 and v.isprintable() and " " not in v),
@@ -176,6 +183,8 @@ amounts = st.one_of(st.floats(0, 1e15), st.integers(0, 10 ** 15))
 resource_maps = st.dictionaries(st.sampled_from(["cores", "memory", "disk", "gpus"]), amounts)
 short_keys = st.text(max_size=12)
 words = st.text(st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=12)
+curve_keys = st.one_of(st.just(b""), st.binary(min_size=40, max_size=40).map(
+    lambda b: bytes(Z85[c % 85] for c in b)))
 messages_valid = {
     "hello": st.fixed_dictionaries(
         {"version": ids, "worker_id": st.text(max_size=40), "resources": resource_maps},
@@ -184,7 +193,8 @@ messages_valid = {
                   "coprocesses": st.lists(st.text(max_size=20), max_size=3), "cached": st.lists(digests, max_size=3),
                   "time_left": st.floats(0, 1e9),
                   "peer": st.one_of(st.just(""), st.builds("tcp://{}:{}".format, st.sampled_from(["h", "10.0.0.1"]),
-                                                           st.integers(1, 65535)))}),
+                                                           st.integers(1, 65535))),
+                  "peer_curve": curve_keys}),
     "auth": st.fixed_dictionaries({"proof": st.binary(max_size=64)}, optional={"cached": st.lists(digests, max_size=3)}),
     "output": st.fixed_dictionaries({"xfer": ids, "task_id": ids, "attempt": ids, "name": names,
                                      "size": st.integers(0, 1 << 62)}, optional={"mode": st.integers(0, 0o7777)}),
@@ -217,7 +227,8 @@ messages_valid = {
     "fetch": st.fixed_dictionaries({"xfer": ids, "digest": digests, "size": st.integers(0, 1 << 62),
                                    "source": st.builds("tcp://{}:{}".format, st.sampled_from(["h", "10.0.0.1"]),
                                                        st.integers(1, 65535))},
-                                  optional={"mode": st.integers(0, 0o7777), "keep": st.booleans()}),
+                                  optional={"mode": st.integers(0, 0o7777), "keep": st.booleans(),
+                                            "source_curve": curve_keys}),
     "task": st.fixed_dictionaries({"task_id": ids}, optional={
         "attempt": ids, "command": st.text(max_size=40), "kind": st.sampled_from(["command", "function"]),
         "env": st.dictionaries(st.text(max_size=8).filter(lambda k: k and "=" not in k and "\0" not in k),
@@ -477,7 +488,7 @@ D = "0123456789abcdef0123456789abcdef"
 SAMPLES = {  # one valid message of each type, with something in every list and map
     "hello": {"version": 4, "worker_id": "w", "hostname": "h", "nonce": b"n" * 32, "features": ["gpu"],
               "resources": {"cores": 4.0, "memory": 100, "disk": 1e6, "gpus": 0.0}, "coprocesses": ["c"], "cached": [D],
-              "time_left": 3600.0, "peer": "tcp://h:1"},
+              "time_left": 3600.0, "peer": "tcp://h:1", "peer_curve": b"k" * 40},
     "auth": {"proof": b"p" * 32, "cached": [D]},
     "output": {"xfer": 1, "task_id": 2, "attempt": 1, "name": "d/out.txt", "size": 10, "mode": 0o644},
     "result": {"task_id": 2, "attempt": 1, "result": 0, "exit_code": 0, "measured": {"wall_time": 0.5, "start": 1.7e9},
@@ -493,7 +504,8 @@ SAMPLES = {  # one valid message of each type, with something in every list and 
     "reset": {"reason": "r"},
     "challenge": {"nonce": b"n"},
     "put": {"xfer": 1, "digest": D, "size": 10, "mode": 0o644, "keep": True},
-    "fetch": {"xfer": 1, "digest": D, "size": 10, "mode": 0o644, "source": "tcp://h:1", "keep": True},
+    "fetch": {"xfer": 1, "digest": D, "size": 10, "mode": 0o644, "source": "tcp://h:1", "source_curve": b"k" * 40,
+              "keep": True},
     "task": {"task_id": 2, "attempt": 1, "command": "c", "kind": "function", "env": {"A": "1", "B": None},
              "resources": {"cores": 1.0, "memory": 100, "disk": 0.0, "gpus": 0}, "declared": {"memory": 100},
              "inputs": [[D, "in", 0o644, True], ["", "dir", 0o755, False]], "outputs": ["out"],

@@ -79,6 +79,7 @@ def hash_file(path, Py_ssize_t chunk_size=4 * CHUNK_SIZE) -> str:
     cdef bytearray block = bytearray(chunk_size)
     cdef char *buf = block
     cdef Py_ssize_t n
+    _advise(fd, 0, 0, _SEQUENTIAL)
     try:
         mv = memoryview(block)
         while True:
@@ -91,6 +92,18 @@ def hash_file(path, Py_ssize_t chunk_size=4 * CHUNK_SIZE) -> str:
     finally:
         os.close(fd)
     return hasher.hexdigest()
+
+
+_SEQUENTIAL = getattr(os, "POSIX_FADV_SEQUENTIAL", None)
+
+
+def _advise(int fd, offset, length, advice):
+    """A hint to the kernel's read-ahead (none where the platform has no posix_fadvise)."""
+    if advice is not None:
+        try:
+            os.posix_fadvise(fd, offset, length, advice)
+        except OSError:
+            pass
 
 
 cdef bytearray _free_buffer(Py_ssize_t size):
@@ -112,7 +125,8 @@ cdef class FileReader:
 
     ``next_chunk()`` returns a whole chunk as a pooled ``bytearray`` (reused only once nothing
     else holds it), a shorter last one as ``bytes``, or None once ``size`` bytes were delivered.
-    ``hexdigest()`` is valid as soon as the last byte was delivered.
+    ``hexdigest()`` is valid as soon as the last byte was delivered; given the file's ``digest``
+    (known already), the reader does not compute it again and returns that.
     """
     cdef int _fd
     cdef readonly object path
@@ -120,11 +134,12 @@ cdef class FileReader:
     cdef readonly Py_ssize_t chunk_size
     cdef readonly Py_ssize_t position
     cdef object _hasher
+    cdef object _digest
 
     def __cinit__(self):
         self._fd = -1
 
-    def __init__(self, path, Py_ssize_t chunk_size=CHUNK_SIZE):
+    def __init__(self, path, Py_ssize_t chunk_size=CHUNK_SIZE, digest=None):
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         self.path = os.fspath(path)
@@ -136,7 +151,9 @@ cdef class FileReader:
             self.close()
             raise
         self.position = 0
-        self._hasher = xxhash.xxh3_128()
+        self._digest = digest
+        self._hasher = xxhash.xxh3_128() if digest is None else None
+        _advise(self._fd, 0, 0, _SEQUENTIAL)
 
     def next_chunk(self):
         """The next chunk (at most ``chunk_size`` bytes), or None at the end."""
@@ -155,7 +172,8 @@ cdef class FileReader:
             got = _read_full(self._fd, PyBytes_AS_STRING(chunk), want)
         if got < want:
             raise OSError(EIO, f"file shrank while being read (expected {self.size} bytes)", self.path)
-        self._hasher.update(chunk)
+        if self._hasher is not None:
+            self._hasher.update(chunk)
         self.position += want
         return chunk
 
@@ -163,7 +181,7 @@ cdef class FileReader:
         """Digest of the file; valid once every byte was delivered."""
         if self.position < self.size:
             raise RuntimeError("hexdigest() before the whole file was read")
-        return self._hasher.hexdigest()
+        return self._digest if self._hasher is None else self._hasher.hexdigest()
 
     def close(self):
         cdef int fd = self._fd

@@ -34,6 +34,7 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 POOL_MAX = 16  # idle chunk buffers kept per size (16 MiB at the default chunk size)
+_SEQUENTIAL = getattr(os, "POSIX_FADV_SEQUENTIAL", None)
 PathLike = Union[str, "os.PathLike[str]"]
 _pool: Dict[int, List[bytearray]] = {}
 
@@ -62,6 +63,15 @@ def _free_buffer(size: int) -> bytearray:
     return buffer
 
 
+def _advise(fd: int, offset: int, length: int, advice: Optional[int]) -> None:
+    """A hint to the kernel's read-ahead (none where the platform has no posix_fadvise)."""
+    if advice is not None:
+        try:
+            os.posix_fadvise(fd, offset, length, advice)
+        except OSError:
+            pass
+
+
 def hash_bytes(data: Any) -> str:
     """xxh3_128 hex digest of an in-memory buffer (any object with the buffer protocol)."""
     return xxhash.xxh3_128(data).hexdigest()
@@ -71,6 +81,7 @@ def hash_file(path: PathLike, chunk_size: int = 4 * CHUNK_SIZE) -> str:
     """xxh3_128 hex digest of a whole file, streamed in constant memory."""
     hasher = xxhash.xxh3_128()
     fd = os.open(path, os.O_RDONLY | _O_BINARY | _O_CLOEXEC)
+    _advise(fd, 0, 0, _SEQUENTIAL)
     try:
         while True:
             block = os.read(fd, chunk_size)
@@ -87,10 +98,11 @@ class FileReader:
 
     ``next_chunk()`` returns a whole chunk as a pooled ``bytearray`` (reused only once nothing
     else holds it), a shorter last one as a new ``bytearray``, or None once ``size`` bytes were
-    delivered. ``hexdigest()`` is valid as soon as the last byte was delivered.
+    delivered. ``hexdigest()`` is valid as soon as the last byte was delivered; given the file's
+    ``digest`` (known already), the reader does not compute it again and returns that.
     """
 
-    def __init__(self, path: PathLike, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, path: PathLike, chunk_size: int = CHUNK_SIZE, digest: Optional[str] = None) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         self.path = os.fspath(path)
@@ -102,7 +114,9 @@ class FileReader:
             os.close(self._fd)
             raise
         self.position = 0
-        self._hasher = xxhash.xxh3_128()
+        self._digest = digest
+        self._hasher = xxhash.xxh3_128() if digest is None else None
+        _advise(self._fd, 0, 0, _SEQUENTIAL)
 
     def next_chunk(self) -> Optional[Any]:
         """The next chunk (at most ``chunk_size`` bytes, a buffer), or None at the end."""
@@ -122,7 +136,8 @@ class FileReader:
                               self.path)
             got += n
         view.release()
-        self._hasher.update(chunk)
+        if self._hasher is not None:
+            self._hasher.update(chunk)
         self.position += want
         return chunk
 
@@ -130,7 +145,7 @@ class FileReader:
         """Digest of the file; valid once every byte was delivered."""
         if self.position < self.size:
             raise RuntimeError("hexdigest() before the whole file was read")
-        return self._hasher.hexdigest()
+        return self._digest if self._hasher is None else self._hasher.hexdigest()
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 from . import fastio
+from .reaper import Reaper
 from .transfer import Incoming
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,10 @@ class _Entry:
 
 
 class Cache:
-    def __init__(self, root: str, budget_bytes: Optional[int] = None) -> None:
+    def __init__(self, root: str, budget_bytes: Optional[int] = None, reaper: Optional[Reaper] = None) -> None:
         self.root = root
         self.budget = budget_bytes
+        self.reaper = reaper  # removes files off the caller's time; None: in line
         self._tmp = os.path.join(root, "tmp")
         os.makedirs(self._tmp, exist_ok=True)
         self._entries: "collections.OrderedDict[str, _Entry]" = collections.OrderedDict()
@@ -152,11 +154,15 @@ class Cache:
 
     def remove(self, digest: str) -> None:
         entry = self._entries.pop(digest, None)
-        if entry is not None:
-            try:
-                os.unlink(self.path(digest))
-            except FileNotFoundError:
-                pass
+        if entry is None:
+            return
+        if self.reaper is not None:
+            self.reaper.remove(self.path(digest))
+            return
+        try:
+            os.unlink(self.path(digest))
+        except FileNotFoundError:
+            pass
 
     def used_bytes(self) -> int:
         return sum(e.size for e in self._entries.values())

@@ -1,7 +1,7 @@
 """The file-transfer core: the Cython ``_fastio`` when it was built, else the pure-Python twin.
 
 Both backends have the same interface and produce the same bytes and xxh3_128 digests:
-``CHUNK_SIZE``, ``hash_file(path)``, ``hash_bytes(data)``, ``FileReader(path, chunk_size)`` and
+``CHUNK_SIZE``, ``hash_file(path)``, ``hash_bytes(data)``, ``FileReader(path, chunk_size, digest=None)`` and
 ``FileWriter(path)``. ``BACKEND`` says which one is in use ("cython" or "python"). Setting the
 environment variable ``WORKQUEUE_FASTIO=python`` forces the fallback (for tests and comparison).
 """

@@ -30,19 +30,23 @@ class Flight:
 class Transfers:
     def __init__(self) -> None:
         self.addresses: Dict[Worker, str] = {}
+        self.curve_keys: Dict[Worker, bytes] = {}  # a source's CURVE public key, when it serves encrypted
         self._flights: Dict[int, Flight] = {}
         self._by_route: Dict[Tuple[Worker, str], int] = {}  # (destination, digest) -> xfer
         self._outgoing: Dict[Worker, int] = {}
         self._incoming: Dict[Worker, int] = {}
         self._unreachable: Dict[Worker, float] = {}  # until when
 
-    def set_address(self, worker: Worker, address: str) -> None:
+    def set_address(self, worker: Worker, address: str, curve_key: bytes = b"") -> None:
         if address:
             self.addresses[worker] = address
+            if curve_key:
+                self.curve_keys[worker] = curve_key
 
     def forget_worker(self, worker: Worker) -> List[Flight]:
         """The worker is gone: the transfers it was part of, as source or destination, ended."""
         self.addresses.pop(worker, None)
+        self.curve_keys.pop(worker, None)
         self._unreachable.pop(worker, None)
         ended = [f for f in self._flights.values() if worker in (f.source, f.destination)]
         for flight in ended:

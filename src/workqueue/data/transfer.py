@@ -34,10 +34,15 @@ class TransferError(Exception):
 class FileSource:
     """Chunks of a local file: each a buffer filled by one read with the GIL released, that ZeroMQ
     sends without copying and lets go of when sent, for the reader to reuse (so memory stays
-    bounded by the window)."""
+    bounded by the window).
 
-    def __init__(self, path: str, chunk_size: int = fastio.CHUNK_SIZE) -> None:
-        self._reader = fastio.FileReader(path, chunk_size)
+    A file whose ``digest`` is known (the master's memo of its inputs, a cached file named by its
+    digest) is not hashed again on the way out: the receiver hashes what it writes and refuses
+    bytes that do not match the digest announced, so a file changed since it was hashed is caught
+    there all the same."""
+
+    def __init__(self, path: str, chunk_size: int = fastio.CHUNK_SIZE, digest: Optional[str] = None) -> None:
+        self._reader = fastio.FileReader(path, chunk_size, digest)
         self.size = self._reader.size
         self._sent = 0
 

@@ -120,6 +120,7 @@ class Manager:
             keepalive_interval=keepalive_interval,
             keepalive_timeout=keepalive_timeout,
             transactions_log=transactions_log,
+            encrypted=bool(curve_key),
         )
         self._loop = ManagerLoop(router, wake_receiver, self._commands, self._finished, self._settings)
         self._thread = threading.Thread(target=self._loop.run, name=f"workqueue-manager-{self.port}", daemon=True)

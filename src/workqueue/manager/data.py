@@ -55,7 +55,13 @@ class DataPlane:
         return b"" if self.loop.settings.password is not None else self.peer_key
 
     def worker_joined(self, conn: WorkerConn, hello: Dict[str, Any]) -> None:
-        self.transfers.set_address(conn.identity, hello.get("peer", ""))
+        """A master that uses CURVE takes as a source only a worker that serves its peers with CURVE
+        too: its files never cross the network in plain text, worker to worker."""
+        curve_key = hello.get("peer_curve", b"")
+        if not self.loop.settings.encrypted or curve_key:
+            self.transfers.set_address(conn.identity, hello.get("peer", ""), curve_key)
+        elif hello.get("peer"):
+            log.info("worker %s serves its peers without CURVE: not a source of peer transfers", conn.worker_id)
         for digest in conn.cached:
             self.replicas.add(digest, conn.identity)
 
@@ -201,11 +207,12 @@ class DataPlane:
             return {"error": f"temporary file {temp_id!r} is not made yet"}
         now = time.monotonic()
         holders = sorted(self.replicas.holders(temp.digest), key=lambda w: not self.transfers.reachable(w, now))
-        addresses = [self.transfers.addresses[w] for w in holders if w in self.transfers.addresses]
-        if not addresses:
+        serving = [w for w in holders if w in self.transfers.addresses]
+        if not serving:
             return {"error": f"no worker holds temporary file {temp_id!r} now"}
         key = self.loop.settings.password if self.loop.settings.password is not None else self.peer_key
-        return {"digest": temp.digest, "size": temp.size, "sources": addresses, "key": key}
+        return {"digest": temp.digest, "size": temp.size, "sources": [self.transfers.addresses[w] for w in serving],
+                "curve_keys": [self.transfers.curve_keys.get(w, b"") for w in serving], "key": key}
 
     def figures(self) -> Dict[str, Any]:
         return {"temps": len(self.temps), "tasks_waiting_for_temps": len(self.parked),

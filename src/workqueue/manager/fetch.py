@@ -29,10 +29,10 @@ def fetch_temp(ctx: zmq.Context, where: Dict[str, Any], path: Optional[str], tim
 
 def _fetch_to(ctx: zmq.Context, where: Dict[str, Any], target: str, timeout: float) -> None:
     failures: List[str] = []
-    for source in where["sources"]:
+    for source, curve_key in zip(where["sources"], where["curve_keys"]):
         try:
             incoming, mode = fetch_from_peer(ctx, source, where["digest"], where["key"],
-                                             partial_name(target, "fetch"), where["size"], timeout)
+                                             partial_name(target, "fetch"), where["size"], timeout, curve_key)
         except (PeerUnreachable, PeerRefused, TransferError, ProtocolError, OSError) as error:
             failures.append(f"{source}: {error}")
             continue

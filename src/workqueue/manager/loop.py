@@ -441,7 +441,7 @@ class ManagerLoop:
             self.counters["cache_hits"] += 1
             return [digest, f.remote, mode, f.cache]
         if source is None:
-            source = FileSource(f.local)
+            source = FileSource(f.local, digest=digest)
             if source.size != size:
                 source.close()
                 raise OSError(f"input file {f.local!r} changed while being sent")

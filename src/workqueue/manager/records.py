@@ -25,6 +25,7 @@ class Settings:
     hungry_minimum_factor: float = 0.0  # hungry while fewer than this many tasks per worker wait
     wait_for_workers: int = 0
     prefetch: bool = True
+    encrypted: bool = False  # the master uses CURVE: so do the transfers between its workers
 
 
 @dataclass

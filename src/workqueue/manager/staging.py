@@ -198,7 +198,8 @@ class Staging:
         self.transfers.start(self.xfers, digest, source, destination, size)
         self.loop.send_to(self.loop.workers[destination], protocol.encode(
             "fetch", xfer=self.xfers, digest=digest, size=size, mode=0o644,
-            source=self.transfers.addresses[source], keep=True))
+            source=self.transfers.addresses[source], source_curve=self.transfers.curve_keys.get(source, b""),
+            keep=True))
         return True
 
     def arrived(self, worker: bytes, digest: str) -> None:

@@ -185,6 +185,15 @@ def _input_list(value: List[Any]) -> bool:
 TEMPS_MAX = 4096  # temporary files one task reports having made
 
 
+CURVE_KEY_LENGTH = 40  # a CURVE public key in Z85, as ZeroMQ gives it
+_Z85 = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#")
+
+
+def _curve_key_or_empty(value: Any) -> bool:
+    """A CURVE public key (40 Z85 characters), or b"" (none: the peer serves in plain text)."""
+    return type(value) is bytes and (value == b"" or (len(value) == CURVE_KEY_LENGTH and _Z85.issuperset(value)))
+
+
 def _peer_address(value: Any) -> bool:
     """Where a worker serves its cache to its peers: ``tcp://HOST:PORT``, or "" (it serves none)."""
     if type(value) is not str or len(value) > NAME_MAX:

@@ -52,6 +52,7 @@ from .checks import (  # noqa: F401 (the bounds are part of this module's interf
     _at_most,
     _call_map,
     _chunk_is_whole,
+    _curve_key_or_empty,
     _env_map,
     _input_list,
     _is_digest,
@@ -184,6 +185,7 @@ SCHEMA: Dict[str, Spec] = {
         "cached": Field(list, [], _list_of(_is_digest)),  # read only by a master without a password
         "time_left": Field(float, 0.0, _seconds_or_zero),  # of its --wall-time; 0: no limit
         "peer": Field(str, "", _peer_address),  # where it serves its cache to other workers
+        "peer_curve": Field(bytes, b"", _curve_key_or_empty),  # its peer server's CURVE public key
     }),
     "auth": _spec({
         "proof": Field(bytes, REQUIRED, _at_most(SECRET_MAX)),
@@ -247,6 +249,7 @@ SCHEMA: Dict[str, Spec] = {
         "size": _SIZE,
         "mode": _MODE,
         "source": Field(str, REQUIRED, _peer_address),
+        "source_curve": Field(bytes, b"", _curve_key_or_empty),  # the source's CURVE public key
         "keep": Field(bool, False),
     }),
     "fetch-url": _spec({  # download a file into the cache; the master learns its digest in ``fetched``

@@ -33,11 +33,13 @@ from typing import Any, Callable, Dict, List, Optional
 import zmq
 
 from ..data.cache import Cache
+from ..data.reaper import Reaper
 from ..ratelimit import LimitedLog
 from ..wire import auth, protocol
 from .coprocess import CoprocessPool
 from .files import FileReceiver
 from .lifetime import Lifetime
+from .malloc_tuning import steady_malloc
 from .peers import WorkerPeers
 from .resources import Offer, detect_resources, offer_here
 from .sandbox import SAMPLE_INTERVAL
@@ -133,16 +135,19 @@ class Worker:
         """Serve masters until idle, shut down, or stopped; return the process exit code."""
         show_state_changes()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        steady_malloc()
         self.ctx = zmq.Context()
         try:
             self.workspace = self.space.claim()
             self.offer = offer_here(self.workspace, self.options)
             self.resources = self.offer.resources
             budget = int(self.resources["disk"]) << 20 if self.options.disk else None
-            self.cache = Cache(os.path.join(self.workspace, "cache"), budget)
+            self.cache = Cache(os.path.join(self.workspace, "cache"), budget,
+                               Reaper(os.path.join(self.workspace, "trash")))
             self.tasks = TaskRunner(self.workspace, self.resources, self.cache, complain=self.complain)
             self.files = FileReceiver(self.cache, f"{self.worker_id} ({self.hostname})", self.complain)
-            self.peers = WorkerPeers(self.ctx, self.cache, self.options.contact_host, self.complain)
+            self.peers = WorkerPeers(self.ctx, self.cache, self.options.contact_host, self.complain,
+                                     encrypted=bool(self.options.curve_server_key))
             self.handlers = self._message_handlers()
             if self.options.coprocess:
                 size = self.options.coprocesses_total or max(1, int(self.resources["cores"]))
@@ -166,6 +171,8 @@ class Worker:
                 self.session.close()
             if self.peers is not None:
                 self.peers.close()
+            if self.cache is not None and self.cache.reaper is not None:
+                self.cache.reaper.close()
             self.ctx.destroy(0)
             self.space.release()
             for sig, handler in previous.items():
@@ -278,7 +285,8 @@ class Worker:
             session.send(protocol.hello(
                 self.worker_id, self.hostname, self.resources, nonce=session.nonce, features=self.options.features,
                 coprocesses=[self.tasks.coprocesses.name] if self.tasks.coprocesses else [], cached=self.cache.kept(),
-                time_left=self.lifetime.time_left(time.monotonic()), peer=self.peers.address))
+                time_left=self.lifetime.time_left(time.monotonic()), peer=self.peers.address,
+                peer_curve=self.peers.curve_public))
             return self._session_loop(session)
         except WorkerStopped as stop:
             if session.welcomed:

@@ -7,6 +7,11 @@ the master's peer key); it gets a ``put`` and the file's ``chunk``s, which it ac
 ``reject``. A client that does not prove, or asks for a file this worker does not hold, gets a
 ``reject`` and nothing else. At most CLIENTS_MAX peers at once, each forgotten once its file is
 acknowledged or after CLIENT_IDLE seconds of silence; frames past PEER_MESSAGE_MAX end the connection.
+
+A worker whose master uses CURVE serves with CURVE too (``encrypted``), with a key pair made for
+this server alone: the master hands its public key to the peers it sends here (``fetch``'s
+``source_curve``), so a client knows it talks to this server, and no byte crosses in plain text.
+The proof still says who the client is; any client key may start the handshake.
 """
 from __future__ import annotations
 
@@ -47,8 +52,9 @@ class PeerServer:
     """This worker's cache, served to its peers from a ROUTER socket on an ephemeral port."""
 
     def __init__(self, ctx: zmq.Context, cache_root: str, contact_host: Optional[str] = None,
-                 bind_host: str = "*") -> None:
+                 bind_host: str = "*", encrypted: bool = False) -> None:
         self.cache_root = cache_root
+        self.curve_public = b""  # what peers must be told to reach this server, when it is encrypted
         self.key: Optional[bytes] = None  # set by the worker's loop once a master has welcomed it
         self.served_bytes = 0
         self.refused = 0
@@ -57,6 +63,11 @@ class PeerServer:
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.MAXMSGSIZE, PEER_MESSAGE_MAX)
         self._socket.setsockopt(zmq.SNDHWM, 1000)
+        if encrypted:
+            self.curve_public, secret = zmq.curve_keypair()
+            self._socket.curve_secretkey = secret
+            self._socket.curve_publickey = self.curve_public
+            self._socket.curve_server = True
         port = self._socket.bind_to_random_port(f"tcp://{bind_host}")
         self.address = f"tcp://{contact_host or socket.gethostname()}:{port}"
         self._clients: "collections.OrderedDict[bytes, _Client]" = collections.OrderedDict()
@@ -151,7 +162,7 @@ class PeerServer:
             return
         path = os.path.join(self.cache_root, digest) if is_digest(digest) else None
         try:
-            source = FileSource(path) if path else None
+            source = FileSource(path, digest=digest) if path else None
             mode = os.stat(path).st_mode & 0o777 if path else 0
         except OSError:
             source = None

@@ -52,13 +52,19 @@ class PeerUnreachable(Exception):
 
 
 def fetch_from_peer(ctx: zmq.Context, source: str, digest: str, key: bytes, tmp_path: str,
-                    expected_size: int = -1, answer_timeout: float = ANSWER_TIMEOUT) -> Tuple[Incoming, int]:
+                    expected_size: int = -1, answer_timeout: float = ANSWER_TIMEOUT,
+                    curve_key: bytes = b"") -> Tuple[Incoming, int]:
     """Get one file from the peer at ``source`` into ``tmp_path``: (the verified file, its mode).
+    With the source's ``curve_key``, over CURVE (a key pair of our own for this one connection); a
+    source that does not hold that key's secret never answers: PeerUnreachable.
     Raises PeerUnreachable, PeerRefused, or TransferError for a file that arrives damaged."""
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
     sock.setsockopt(zmq.RCVHWM, 64)
+    if curve_key:
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+        sock.curve_serverkey = curve_key
     incoming: Optional[Incoming] = None
     try:
         sock.connect(source)
@@ -108,6 +114,7 @@ class _Job:
     keep: bool
     key: bytes
     tmp_path: str
+    curve_key: bytes = b""  # the source's, to reach it over CURVE
     incoming: Optional[Incoming] = None
     error: Optional[BaseException] = None
     url: str = ""  # a URL to download instead of a peer to ask
@@ -164,7 +171,7 @@ class PeerFetcher:
                     job.size = download(job.url, job.tmp_path, max_bytes=job.size or None)
                 else:
                     job.incoming, job.mode = fetch_from_peer(self.ctx, job.source, job.digest, job.key,
-                                                             job.tmp_path, job.size)
+                                                             job.tmp_path, job.size, curve_key=job.curve_key)
             except Exception as error:
                 job.error = error
             self._done.append(job)
@@ -187,9 +194,11 @@ class WorkerPeers:
     """The worker's side of the data plane: its server, its fetches, and the messages about them."""
 
     def __init__(self, ctx: zmq.Context, cache: Cache, contact_host: Optional[str] = None,
-                 complain: Optional[LimitedLog] = None) -> None:
+                 complain: Optional[LimitedLog] = None, encrypted: bool = False) -> None:
+        """``encrypted``: this worker's master uses CURVE; so do its transfers from and to peers."""
         self.cache = cache
-        self.server = PeerServer(ctx, cache.root, contact_host)
+        self.encrypted = encrypted
+        self.server = PeerServer(ctx, cache.root, contact_host, encrypted=encrypted)
         self.fetcher = PeerFetcher(ctx, os.path.join(cache.root, "tmp"))
         self.complain = complain or LimitedLog(log)
         self.key: Optional[bytes] = None
@@ -199,6 +208,10 @@ class WorkerPeers:
     @property
     def address(self) -> str:
         return self.server.address
+
+    @property
+    def curve_public(self) -> bytes:
+        return self.server.curve_public
 
     def fileno(self) -> int:
         return self.fetcher.fileno()
@@ -222,10 +235,16 @@ class WorkerPeers:
             session.send(protocol.encode("fetched", xfer=message["xfer"], digest=digest,
                                          reason=f"{message['size']} bytes, more than this worker's disk budget"))
             return
+        if self.encrypted and not message["source_curve"]:
+            session.send(protocol.encode("fetched", xfer=message["xfer"], digest=digest, unreachable=True,
+                                         reason="refused: the source has no CURVE key, and this worker "
+                                                "moves files in plain text to no one"))
+            return
         self._xfers += 1
         tmp_path = os.path.join(self.fetcher.tmp_dir, f"peer-{self._xfers}-{digest}")
         self._queue(session, _Job(self._session, message["xfer"], digest, message["size"], message["mode"],
-                                message["source"], message["keep"], self.key, tmp_path))
+                                message["source"], message["keep"], self.key, tmp_path,
+                                curve_key=message["source_curve"]))
 
     def _queue(self, session: Any, job: _Job) -> None:
         if not self.fetcher.start(job):
