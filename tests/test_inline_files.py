@@ -120,3 +120,40 @@ def test_small_and_large_files_both_ways_on_a_real_worker(manager, worker, tmp_p
     assert t.output == "done\n"
     assert (tmp_path / "small.out").read_bytes() == b"hello"
     assert (tmp_path / "big.out").read_bytes() == big.read_bytes()
+
+
+# -- coprocess sandboxes in memory -------------------------------------------------------------
+def test_a_call_that_needs_room_gets_its_sandbox_on_disk_behind_a_symlink(workspace, tmp_path):  # noqa: F811
+    from workqueue.sandbox import CACHED_IN_MEMORY_MAX, ROOM_IN_MEMORY_MAX
+    from test_worker_guards import cached_file
+    cache = Cache(str(workspace / "cache"))
+    big = cached_file(cache, bytes(CACHED_IN_MEMORY_MAX + 1))
+    small = cached_file(cache, b"small")
+    dirs = SandboxDirs(str(workspace))
+    dirs.coprocess_root = str(tmp_path / "memory")
+    os.mkdir(dirs.coprocess_root)
+    remote = dict(kind="remote", call={"fn_name": "f", "payload": "{}"})
+    light = Sandbox(dirs, task(1, inputs=[[small, "in", 0o644, True]], **remote), cache=cache)
+    heavy = [Sandbox(dirs, task(2, inputs=[[big, "in", 0o644, True]], **remote), cache=cache),
+             Sandbox(dirs, task(3, declared={"disk": ROOM_IN_MEMORY_MAX + 1}, **remote), cache=cache)]
+    assert light.dir == os.path.join(dirs.coprocess_root, "t.1")
+    assert light.stage(cache) is None and open(os.path.join(light.dir, "in"), "rb").read() == b"small"
+    for sandbox in heavy:
+        link = os.path.join(dirs.coprocess_root, f"t.{sandbox.task_id}")
+        assert os.path.dirname(sandbox.dir) == str(workspace) and os.path.realpath(link) == sandbox.dir
+        assert sandbox.stage(cache) is None
+        sandbox.cleanup(cache)
+        assert not os.path.lexists(link) and not os.path.exists(sandbox.dir)
+    light.cleanup(cache)
+    assert [name[:2] for name in os.listdir(dirs.coprocess_root)] == ["c."]
+
+
+def test_the_coprocess_root_is_a_locked_directory_of_its_own_released_at_exit(tmp_path):
+    from workqueue.worker_workspace import coprocess_root, memory_parent
+    assert coprocess_root("workspace", "/ws") == ("/ws", None)
+    assert memory_parent(str(tmp_path), free_min=1 << 62) is None
+    assert memory_parent(str(tmp_path / "absent")) is None
+    root, scratch = coprocess_root(str(tmp_path), "/ws")
+    assert os.path.dirname(root) == str(tmp_path) and os.path.isdir(root)
+    scratch.release()
+    assert os.listdir(tmp_path) == []

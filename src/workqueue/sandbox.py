@@ -31,16 +31,20 @@ class SandboxDirs:
 
     def __init__(self, workspace: str, keep: int = 256) -> None:
         self.workspace = workspace
+        self.coprocess_root = workspace  # where coprocesses look for ``t.<task_id>`` (the worker may move it)
         self.keep = keep
         self._free: List[str] = []
         self._spare_named: List[str] = []  # emptied ``t.<n>`` directories, parked as ``c.<n>``
         self._made = 0
 
-    def take(self, task_id: int, coprocess_name: bool = False) -> str:
-        """An empty directory; ``t.<task_id>`` when a coprocess must find it by that name (a spare
-        one renamed: a rename costs a tenth of a mkdir here)."""
+    def take(self, task_id: int, coprocess_name: bool = False, on_disk: bool = False) -> str:
+        """An empty directory; ``t.<task_id>`` in the coprocess root when a coprocess must find it by
+        that name (a spare one renamed: a rename costs a tenth of a mkdir here). ``on_disk``: in the
+        workspace, the coprocess root holding a symlink to it, for a call that needs room."""
         if coprocess_name:
-            path = os.path.join(self.workspace, f"t.{task_id}")
+            path = os.path.join(self.coprocess_root, f"t.{task_id}")
+            if on_disk and self.coprocess_root != self.workspace:
+                return self._linked(path)
             if self._spare_named:
                 try:
                     os.rename(self._spare_named[-1], path)  # fails if ``path`` is there and not empty
@@ -64,6 +68,10 @@ class SandboxDirs:
         remove it."""
         base = os.path.basename(path)
         named = base.startswith("t.")
+        if named and os.path.dirname(path) != self.coprocess_root:  # on disk, behind a symlink
+            _remove(os.path.join(self.coprocess_root, base))
+            _remove(path)
+            return
         reusable = reuse and (named or base.startswith("s.")) and \
             len(self._spare_named if named else self._free) < self.keep and (known_empty or _empty(path))
         if not reusable:
@@ -74,16 +82,44 @@ class SandboxDirs:
         elif not self._park(path):
             _remove(path)
 
+    def _linked(self, link: str) -> str:
+        path = os.path.join(self.workspace, os.path.basename(link))
+        _remove(path)
+        os.makedirs(path)
+        _remove(link)
+        os.symlink(path, link)
+        return path
+
     def _park(self, path: str) -> bool:
         """Keep an emptied ``t.<n>`` directory as a spare under a name of its own."""
         self._made += 1
-        spare = os.path.join(self.workspace, f"c.{self._made}")
+        spare = os.path.join(self.coprocess_root, f"c.{self._made}")
         try:
             os.rename(path, spare)
         except OSError:
             return False
         self._spare_named.append(spare)
         return True
+
+
+ROOM_IN_MEMORY_MAX = 64  # MB: a coprocess call that declares more disk gets its sandbox on disk
+CACHED_IN_MEMORY_MAX = 1 << 20  # bytes of cached inputs copied into a sandbox in memory, at most
+
+
+def _needs_room(task: Dict[str, Any], cache: Optional[Cache]) -> bool:
+    """Whether a coprocess call belongs on disk rather than in memory: it declares more disk than a
+    few small files need, it has archives to unpack, or its cached inputs (which a sandbox in
+    memory gets as copies, not links) are large."""
+    if (task["declared"].get("disk") or 0) > ROOM_IN_MEMORY_MAX or task.get("unpack"):
+        return True
+    total = 0
+    for digest, _, _, _ in task["inputs"]:
+        if digest and cache is not None and cache.has(digest):
+            try:
+                total += os.stat(cache.path(digest)).st_size
+            except OSError:
+                pass
+    return total > CACHED_IN_MEMORY_MAX
 
 
 def _empty(path: str) -> bool:
@@ -186,14 +222,16 @@ def _remove(path: str) -> None:
 class Sandbox:
     """A task's private directory and the shell that runs its command in it."""
 
-    def __init__(self, dirs: SandboxDirs, task: Dict[str, Any], call_payload: bytes = b"") -> None:
+    def __init__(self, dirs: SandboxDirs, task: Dict[str, Any], call_payload: bytes = b"",
+                 cache: Optional[Cache] = None) -> None:
         self.task = task
         self.call_payload = call_payload
         self.task_id: int = task["task_id"]
         self.attempt: int = task["attempt"]
         self.allocation: Tuple = tuple(sorted(task["resources"].items()))  # hashable: compared often
         self._dirs = dirs
-        self.dir = dirs.take(self.task_id, coprocess_name=task["kind"] == "remote")
+        remote = task["kind"] == "remote"
+        self.dir = dirs.take(self.task_id, coprocess_name=remote, on_disk=remote and _needs_room(task, cache))
         self.pid = 0
         self.exit_code: Optional[int] = None
         self.pidfd = -1

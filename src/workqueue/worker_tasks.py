@@ -81,7 +81,7 @@ class TaskRunner:
                 self._refuse(session, task, ValueError(f"{len(self.queued)} tasks are waiting here already"))
                 return
             try:
-                sandbox = Sandbox(self.dirs, task, call_payload)
+                sandbox = Sandbox(self.dirs, task, call_payload, self.cache)
             except Exception as error:
                 self._refuse(session, task, error)
                 return
