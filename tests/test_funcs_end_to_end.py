@@ -14,8 +14,12 @@ PARSL_COPROCESS = shutil.which("parsl_coprocess.py")
 
 
 @pytest.mark.skipif(PARSL_COPROCESS is None, reason="parsl not installed (pip install parsl)")
-def test_parsl_coprocess_task_through_the_cctools_skin(tmp_path):
-    """What Parsl's WorkQueueExecutor does with coprocess=True, against its real parsl_coprocess.py."""
+@pytest.mark.parametrize("scratch", ["workspace", "scratch"])
+def test_parsl_coprocess_task_through_the_cctools_skin(tmp_path, scratch):
+    """What Parsl's WorkQueueExecutor does with coprocess=True, against its real parsl_coprocess.py,
+    with the calls' sandboxes in the workspace or in a scratch directory of their own (/dev/shm by
+    default), where a call that declares much disk gets one on disk behind a symlink. The scratch
+    directory is the worker's own, gone when it exits."""
     import pickle
     from operator import mul
 
@@ -24,11 +28,14 @@ def test_parsl_coprocess_task_through_the_cctools_skin(tmp_path):
     import work_queue as wq_skin
 
     q = wq_skin.WorkQueue(0)
+    parent = tmp_path / "parent"
+    parent.mkdir()
     worker = subprocess.Popen([sys.executable, "-m", "workqueue.worker", "localhost", str(q.port), "-t", "60",
-                               "--cores", "2", "--coprocess", "parsl_coprocess.py"])
+                               "--cores", "2", "--coprocess", "parsl_coprocess.py", "--coprocess-scratch",
+                               "workspace" if scratch == "workspace" else str(parent)])
     try:
         tasks = {}
-        for i in range(3):
+        for i in range(4):
             d = tmp_path / f"task{i}"
             d.mkdir()
             with open(d / "function", "wb") as f:
@@ -41,18 +48,24 @@ def test_parsl_coprocess_task_through_the_cctools_skin(tmp_path):
             t.specify_input_file(str(d / "map"), cache=False)
             t.specify_input_file(str(d / "function"), cache=False)
             t.specify_output_file(str(d / "result"), cache=False)
+            if i == 3:
+                t.specify_disk(100)  # MB: more than a sandbox in memory is for
             q.submit(t)
             tasks[str(i)] = t
         while not q.empty():
             t = q.wait(30)
             assert t is not None, "a coprocess task never came back"
             assert t.result == wq_skin.WORK_QUEUE_RESULT_SUCCESS, (t.result, t.output)
-        for i in range(3):
+        for i in range(4):
             with open(tmp_path / f"task{i}" / "result", "rb") as f:
                 assert deserialize(f.read()) == i * 7
+        if scratch == "scratch":
+            [own] = os.listdir(parent)
+            assert own.startswith("worker-") and any(name.startswith("c.") for name in os.listdir(parent / own))
     finally:
         stop(worker)
         q.close()
+    assert os.listdir(parent) == []
 
 
 def test_worker_finds_a_named_master_through_the_catalog_directory(tmp_path, monkeypatch):

@@ -101,6 +101,14 @@ def temps(v):
         type(e) is list and len(e) == 3 and is_name(e[0]) and is_digest(e[1]) and integer(0, 1 << 62)(e[2]) for e in v)
 
 
+def inline_files(v):
+    """[name, mode, bytes]: at most 16 files of at most 64 KiB, 256 KiB in all."""
+    return (type(v) is list and len(v) <= 16
+            and all(type(e) is list and len(e) == 3 and is_name(e[0]) and integer(0, 0o7777)(e[1])
+                    and blob(64 << 10)(e[2]) for e in v)
+            and sum(len(e[2]) for e in v) <= 256 << 10)
+
+
 ID = integer(0, I64 - 1)
 RULES = {
     "hello": {"version": ID, "worker_id": text(256), "hostname": text(256), "resources": resources,
@@ -112,7 +120,7 @@ RULES = {
                "mode": integer(0, 0o7777)},
     "result": {"task_id": ID, "attempt": ID, "result": integer(-I64, U64), "exit_code": integer(-I64, I64 - 1),
                "measured": numbers(), "limits_exceeded": numbers(), "missing": list_of(is_name), "times": numbers(0),
-               "temps": temps},
+               "temps": temps, "files": inline_files},
     "cache-update": {"added": list_of(is_digest), "removed": list_of(is_digest)},
     "bye": {"reason": text(4096)},
     "fetched": {"xfer": ID, "digest": lambda v: v == "" or is_digest(v), "size": integer(0, 1 << 62),
@@ -134,7 +142,8 @@ RULES = {
                   "keep": lambda v: type(v) is bool},
     "task": {"task_id": ID, "attempt": ID, "command": text(), "kind": lambda v: v in ("command", "function", "remote"),
              "env": env, "resources": resources, "declared": resources, "inputs": inputs, "outputs": list_of(is_name),
-             "limits": numbers(0), "call": call, "temps": list_of(is_name), "unpack": list_of(is_name)},
+             "limits": numbers(0), "call": call, "temps": list_of(is_name), "unpack": list_of(is_name),
+             "files": inline_files},
     "kill": {"task_id": ID},
     "revoke": {"task_id": ID, "attempt": ID},
     "revoked": {"task_id": ID, "attempt": ID, "revoked": lambda v: type(v) is bool},
@@ -185,6 +194,7 @@ short_keys = st.text(max_size=12)
 words = st.text(st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=12)
 curve_keys = st.one_of(st.just(b""), st.binary(min_size=40, max_size=40).map(
     lambda b: bytes(Z85[c % 85] for c in b)))
+inline_file_lists = st.lists(st.tuples(names, st.integers(0, 0o7777), st.binary(max_size=16)).map(list), max_size=3)
 messages_valid = {
     "hello": st.fixed_dictionaries(
         {"version": ids, "worker_id": st.text(max_size=40), "resources": resource_maps},
@@ -205,7 +215,8 @@ messages_valid = {
                   "limits_exceeded": st.dictionaries(short_keys, finite, max_size=3),
                   "missing": st.lists(names, max_size=3),
                   "times": st.dictionaries(st.sampled_from(["start", "end"]), st.floats(0, 2e9)),
-                  "temps": st.lists(st.tuples(names, digests, st.integers(0, 1 << 62)).map(list), max_size=3)}),
+                  "temps": st.lists(st.tuples(names, digests, st.integers(0, 1 << 62)).map(list), max_size=3),
+                  "files": inline_file_lists}),
     "cache-update": st.fixed_dictionaries({}, optional={"added": st.lists(digests, max_size=4),
                                                         "removed": st.lists(digests, max_size=4)}),
     "bye": st.fixed_dictionaries({}, optional={"reason": st.text(max_size=40)}),
@@ -239,7 +250,7 @@ messages_valid = {
         "outputs": st.lists(names, max_size=3),
         "limits": st.dictionaries(st.sampled_from(["wall_time", "end_time"]), st.floats(0, 2e9)),
         "call": st.fixed_dictionaries({}, optional={"file": names}), "temps": st.lists(names, max_size=2),
-        "unpack": st.lists(names, max_size=2)}),
+        "unpack": st.lists(names, max_size=2), "files": inline_file_lists}),
     "kill": st.fixed_dictionaries({"task_id": ids}),
     "revoke": st.fixed_dictionaries({"task_id": ids, "attempt": ids}),
     "revoked": st.fixed_dictionaries({"task_id": ids, "attempt": ids, "revoked": st.booleans()}),
@@ -287,7 +298,7 @@ NASTY_OF_TYPE = {  # hostile values of the type a field expects, so that its dee
     str: ["", ".", "..", "../../x", "/etc/passwd", "a//b", "a/", "./a", "a/./b", "x" * 300, "x" * 5000, "A=B", "\0",
           "a\0b", "two words", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcdef0", "remote",
           "secrets", "bundle"],
-    bytes: [b"x" * 65, b"x" * 300],
+    bytes: [b"x" * 65, b"x" * 300, b"x" * ((64 << 10) + 1)],
     bool: [0, 1],
 }
 
@@ -493,7 +504,7 @@ SAMPLES = {  # one valid message of each type, with something in every list and 
     "output": {"xfer": 1, "task_id": 2, "attempt": 1, "name": "d/out.txt", "size": 10, "mode": 0o644},
     "result": {"task_id": 2, "attempt": 1, "result": 0, "exit_code": 0, "measured": {"wall_time": 0.5, "start": 1.7e9},
                "limits_exceeded": {"memory": 100}, "missing": ["m.txt"], "times": {"start": 1.7e9, "end": 1.7e9},
-               "temps": [["t", D, 3]]},
+               "temps": [["t", D, 3]], "files": [["r/result", 0o644, b"x" * 10], ["out2", 0o600, b""]]},
     "cache-update": {"added": [D], "removed": [D]},
     "bye": {"reason": "r"},
     "fetched": {"xfer": 1, "digest": D, "size": 3, "ok": False, "unreachable": True, "gone": False, "reason": "r"},
@@ -509,7 +520,8 @@ SAMPLES = {  # one valid message of each type, with something in every list and 
     "task": {"task_id": 2, "attempt": 1, "command": "c", "kind": "function", "env": {"A": "1", "B": None},
              "resources": {"cores": 1.0, "memory": 100, "disk": 0.0, "gpus": 0}, "declared": {"memory": 100},
              "inputs": [[D, "in", 0o644, True], ["", "dir", 0o755, False]], "outputs": ["out"],
-             "limits": {"wall_time": 1.0}, "call": {"file": "f"}, "temps": ["out"], "unpack": ["in"]},
+             "limits": {"wall_time": 1.0}, "call": {"file": "f"}, "temps": ["out"], "unpack": ["in"],
+             "files": [["function", 0o644, b"f" * 100], ["d/map", 0o400, b"m"]]},
     "remote task": {"task_id": 3, "kind": "remote", "call": {"fn_name": "f", "coprocess": "c", "payload": "{}"}},
     "kill": {"task_id": 2},
     "revoke": {"task_id": 2, "attempt": 1},

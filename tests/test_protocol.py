@@ -1,3 +1,4 @@
+import functools
 import math
 
 import msgpack
@@ -203,6 +204,24 @@ def test_a_welcome_with_timings_that_would_stall_the_worker_is_refused(fields, n
 ])
 def test_overlong_or_unknown_values_are_refused(frames, name):
     refused(frames, name)
+
+
+SMALL = protocol.INLINE_FILE_MAX
+
+
+@pytest.mark.parametrize("msg_type, fields", [("task", {"task_id": 1}), ("result", {"task_id": 1, "attempt": 1, "result": 0})])
+def test_small_files_inline_are_bounded_in_size_count_total_and_name(msg_type, fields):
+    """A task's inputs or a result's outputs carried inline: each at most INLINE_FILE_MAX bytes,
+    at most INLINE_FILES_MAX of them, INLINE_BYTES_MAX bytes in all, under clean names."""
+    encode = functools.partial(protocol.encode, msg_type, [b""])
+    most = [[f"f{i}", 0o644, bytes(SMALL)] for i in range(protocol.INLINE_BYTES_MAX // SMALL)]
+    assert protocol.decode(encode(files=most, **fields))["files"] == most
+    count = protocol.INLINE_FILES_MAX
+    assert len(protocol.decode(encode(files=[[f"f{i}", 0, b""] for i in range(count)], **fields))["files"]) == count
+    for files in ([["f", 0o644, bytes(SMALL + 1)]], most + [["g", 0o644, b"x"]], [[f"f{i}", 0, b""] for i in range(count + 1)],
+                  [["../f", 0o644, b"x"]], [["/etc/f", 0o644, b"x"]], [["f", 0o10000, b"x"]], [["f", 0o644, "text"]],
+                  [["f", 0o644]], [["f", -1, b"x"]]):
+        refused(encode(files=files, **fields), "files")
 
 
 @pytest.mark.parametrize("inline", ["text", [b"a", b"b"], [7], [None], {"a": b"b"}, [[b"a"]]])

@@ -69,10 +69,25 @@ def port_free(port):
             return False
 
 
+KILLALL = """#!/bin/sh
+# The tutorial's "killall work_queue_worker", limited to the tutorial's own workers: the real one
+# would stop every worker on the machine, other tests' and benchmarks' (Parsl's, seen failing so).
+if [ "$1" = work_queue_worker ] && [ $# -eq 1 ]; then
+    exec pkill -f "work_queue_worker localhost 9123"
+fi
+exec {real} "$@"
+"""
+
+
 @pytest.fixture
-def namespace(tutorial_dir, capsys):
+def namespace(tutorial_dir, capsys, monkeypatch):
     if not port_free(9123):
         pytest.skip("the tutorial's port 9123 is in use on this machine")
+    shim = tutorial_dir / "shim"
+    shim.mkdir()
+    (shim / "killall").write_text(KILLALL.format(real=shutil.which("killall") or "false"))
+    (shim / "killall").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ.get('PATH', '')}")
     ns = {}
     yield ns
     q = ns.get("q")

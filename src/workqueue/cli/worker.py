@@ -73,6 +73,9 @@ def _contact_host(context: click.Context, param: click.Parameter, value: Optiona
 @click.option("--curve-key", type=click.Path(dir_okay=False), help="This worker's .key_secret file (created if absent).")
 @click.option("--coprocess", help="Start this command as a coprocess (Parsl's serverless mode).")
 @click.option("--coprocesses-total", type=int, help="How many coprocesses (default: one per core).")
+@click.option("--coprocess-scratch", metavar="DIR|workspace",
+              help="Where coprocess calls' sandboxes live (default: /dev/shm when it has 1 GiB free, else the "
+                   "workspace; 'workspace' keeps them there).")
 @click.option("--contact-host", callback=_contact_host,
               help="The host name or address other workers reach this one at (default: its hostname).")
 @click.option("--keep-cache", is_flag=True, help="Leave the workspace and its cache behind on exit.")
@@ -111,7 +114,8 @@ def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optiona
          idle_timeout: Optional[float], connect_timeout: Optional[float], cores: Optional[float],
          memory: Optional[int], disk: Optional[int], gpus: Optional[int], workdir: Optional[str],
          single_shot: bool, password_file: Optional[str], feature: Tuple[str, ...], min_backoff: float,
-         max_backoff: float, coprocess: Optional[str], coprocesses_total: Optional[int], curve_server_key: Optional[str],
+         max_backoff: float, coprocess: Optional[str], coprocesses_total: Optional[int],
+         coprocess_scratch: Optional[str], curve_server_key: Optional[str],
          curve_key: Optional[str], keep_cache: bool, debug: Tuple[str, ...], debug_file: Optional[str], quiet: bool,
          wall_time: Optional[float], parent_death: bool, contact_host: Optional[str]) -> None:
     """Run tasks for the workqueue manager at HOST PORT."""
@@ -124,7 +128,7 @@ def main(address: Tuple[str, ...], manager_name: Optional[str], catalog: Optiona
         password=read_password_file(password_file) if password_file else None, features=list(feature),
         min_backoff=min_backoff, max_backoff=max_backoff, keep_cache=keep_cache,
         curve_key=curve_key, curve_server_key=curve_server_key, coprocess=coprocess,
-        coprocesses_total=coprocesses_total, wall_time=wall_time, parent_death=parent_death, contact_host=contact_host,
+        coprocesses_total=coprocesses_total, coprocess_scratch=coprocess_scratch, wall_time=wall_time, parent_death=parent_death, contact_host=contact_host,
     )
     sys.exit(Worker(options).run())
 

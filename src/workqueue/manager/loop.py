@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -16,12 +15,12 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 import zmq
 
 from ..constants import PROTOCOL_VERSION, Result
-from ..data.outputs import OutputReceiver, abort_outputs, finish_outputs
-from ..data.transfer import BytesSource, Credits, FileSource, Outbox, TransferError
-from ..files import DigestMemo, File
+from ..data.outputs import OutputReceiver, abort_outputs, finish_outputs, land_inline
+from ..data.transfer import Credits, Outbox, TransferError
+from ..files import DigestMemo
 from ..ratelimit import LimitedLog
 from ..scheduling.capacity import Capacity
-from ..scheduling.scheduler import Assignment, Scheduler, describe_shape
+from ..scheduling.scheduler import Scheduler, describe_shape
 from ..wire import protocol
 from .blocks import BlockList
 from .categories import CategoryKeeper
@@ -29,10 +28,10 @@ from .commands import Commands
 from .data import DataPlane
 from .door import Door
 from .history import TaskHistory
-from .inputs import expand_directories
 from .placement import Placement
 from .records import TRANSIENT, Settings, TaskRecord, WorkerConn
 from .revocations import Revocations
+from .sending import TaskSender
 from .status import snapshot
 from .transactions import TransactionsLog
 
@@ -95,6 +94,7 @@ class ManagerLoop:
         }
         self.requeue_reasons: Dict[str, int] = {}
         self.data = DataPlane(self)
+        self.sender = TaskSender(self)
         self.transactions = TransactionsLog(settings.transactions_log)
         self.door = Door(self)
         self.history = TaskHistory()  # past and held tasks, for the dashboard (read only when asked)
@@ -359,7 +359,7 @@ class ManagerLoop:
                 self.capacity.add(wall_time, time.time() - record.dispatch_time, record.allocation)
         elif result == Result.RESOURCE_EXHAUSTION and self.category_keeper.retry_at_max(record, conn):
             return
-        missing = list(fields["missing"])
+        missing = list(fields["missing"]) + self._land_inline(conn, record, fields["files"])
         missing += finish_outputs(record, missing)
         if missing and result == Result.SUCCESS:
             result = Result.OUTPUT_MISSING
@@ -370,6 +370,18 @@ class ManagerLoop:
                        missing_outputs=missing)
         outcome["times"].update({k: float(v) for k, v in fields["times"].items()})
         self.complete(record, outcome)
+
+    def _land_inline(self, conn: WorkerConn, record: TaskRecord, files: List[list]) -> List[str]:
+        """The small outputs carried in a result, written in place; returns those that could not be."""
+        if not files:
+            return []
+        written, failed, undeclared = land_inline(record, files)
+        record.bytes_received += written
+        self.counters["bytes_received"] += written
+        for name in undeclared:
+            self.log_limited("output-name", logging.WARNING, "worker %s sent an output %r that task %d did not "
+                             "declare: discarded", conn.worker_id, name, record.task_id)
+        return failed
 
     # -- dispatch -------------------------------------------------------------------------------
     def _dispatch(self, only: Optional[bytes] = None) -> List[WorkerConn]:
@@ -387,7 +399,7 @@ class ManagerLoop:
             record = self.tasks[assignment.task_id]
             conn = sent_to[assignment.worker] = self.workers[assignment.worker]
             try:
-                self._send_task(record, conn, assignment)
+                self.sender.send(record, conn, assignment)
             except OSError as error:
                 self.scheduler.finish(record.task_id)
                 conn.tasks.discard(record.task_id)
@@ -396,63 +408,6 @@ class ManagerLoop:
                 log.warning("task %d: %s", record.task_id, error)
                 self.complete(record, outcome)
         return list(sent_to.values())
-
-    def _send_task(self, record: TaskRecord, conn: WorkerConn, assignment: Assignment) -> None:
-        spec = record.spec
-        inputs = [self.data.stage(record, conn, f) or self.stage_input(record, conn, f)
-                  for f in expand_directories(spec["inputs"])]
-        record.attempts += 1
-        record.worker = conn.identity
-        record.allocation = assignment.allocation
-        record.dispatch_time = time.time()
-        conn.tasks.add(record.task_id)
-        record.prefetched = assignment.queued
-        if assignment.queued:
-            self.counters["tasks_prefetched"] += 1
-        limits = {}
-        if spec["max_run_time"]:
-            limits["wall_time"] = float(spec["max_run_time"])
-        if spec["end_time"]:
-            limits["end_time"] = float(spec["end_time"])
-        frames = protocol.encode(
-            "task", [spec.get("call_payload", b"")], task_id=record.task_id, attempt=record.attempts, command=spec["command"],
-            kind=spec.get("kind", "command"), env=spec["env"], resources=assignment.allocation,
-            declared={k: v for k, v in spec["resources"].items() if v is not None},
-            inputs=inputs, outputs=[f.remote for f in spec["outputs"]], limits=limits,
-            call=spec.get("call", {}), temps=[f.remote for f in spec["outputs"] if f.temp_id is not None],
-            unpack=[f.remote for f in spec["inputs"] if f.unpack])
-        if not self.data.hold(record, conn, frames):  # held: it leaves once its inputs from peers are in
-            conn.outbox.message(frames)
-        self.transactions.task(record.task_id, "RUNNING", conn.worker_id)
-
-    def stage_input(self, record: TaskRecord, conn: WorkerConn, f: File) -> list:
-        """Queue the bytes of one input for a worker unless it holds them already."""
-        if f.local is not None and f.data is None and os.path.isdir(f.local):
-            return ["", f.remote, 0o755, False]  # an empty directory: the worker makes it
-        if f.data is not None:
-            digest, size, mode = None, len(f.data), 0o644
-            source = BytesSource(f.data)
-            digest = source.hexdigest()
-        else:
-            digest, size, mode = self.digests.digest(f.local)
-            source = None
-        if f.cache and digest in conn.cached:
-            record.cache_hits += 1
-            self.counters["cache_hits"] += 1
-            return [digest, f.remote, mode, f.cache]
-        if source is None:
-            source = FileSource(f.local, digest=digest)
-            if source.size != size:
-                source.close()
-                raise OSError(f"input file {f.local!r} changed while being sent")
-        self.xfer_ids += 1
-        header = protocol.encode("put", xfer=self.xfer_ids, digest=digest, size=size, mode=mode, keep=f.cache)
-        conn.outbox.stream(self.xfer_ids, header, source)
-        record.bytes_sent += size
-        self.counters["bytes_sent"] += size
-        if f.cache:
-            conn.cached.add(digest)
-        return [digest, f.remote, mode, f.cache]
 
     def _pump_outboxes(self) -> None:
         """One chunk per worker per round, round after round, until the windows or the shared

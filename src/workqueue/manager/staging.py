@@ -273,7 +273,7 @@ class Staging:
         """The archive goes to the worker as any input; the worker unpacks it once (``unpack``,
         after the archive has arrived), and the task is held until it has."""
         archive = dataclasses.replace(f, unpack=False)
-        entry = self.stage(record, conn, archive) or self.loop.stage_input(record, conn, archive)
+        entry = self.stage(record, conn, archive) or self.loop.sender.stage_input(record, conn, archive)
         digest = entry[0]
         if (conn.identity, digest) in self.unpacked:
             return entry
@@ -358,7 +358,7 @@ class Staging:
                 if self._master_sends(digest, destination):
                     self.master_sends.setdefault(digest, set()).add(destination)
                     record = self.loop.tasks.get(waiting[0][0])
-                    self.loop.stage_input(record, self.loop.workers[destination], f)
+                    self.loop.sender.stage_input(record, self.loop.workers[destination], f)
                 return
         except OSError as error:  # the master's own file is gone, or changed while being sent
             for task_id, _ in waiting:

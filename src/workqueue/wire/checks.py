@@ -183,6 +183,28 @@ def _input_list(value: List[Any]) -> bool:
 
 
 TEMPS_MAX = 4096  # temporary files one task reports having made
+# Small files carried inside a task or a result message instead of streamed beside it
+# (inline_files.py): each at most INLINE_FILE_MAX bytes, at most INLINE_FILES_MAX of them holding
+# INLINE_BYTES_MAX bytes in all, so that a message stays well under MAX_HEADER_BYTES.
+INLINE_FILE_MAX = 64 << 10
+INLINE_FILES_MAX = 16
+INLINE_BYTES_MAX = 256 << 10
+
+
+def _inline_files(value: List[Any]) -> bool:
+    """``[remote name, mode, bytes]`` per small file, within the bounds above."""
+    if len(value) > INLINE_FILES_MAX:
+        return False
+    total = 0
+    for entry in value:
+        if type(entry) is not list or len(entry) != 3:
+            return False
+        name, mode, data = entry
+        if type(mode) is not int or type(data) is not bytes or not 0 <= mode <= MODE_MAX \
+                or len(data) > INLINE_FILE_MAX or not _is_remote_name(name):
+            return False
+        total += len(data)
+    return total <= INLINE_BYTES_MAX
 
 
 CURVE_KEY_LENGTH = 40  # a CURVE public key in Z85, as ZeroMQ gives it

@@ -35,6 +35,9 @@ from .checks import (  # noqa: F401 (the bounds are part of this module's interf
     DIGEST_LENGTH,
     FEATURES_MAX,
     ID_MAX,
+    INLINE_BYTES_MAX,
+    INLINE_FILE_MAX,
+    INLINE_FILES_MAX,
     INT64_MAX,
     INT64_MIN,
     MODE_MAX,
@@ -54,6 +57,7 @@ from .checks import (  # noqa: F401 (the bounds are part of this module's interf
     _chunk_is_whole,
     _curve_key_or_empty,
     _env_map,
+    _inline_files,
     _input_list,
     _is_digest,
     _is_digest_or_empty,
@@ -209,6 +213,7 @@ SCHEMA: Dict[str, Spec] = {
         "missing": Field(list, [], _name_list),
         "times": Field(dict, {}, _NON_NEGATIVE_NUMBERS),
         "temps": Field(list, [], _temp_list),  # temporary outputs kept in the worker's cache
+        "files": Field(list, [], _inline_files),  # small outputs, carried here instead of streamed
     }, 1, RESULT_PAYLOAD_MAX),  # payload: stdout, or a function task's pickled outcome
     "cache-update": _spec({
         "added": Field(list, [], _list_of(_is_digest)),
@@ -275,6 +280,7 @@ SCHEMA: Dict[str, Spec] = {
         "call": Field(dict, {}, _call_map),
         "temps": Field(list, [], _name_list),  # outputs kept in the worker's cache, not sent back
         "unpack": Field(list, [], _name_list),  # inputs that are archives: the task sees them unpacked
+        "files": Field(list, [], _inline_files),  # small uncached inputs, carried here instead of streamed
     }, 1, CALL_PAYLOAD_MAX, _task_is_whole),  # payload: a function task's pickled call when small
     "kill": _spec({"task_id": _ID}),
     "revoke": _spec({"task_id": _ID, "attempt": _ID}),  # a queued task: give it back if not started

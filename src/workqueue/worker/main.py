@@ -45,7 +45,7 @@ from .resources import Offer, detect_resources, offer_here
 from .sandbox import SAMPLE_INTERVAL
 from .session import Session
 from .tasks import TaskRunner
-from .workspace import Workspace
+from .workspace import Workspace, coprocess_root
 
 __all__ = ["Options", "Worker", "WorkerRejected", "WorkerStopped", "detect_resources"]
 
@@ -100,6 +100,7 @@ class Options:
     keep_cache: bool = False
     coprocess: Optional[str] = None
     coprocesses_total: Optional[int] = None
+    coprocess_scratch: Optional[str] = None  # a parent directory, or "workspace" (see _coprocess_root)
     curve_key: Optional[str] = None
     curve_server_key: Optional[str] = None
     wall_time: Optional[float] = None
@@ -114,6 +115,7 @@ class Worker:
         self.hostname = socket.gethostname()
         parent = options.workdir or os.environ.get("_CONDOR_SCRATCH_DIR") or tempfile.gettempdir()
         self.space = Workspace(parent, keep=options.keep_cache)
+        self.scratch: Optional[Workspace] = None  # where coprocess calls' sandboxes live, if not the workspace
         self.workspace = self.space.path
         self.complain = LimitedLog(log)
         self.resources: Dict[str, float] = {}
@@ -151,7 +153,9 @@ class Worker:
             self.handlers = self._message_handlers()
             if self.options.coprocess:
                 size = self.options.coprocesses_total or max(1, int(self.resources["cores"]))
-                self.tasks.coprocesses = CoprocessPool(self.options.coprocess, self.workspace, size)
+                root, self.scratch = coprocess_root(self.options.coprocess_scratch, self.workspace)
+                self.tasks.dirs.coprocess_root = root
+                self.tasks.coprocesses = CoprocessPool(self.options.coprocess, root, size)
                 log.info("started %d coprocess(es) %r", size, self.tasks.coprocesses.name)
             log.info("%s (pid %d) on %s%s in %s, offering %s", self.worker_id, os.getpid(), self.hostname,
                      f", {self.offer.job}," if self.offer.job else "", self.workspace, self.offer.describe())
@@ -175,6 +179,8 @@ class Worker:
                 self.cache.reaper.close()
             self.ctx.destroy(0)
             self.space.release()
+            if self.scratch is not None:
+                self.scratch.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 

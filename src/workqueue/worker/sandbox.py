@@ -31,14 +31,27 @@ class SandboxDirs:
 
     def __init__(self, workspace: str, keep: int = 256) -> None:
         self.workspace = workspace
+        self.coprocess_root = workspace  # where coprocesses look for ``t.<task_id>`` (the worker may move it)
         self.keep = keep
         self._free: List[str] = []
+        self._spare_named: List[str] = []  # emptied ``t.<n>`` directories, parked as ``c.<n>``
         self._made = 0
 
-    def take(self, task_id: int, coprocess_name: bool = False) -> str:
-        """An empty directory; ``t.<task_id>`` when a coprocess must find it by that name."""
+    def take(self, task_id: int, coprocess_name: bool = False, on_disk: bool = False) -> str:
+        """An empty directory; ``t.<task_id>`` in the coprocess root when a coprocess must find it by
+        that name (a spare one renamed: a rename costs a tenth of a mkdir here). ``on_disk``: in the
+        workspace, the coprocess root holding a symlink to it, for a call that needs room."""
         if coprocess_name:
-            path = os.path.join(self.workspace, f"t.{task_id}")
+            path = os.path.join(self.coprocess_root, f"t.{task_id}")
+            if on_disk and self.coprocess_root != self.workspace:
+                return self._linked(path)
+            if self._spare_named:
+                try:
+                    os.rename(self._spare_named[-1], path)  # fails if ``path`` is there and not empty
+                    self._spare_named.pop()
+                    return path
+                except OSError:
+                    pass
             _remove(path)
             os.makedirs(path)
             return path
@@ -53,13 +66,60 @@ class SandboxDirs:
     def give_back(self, path: str, known_empty: bool = False, reuse: bool = True) -> None:
         """Empty the directory (unless the caller has just seen it empty); keep it for reuse, or
         remove it."""
-        reusable = reuse and len(self._free) < self.keep and os.path.basename(path).startswith("s.") and \
-            (known_empty or _empty(path))
-        if reusable:
-            self._free.append(path)
-        else:
+        base = os.path.basename(path)
+        named = base.startswith("t.")
+        if named and os.path.dirname(path) != self.coprocess_root:  # on disk, behind a symlink
+            _remove(os.path.join(self.coprocess_root, base))
+            _remove(path)
+            return
+        reusable = reuse and (named or base.startswith("s.")) and \
+            len(self._spare_named if named else self._free) < self.keep and (known_empty or _empty(path))
+        if not reusable:
             _remove(path)
             _remove(path + ".out")
+        elif not named:
+            self._free.append(path)
+        elif not self._park(path):
+            _remove(path)
+
+    def _linked(self, link: str) -> str:
+        path = os.path.join(self.workspace, os.path.basename(link))
+        _remove(path)
+        os.makedirs(path)
+        _remove(link)
+        os.symlink(path, link)
+        return path
+
+    def _park(self, path: str) -> bool:
+        """Keep an emptied ``t.<n>`` directory as a spare under a name of its own."""
+        self._made += 1
+        spare = os.path.join(self.coprocess_root, f"c.{self._made}")
+        try:
+            os.rename(path, spare)
+        except OSError:
+            return False
+        self._spare_named.append(spare)
+        return True
+
+
+ROOM_IN_MEMORY_MAX = 64  # MB: a coprocess call that declares more disk gets its sandbox on disk
+CACHED_IN_MEMORY_MAX = 1 << 20  # bytes of cached inputs copied into a sandbox in memory, at most
+
+
+def _needs_room(task: Dict[str, Any], cache: Optional[Cache]) -> bool:
+    """Whether a coprocess call belongs on disk rather than in memory: it declares more disk than a
+    few small files need, it has archives to unpack, or its cached inputs (which a sandbox in
+    memory gets as copies, not links) are large."""
+    if (task["declared"].get("disk") or 0) > ROOM_IN_MEMORY_MAX or task.get("unpack"):
+        return True
+    total = 0
+    for digest, _, _, _ in task["inputs"]:
+        if digest and cache is not None and cache.has(digest):
+            try:
+                total += os.stat(cache.path(digest)).st_size
+            except OSError:
+                pass
+    return total > CACHED_IN_MEMORY_MAX
 
 
 def _empty(path: str) -> bool:
@@ -134,6 +194,24 @@ def truncated_stdout(path: str, limit: int = RESULT_PAYLOAD_MAX) -> bytes:
         return f.read(kept) + _TRUNCATED % kept
 
 
+def _write_new(target: str, mode: int, data: bytes) -> None:
+    """An input that came inside the task message (inline_files.py), written where no file is yet."""
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        os.makedirs(parent)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode & 0o777 | 0o400)
+    except FileExistsError:
+        raise ValueError(f"input {os.path.basename(target)!r} is given twice") from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -144,14 +222,16 @@ def _remove(path: str) -> None:
 class Sandbox:
     """A task's private directory and the shell that runs its command in it."""
 
-    def __init__(self, dirs: SandboxDirs, task: Dict[str, Any], call_payload: bytes = b"") -> None:
+    def __init__(self, dirs: SandboxDirs, task: Dict[str, Any], call_payload: bytes = b"",
+                 cache: Optional[Cache] = None) -> None:
         self.task = task
         self.call_payload = call_payload
         self.task_id: int = task["task_id"]
         self.attempt: int = task["attempt"]
         self.allocation: Tuple = tuple(sorted(task["resources"].items()))  # hashable: compared often
         self._dirs = dirs
-        self.dir = dirs.take(self.task_id, coprocess_name=task["kind"] == "remote")
+        remote = task["kind"] == "remote"
+        self.dir = dirs.take(self.task_id, coprocess_name=remote, on_disk=remote and _needs_room(task, cache))
         self.pid = 0
         self.exit_code: Optional[int] = None
         self.pidfd = -1
@@ -171,14 +251,18 @@ class Sandbox:
         return tuple(self._linked)
 
     def stage(self, cache: Cache) -> Optional[str]:
-        """Link every input from the cache into the sandbox; return the digest of one that is absent.
+        """Write the inputs that came inline, and link every other input from the cache into the
+        sandbox; return the digest of one that is absent.
 
         Raises UnsafeName for an input that would land outside the sandbox, and ValueError for a
         digest that is not one; nothing is written for either."""
         inputs = self.task["inputs"]
-        if not inputs:
+        files = self.task.get("files")
+        if not inputs and not files:
             return None
         root = os.path.realpath(self.dir)
+        for name, mode, data in files or ():
+            _write_new(inside(root, name), mode, data)
         unpack = self.task.get("unpack")
         for digest, name, mode, keep in inputs:
             target = inside(root, name)

@@ -25,6 +25,7 @@ import msgpack
 
 from ..constants import Result
 from ..data.cache import Cache
+from ..data.inline_files import Budget, read_output
 from ..data.transfer import FileSource
 from ..pytask import FunctionTaskFailed
 from ..ratelimit import LimitedLog
@@ -90,7 +91,7 @@ class TaskRunner:
                 self._refuse(session, task, ValueError(f"{len(self.queued)} tasks are waiting here already"))
                 return
             try:
-                sandbox = Sandbox(self.dirs, task, call_payload)
+                sandbox = Sandbox(self.dirs, task, call_payload, self.cache)
             except Exception as error:
                 self._refuse(session, task, error)
                 return
@@ -384,10 +385,15 @@ class TaskRunner:
                                                  self.complain)
             if evicted:
                 session.send(protocol.encode("cache-update", removed=evicted))
+        inline: List[list] = []
+        budget = Budget()
         for name, path in present:
-            if not self._send_output(session, sandbox, name, path):
+            small = read_output(name, path, budget)
+            if small is not None:
+                inline.append(small)
+            elif not self._send_output(session, sandbox, name, path):
                 missing.append(name)
-        self.report(session, sandbox, result, exit_code, measured, stdout, missing, limits, temps)
+        self.report(session, sandbox, result, exit_code, measured, stdout, missing, limits, temps, inline)
 
     def _send_output(self, session: Session, sandbox: Sandbox, name: str, path: str) -> bool:
         """Stream one output to the master; False if it cannot be read (it then counts as missing)."""
@@ -406,9 +412,9 @@ class TaskRunner:
 
     def report(self, session: Session, sandbox: Sandbox, result: Result, exit_code: int,
                measured: Dict[str, float], stdout: bytes, missing: List[str] = (),
-               limits: Optional[Dict[str, float]] = None, temps: List[list] = ()) -> None:
+               limits: Optional[Dict[str, float]] = None, temps: List[list] = (), files: List[list] = ()) -> None:
         session.hold_result(_result(sandbox.task_id, sandbox.attempt, result, exit_code, measured, stdout,
-                                    missing, limits, temps))
+                                    missing, limits, temps, files))
         self.reported.append(sandbox)
         self.tasks_done += 1
 
@@ -498,11 +504,12 @@ def _header_fields(frames: List[Any]) -> Dict[Any, Any]:
 
 def _result(task_id: int, attempt: int, result: Result, exit_code: int, measured: Dict[str, float],
             stdout: bytes, missing: List[str] = (), limits: Optional[Dict[str, float]] = None,
-            temps: List[list] = ()) -> List[Any]:
+            temps: List[list] = (), files: List[list] = ()) -> List[Any]:
     return protocol.encode(
         "result", [stdout], task_id=task_id, attempt=attempt, result=int(result), exit_code=exit_code,
         measured=measured, limits_exceeded=limits or {}, missing=list(missing),
-        times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)}, temps=list(temps))
+        times={"start": measured.get("start", 0.0), "end": measured.get("end", 0.0)}, temps=list(temps),
+        files=list(files))
 
 
 def _outcome_too_large(sandbox: Sandbox, size: int) -> bytes:
